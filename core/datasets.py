@@ -1,0 +1,270 @@
+"""Readers for annotated face datasets (numpy + OpenCV only), so training, evaluation and benchmarks
+read every layout the same way.
+
+Layouts understood:
+
+* a folder laid out like ``../shared/data`` with a ``manifest.csv`` (``image,pts,source,...``);
+* an iBUG/300-W folder tree: images with a ``.pts`` file of the same stem beside them (LFPW, HELEN,
+  AFW, iBUG, 300-W test, Menpo);
+* a WFLW annotation file: one face per line, 196 coordinates, 4 box values, 6 attribute flags and
+  the image path relative to the image folder.
+
+Readers return :class:`FaceRecord` (path + landmarks, image not yet decoded) so large datasets are
+cheap to index; :meth:`FaceRecord.load` decodes one image. Malformed input raises
+:class:`DatasetError` naming the file and line.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import cv2
+import numpy as np
+
+from core.schemes import get_scheme, scheme_for_point_count
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
+
+
+class DatasetError(ValueError):
+    """A dataset file is missing or malformed; the message names the file (and line)."""
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    """One annotated face: where its image is and its landmarks in that image's pixels."""
+
+    image_path: Path
+    landmarks: np.ndarray = field(repr=False)
+    scheme: str
+    source: str
+
+    @property
+    def key(self) -> str:
+        """Stable identifier: ``source/stem`` (unique within a dataset)."""
+        return f"{self.source}/{self.image_path.stem}"
+
+    def load(self) -> "FaceSample":
+        image = cv2.imread(str(self.image_path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DatasetError(f"{self.image_path}: cannot read image (missing or not an image)")
+        return FaceSample(image, self.landmarks, self.scheme, self.source, self.image_path)
+
+
+@dataclass(frozen=True)
+class FaceSample:
+    """A decoded face: ``image`` BGR uint8, ``landmarks [L, 2]`` float in its pixels."""
+
+    image: np.ndarray = field(repr=False)
+    landmarks: np.ndarray = field(repr=False)
+    scheme: str
+    source: str
+    path: Path
+
+
+def read_pts(path: str | Path) -> np.ndarray:
+    """Read an iBUG ``.pts`` file into ``[L, 2]`` float32; errors name the file and line."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read landmarks file ({exc})") from exc
+    declared = None
+    points: list[tuple[float, float]] = []
+    inside = False
+    for lineno, raw in enumerate(lines, start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if not inside:
+            if line.startswith("n_points"):
+                match = re.fullmatch(r"n_points\s*:\s*(\d+)", line)
+                if not match:
+                    raise DatasetError(f"{path}:{lineno}: malformed n_points line {line!r}")
+                declared = int(match.group(1))
+            elif line == "{":
+                inside = True
+            elif not line.startswith("version"):
+                raise DatasetError(f"{path}:{lineno}: unexpected header line {line!r}")
+            continue
+        if line == "}":
+            inside = False
+            break
+        parts = line.split()
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            points.append((float(parts[0]), float(parts[1])))
+        except ValueError:
+            raise DatasetError(f"{path}:{lineno}: expected two numbers 'x y', got {line!r}") from None
+    if declared is None:
+        raise DatasetError(f"{path}: no 'n_points:' header")
+    if inside:
+        raise DatasetError(f"{path}: missing closing '}}'")
+    if len(points) != declared:
+        raise DatasetError(f"{path}: n_points says {declared} but {len(points)} points are listed")
+    arr = np.asarray(points, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        raise DatasetError(f"{path}: non-finite coordinate")
+    return arr
+
+
+def read_manifest(root: str | Path) -> list[FaceRecord]:
+    """Read a ``manifest.csv`` folder (the ../shared/data layout)."""
+    root = Path(root)
+    manifest = root / "manifest.csv"
+    records = []
+    with manifest.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = {"image", "pts", "source"} - set(reader.fieldnames or [])
+        if missing:
+            raise DatasetError(f"{manifest}:1: header lacks column(s) {', '.join(sorted(missing))}")
+        for lineno, row in enumerate(reader, start=2):
+            pts = read_pts(root / row["pts"])
+            declared = row.get("n_points")
+            if declared and int(declared) != len(pts):
+                raise DatasetError(f"{manifest}:{lineno}: n_points {declared} but {row['pts']} has {len(pts)}")
+            scheme = _scheme_name(len(pts), manifest, lineno)
+            records.append(FaceRecord(root / row["image"], pts, scheme, row["source"]))
+    return records
+
+
+def read_pts_folder(root: str | Path) -> list[FaceRecord]:
+    """Every image under ``root`` with a same-stem ``.pts`` beside it (the 300-W/Menpo layout).
+
+    ``source`` is the image's folder relative to ``root`` (``helen/testset`` → ``helen_testset``).
+    """
+    root = Path(root)
+    records = []
+    for pts_path in sorted(root.rglob("*.pts")):
+        image_path = next((pts_path.with_suffix(s) for s in IMAGE_SUFFIXES if pts_path.with_suffix(s).exists()), None)
+        if image_path is None:
+            raise DatasetError(f"{pts_path}: no image with the same name beside it")
+        pts = read_pts(pts_path)
+        rel = pts_path.parent.relative_to(root).as_posix()
+        source = rel.replace("/", "_") if rel != "." else root.name
+        records.append(FaceRecord(image_path, pts, _scheme_name(len(pts), pts_path), source))
+    if not records:
+        raise DatasetError(f"{root}: no .pts files found (expected images with .pts beside them)")
+    return records
+
+
+def read_wflw(annotation_file: str | Path, image_root: str | Path | None = None) -> list[FaceRecord]:
+    """Read a WFLW annotation file (``list_98pt_rect_attr_*.txt``).
+
+    ``image_root`` defaults to ``WFLW_images`` beside the annotation folder, as the dataset unpacks.
+    """
+    annotation_file = Path(annotation_file)
+    if image_root is None:
+        image_root = annotation_file.parent.parent / "WFLW_images"
+    image_root = Path(image_root)
+    records = []
+    with annotation_file.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            parts = line.split()
+            if not parts:
+                continue
+            if len(parts) != 196 + 4 + 6 + 1:
+                raise DatasetError(f"{annotation_file}:{lineno}: expected 207 fields (196 coordinates, 4 box, "
+                                   f"6 attributes, image path), got {len(parts)}")
+            try:
+                pts = np.asarray(parts[:196], dtype=np.float32).reshape(98, 2)
+            except ValueError:
+                raise DatasetError(f"{annotation_file}:{lineno}: non-numeric coordinate") from None
+            path = Path(parts[-1])
+            records.append(FaceRecord(image_root / path, pts, "wflw98", f"wflw_{path.parts[0].split('--')[-1]}"
+                                      if len(path.parts) > 1 else "wflw"))
+    if not records:
+        raise DatasetError(f"{annotation_file}: no annotation lines")
+    return records
+
+
+def read_dataset(path: str | Path) -> list[FaceRecord]:
+    """Read any known layout, chosen from what ``path`` is (see the module docstring)."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file or folder")
+    if path.is_file():
+        if path.suffix == ".txt":
+            return read_wflw(path)
+        raise DatasetError(f"{path}: unknown annotation file type (expected a WFLW .txt or a folder)")
+    if (path / "manifest.csv").exists():
+        return read_manifest(path)
+    return read_pts_folder(path)
+
+
+def iter_samples(records: list[FaceRecord]) -> Iterator[FaceSample]:
+    """Decode records one by one (the (image, landmarks, scheme, source) stream)."""
+    for record in records:
+        yield record.load()
+
+
+def _scheme_name(num_points: int, path: Path, lineno: int | None = None) -> str:
+    try:
+        return scheme_for_point_count(num_points).name
+    except KeyError as exc:
+        where = f"{path}:{lineno}" if lineno else str(path)
+        raise DatasetError(f"{where}: {exc.args[0]}") from None
+
+
+# --- the repository's train/validation split -------------------------------------------------
+
+#: The split of ../shared/data used everywhere (training, evaluation, benchmarks).
+SPLIT_FILE = Path(__file__).resolve().parent.parent / "assets" / "split.json"
+#: Only these sources can be validation faces: manual 300-W annotations (the others are pseudo-labels,
+#: renderings or a handful of faces).
+VALIDATION_SOURCES = ("300w_afw", "300w_helen_train")
+VALIDATION_PERCENT = 15
+
+
+def photo_id(record: FaceRecord) -> str:
+    """The original photo a face crop came from: two faces of one photo share it.
+
+    300-W stems are ``<photo>_<k>``; the mmpose/dlib/COCO/WFLW crops are ``<photo>_face<k>``; the
+    300W-LP renderings ``AFW_<photo>_<k>_<j>_face0`` come from AFW photos and share their id.
+    """
+    stem = record.image_path.stem
+    rendered = re.fullmatch(r"AFW_(\d+)_\d+_\d+_face\d+", stem)
+    if rendered:
+        return f"afw:{rendered.group(1)}"
+    base = re.sub(r"_face\d+$", "", stem)
+    base = re.sub(r"_\d+$", "", base) if record.source.startswith("300w_") else base
+    family = "afw" if record.source == "300w_afw" else record.source
+    return f"{family}:{base}"
+
+
+def is_validation_photo(pid: str) -> bool:
+    """Deterministic rule: a photo is in validation if its SHA-1 falls in the first VALIDATION_PERCENT %."""
+    family = pid.split(":", 1)[0]
+    if family not in ("afw", "300w_helen_train"):
+        return False
+    return int(hashlib.sha1(pid.encode()).hexdigest()[:8], 16) % 100 < VALIDATION_PERCENT
+
+
+def make_split(records: list[FaceRecord]) -> dict[str, list[str]]:
+    """Apply the rule to records: ``{"train": [keys], "val": [keys]}`` (sorted)."""
+    split: dict[str, list[str]] = {"train": [], "val": []}
+    for record in records:
+        part = "val" if record.source in VALIDATION_SOURCES and is_validation_photo(photo_id(record)) else "train"
+        split[part].append(record.key)
+    return {k: sorted(v) for k, v in split.items()}
+
+
+def load_split(path: str | Path = SPLIT_FILE) -> dict[str, set[str]]:
+    """The stored split as sets of record keys."""
+    with Path(path).open(encoding="utf-8") as f:
+        data = json.load(f)
+    return {"train": set(data["train"]), "val": set(data["val"])}
+
+
+def select_split(records: list[FaceRecord], part: str, split: dict[str, set[str]] | None = None) -> list[FaceRecord]:
+    """The records of one part (``train`` or ``val``) of the stored split."""
+    split = split if split is not None else load_split()
+    if part not in split:
+        raise ValueError(f"unknown split part {part!r}; use 'train' or 'val'")
+    return [r for r in records if r.key in split[part]]

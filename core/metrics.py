@@ -1,0 +1,73 @@
+"""Landmark accuracy metrics as the literature reports them: NME, FR@0.1, AUC@0.1, CED, and the
+confidence–error correlation AnchorFace uses to show its confidences are meaningful."""
+from __future__ import annotations
+
+import numpy as np
+
+from core.geometry import landmark_box
+from core.schemes import LandmarkScheme
+
+NORMALISATIONS = ("inter_ocular", "box_diagonal", "face_size")
+
+
+def normaliser(gt: np.ndarray, scheme: LandmarkScheme, kind: str = "inter_ocular") -> np.ndarray:
+    """Per-image normalising distance for ``[N, L, 2]`` ground truth.
+
+    ``inter_ocular``: outer eye corners (300W, WFLW); ``box_diagonal``: landmark box diagonal (Menpo);
+    ``face_size``: sqrt(w·h) of the landmark box (AFLW).
+    """
+    gt = np.asarray(gt, dtype=np.float64)
+    if kind == "inter_ocular":
+        a, b = scheme.outer_eye_corners
+        return np.linalg.norm(gt[:, a] - gt[:, b], axis=1)
+    boxes = [landmark_box(g) for g in gt]
+    if kind == "box_diagonal":
+        return np.array([np.hypot(b.width, b.height) for b in boxes])
+    if kind == "face_size":
+        return np.array([np.sqrt(b.width * b.height) for b in boxes])
+    raise ValueError(f"unknown normalisation {kind!r}; use one of {', '.join(NORMALISATIONS)}")
+
+
+def nme(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, kind: str = "inter_ocular") -> np.ndarray:
+    """Per-image NME (a fraction, not %): mean point-to-point error over landmarks / normaliser."""
+    pred = np.asarray(pred, dtype=np.float64)
+    gt = np.asarray(gt, dtype=np.float64)
+    if pred.shape != gt.shape or pred.ndim != 3:
+        raise ValueError(f"pred and gt must both be [N, L, 2], got {pred.shape} and {gt.shape}")
+    err = np.linalg.norm(pred - gt, axis=2).mean(axis=1)
+    return err / normaliser(gt, scheme, kind)
+
+
+def failure_rate(nmes: np.ndarray, threshold: float = 0.1) -> float:
+    """Share of images whose NME exceeds ``threshold`` (FR@0.1)."""
+    nmes = np.asarray(nmes, dtype=np.float64)
+    return float((nmes > threshold).mean()) if nmes.size else float("nan")
+
+
+def ced_curve(nmes: np.ndarray, max_error: float = 0.1, steps: int = 1001) -> tuple[np.ndarray, np.ndarray]:
+    """Cumulative error distribution: ``(errors, fraction of images with NME ≤ error)``."""
+    nmes = np.sort(np.asarray(nmes, dtype=np.float64))
+    xs = np.linspace(0.0, max_error, steps)
+    ys = np.searchsorted(nmes, xs, side="right") / max(len(nmes), 1)
+    return xs, ys
+
+
+def auc(nmes: np.ndarray, max_error: float = 0.1, steps: int = 1001) -> float:
+    """Area under the CED curve up to ``max_error``, normalised to [0, 1] (AUC@0.1)."""
+    xs, ys = ced_curve(nmes, max_error, steps)
+    return float(np.trapz(ys, xs) / max_error)
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation (e.g. anchor confidence vs anchor error; the paper reports −0.82)."""
+    x = np.asarray(x, dtype=np.float64).ravel()
+    y = np.asarray(y, dtype=np.float64).ravel()
+    if x.size < 2 or x.std() == 0 or y.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(x, y)[0, 1])
+
+
+def anchor_errors(anchor_landmarks: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
+    """``[N, M]`` NME of every anchor's prediction against its face's ground truth."""
+    err = np.linalg.norm(np.asarray(anchor_landmarks, np.float64) - np.asarray(gt, np.float64)[:, None], axis=3)
+    return err.mean(axis=2) / normaliser(gt, scheme)[:, None]

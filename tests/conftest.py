@@ -1,0 +1,20 @@
+"""Shared test fixtures: where the shared data lives, and the Qt platform for headless runs."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data resolved from the repo root; tests that need it skip where it is absent."""
+    if not (SHARED_DATA / "manifest.csv").exists():
+        pytest.skip(f"shared data not found at {SHARED_DATA} (only present on the project's machines)")
+    return SHARED_DATA
