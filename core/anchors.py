@@ -104,9 +104,10 @@ def handdesign_base_shapes(shapes: np.ndarray, scheme: LandmarkScheme, gamma: fl
     means: list[np.ndarray | None] = [shapes[b].mean(axis=0) if b.any() else None for b in buckets]
     frontal = means[1] if means[1] is not None else shapes.mean(axis=0)
     means[1] = frontal
+    found = list(means)  # borrow only from buckets that really had faces, not from one just filled in
     for side, other in ((0, 2), (2, 0)):
-        if means[side] is None:
-            source = means[other] if means[other] is not None else frontal
+        if found[side] is None:
+            source = found[other] if found[other] is not None else frontal
             means[side] = mirror_shape(source, scheme)
     return np.stack(means)  # type: ignore[arg-type]
 
@@ -119,8 +120,8 @@ def mirror_shape(shape: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
 
 
 def kmeans_base_shapes(shapes: np.ndarray, k: int, seed: int = 0, iterations: int = 100) -> np.ndarray:
-    """K-means (k-means++ seeding) over flattened shapes; clusters sorted by mean x of the nose tip
-    direction so the output order is stable across runs. Deterministic given ``seed``."""
+    """K-means (k-means++ seeding) over flattened shapes; clusters sorted by the mean x of all their
+    points (turned one way, frontal, turned the other) so the order is stable. Deterministic given ``seed``."""
     data = shapes.reshape(len(shapes), -1)
     if len(data) < k:
         raise ValueError(f"need at least {k} shapes for {k} clusters, got {len(data)}")
@@ -174,12 +175,14 @@ def save_templates(path: str | Path, templates: np.ndarray, config: AnchorConfig
     """Save templates as a plain ``.npz`` of arrays (no pickle), with the config beside them."""
     np.savez(path, templates=templates.astype(np.float32), scheme=np.array(scheme.name),
              grid=config.grid, area=config.area, num_base=config.num_base, num_rolls=config.num_rolls,
-             input_size=config.input_size, method=np.array(config.method))
+             input_size=config.input_size, method=np.array(config.method), gamma=config.gamma,
+             seed=config.seed)
 
 
 def load_templates(path: str | Path) -> tuple[np.ndarray, AnchorConfig, str]:
     """Inverse of :func:`save_templates`; returns ``(templates, config, scheme_name)``."""
     with np.load(path, allow_pickle=False) as f:
         config = AnchorConfig(input_size=int(f["input_size"]), grid=int(f["grid"]), area=float(f["area"]),
-                              num_base=int(f["num_base"]), num_rolls=int(f["num_rolls"]), method=str(f["method"]))
+                              num_base=int(f["num_base"]), num_rolls=int(f["num_rolls"]), method=str(f["method"]),
+                              gamma=float(f["gamma"]), seed=int(f["seed"]))
         return f["templates"].astype(np.float64), config, str(f["scheme"])

@@ -75,6 +75,7 @@ def read_pts(path: str | Path) -> np.ndarray:
     except (OSError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: cannot read landmarks file ({exc})") from exc
     declared = None
+    declared_line = 0
     points: list[tuple[float, float]] = []
     inside = False
     for lineno, raw in enumerate(lines, start=1):
@@ -86,8 +87,10 @@ def read_pts(path: str | Path) -> np.ndarray:
                 match = re.fullmatch(r"n_points\s*:\s*(\d+)", line)
                 if not match:
                     raise DatasetError(f"{path}:{lineno}: malformed n_points line {line!r}")
-                declared = int(match.group(1))
+                declared, declared_line = int(match.group(1)), lineno
             elif line == "{":
+                if declared is None:
+                    raise DatasetError(f"{path}:{lineno}: point list starts before any 'n_points:' header")
                 inside = True
             elif not line.startswith("version"):
                 raise DatasetError(f"{path}:{lineno}: unexpected header line {line!r}")
@@ -99,19 +102,19 @@ def read_pts(path: str | Path) -> np.ndarray:
         try:
             if len(parts) != 2:
                 raise ValueError
-            points.append((float(parts[0]), float(parts[1])))
+            point = (float(parts[0]), float(parts[1]))
         except ValueError:
             raise DatasetError(f"{path}:{lineno}: expected two numbers 'x y', got {line!r}") from None
+        if not np.isfinite(point).all():
+            raise DatasetError(f"{path}:{lineno}: non-finite coordinate {line!r}")
+        points.append(point)
     if declared is None:
-        raise DatasetError(f"{path}: no 'n_points:' header")
+        raise DatasetError(f"{path}:{max(len(lines), 1)}: file ends without an 'n_points:' header")
     if inside:
-        raise DatasetError(f"{path}: missing closing '}}'")
+        raise DatasetError(f"{path}:{len(lines)}: file ends without the closing '}}'")
     if len(points) != declared:
-        raise DatasetError(f"{path}: n_points says {declared} but {len(points)} points are listed")
-    arr = np.asarray(points, dtype=np.float32)
-    if not np.isfinite(arr).all():
-        raise DatasetError(f"{path}: non-finite coordinate")
-    return arr
+        raise DatasetError(f"{path}:{declared_line}: n_points says {declared} but {len(points)} points are listed")
+    return np.asarray(points, dtype=np.float32)
 
 
 def read_manifest(root: str | Path) -> list[FaceRecord]:
@@ -157,11 +160,12 @@ def read_pts_folder(root: str | Path) -> list[FaceRecord]:
 def read_wflw(annotation_file: str | Path, image_root: str | Path | None = None) -> list[FaceRecord]:
     """Read a WFLW annotation file (``list_98pt_rect_attr_*.txt``).
 
-    ``image_root`` defaults to ``WFLW_images`` beside the annotation folder, as the dataset unpacks.
+    ``image_root`` defaults to ``WFLW_images`` beside the annotation folder, as the dataset unpacks
+    (``WFLW/WFLW_annotations/list_98pt_rect_attr_train_test/*.txt`` and ``WFLW/WFLW_images/``).
     """
     annotation_file = Path(annotation_file)
     if image_root is None:
-        image_root = annotation_file.parent.parent / "WFLW_images"
+        image_root = annotation_file.resolve().parent.parent.parent / "WFLW_images"
     image_root = Path(image_root)
     records = []
     with annotation_file.open(encoding="utf-8") as f:

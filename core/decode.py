@@ -34,9 +34,11 @@ def aggregate(anchor_landmarks: np.ndarray, anchor_confidence: np.ndarray, strat
     conf = np.asarray(anchor_confidence, dtype=np.float32)
     if preds.ndim != 4 or preds.shape[-1] != 2 or conf.shape != preds.shape[:2]:
         raise ValueError(f"expected landmarks [N, M, L, 2] and confidence [N, M], got {preds.shape} and {conf.shape}")
+    if preds.shape[1] == 0:
+        raise ValueError("no anchors to aggregate (M = 0)")
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown aggregation {strategy!r}; use one of {', '.join(STRATEGIES)}")
-    score = conf.max(axis=1) if conf.shape[1] else np.zeros(len(conf), np.float32)
+    score = conf.max(axis=1)
     best = preds[np.arange(len(preds)), conf.argmax(axis=1)]
     if strategy == "argmax":
         return Aggregated(best, score)

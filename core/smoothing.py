@@ -1,0 +1,213 @@
+"""Temporal smoothing of one tracked face's landmarks: interchangeable filters behind one protocol.
+
+Raw per-frame landmarks jitter by about a percent of the face size even on a still face, which is very
+visible in an overlay. A filter must remove that jitter without making the overlay trail behind a moving
+head. The tracker owns one smoother per track, feeds it every frame and calls :meth:`Smoother.reset`
+when the face is re-detected (a new track, or a jump the filter must not blend across).
+
+* :class:`KalmanSmoother` (default): constant-velocity Kalman filter with confidence-scaled measurement
+  noise and motion-adaptive covariance, so it smooths hard when the face is still and follows at once
+  when it moves.
+* :class:`OneEuroSmoother`: the One-Euro filter (Casiez et al., CHI 2012), speed-adaptive low-pass.
+* :class:`NoSmoother`: pass-through, for measuring the raw output.
+
+All filters express their tuning relative to the face size (the longer side of the landmark box), so
+the same settings work for a face near the camera and one far away.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Protocol, runtime_checkable
+
+import numpy as np
+from filterpy.common import Q_discrete_white_noise
+from filterpy.kalman import KalmanFilter
+
+from core.geometry import landmark_box
+
+log = logging.getLogger(__name__)
+
+#: Shortest time step used when timestamps repeat or go backwards (seconds).
+MIN_DT = 1e-3
+#: Confidence floor: below it the measurement noise stops growing, so a near-zero score cannot freeze
+#: the filter forever.
+MIN_CONFIDENCE = 0.05
+
+
+@runtime_checkable
+class Smoother(Protocol):
+    """One face's temporal filter: ``update`` takes ``[L, 2]`` landmarks, the face confidence in (0, 1]
+    and the frame time in seconds, and returns the smoothed ``[L, 2]``; ``reset`` forgets the past."""
+
+    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray: ...
+
+    def reset(self) -> None: ...
+
+
+class NoSmoother:
+    """Pass-through (the raw model output)."""
+
+    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray:
+        return np.array(landmarks, dtype=np.float64)
+
+    def reset(self) -> None:
+        pass
+
+
+class KalmanSmoother:
+    """Constant-velocity Kalman filter over every landmark coordinate, built on ``filterpy``.
+
+    State per coordinate: position and velocity. Every coordinate shares the same motion model and
+    noise levels, hence the same covariance and gain, so one 2-state ``filterpy.KalmanFilter`` carries
+    all of them at once: its state ``x`` is a ``[2, 2L]`` matrix (one column per coordinate) and its
+    covariance is the shared 2×2 ``P``. This is exactly ``2L`` independent filters at the cost of one.
+
+    * Measurement noise ``R``: ``(measurement_noise · size / confidence)²`` — a less confident face
+      is trusted less.
+    * Process noise ``Q``: white acceleration of standard deviation ``process_noise · size`` per s², with
+      the real time step from the timestamps (variable frame rates are fine).
+    * Motion adaptation: a small ``Q`` is what makes a still face steady, but it would make the filter
+      trail a head that starts to move. Each frame, the innovation field (measurement minus prediction,
+      ``[L, 2]``) is split by least squares into an affine part — what a moving head produces, coherent
+      over all points — and a residual, which estimates the noise level from the same frame. When the
+      affine part's energy per degree of freedom exceeds ``motion_threshold`` times the residual's
+      (an F-test; about 1 for pure noise), the prior covariance is inflated by that excess, raising the
+      gain so the estimate catches up within the frame. The test is self-calibrating: it does not
+      depend on ``measurement_noise`` being right.
+    """
+
+    def __init__(self, measurement_noise: float = 0.005, process_noise: float = 0.005,
+                 motion_threshold: float = 3.0) -> None:
+        if measurement_noise <= 0 or process_noise <= 0 or motion_threshold <= 0:
+            raise ValueError("measurement_noise, process_noise and motion_threshold must be positive, got "
+                             f"{measurement_noise}, {process_noise}, {motion_threshold}")
+        self.measurement_noise = measurement_noise
+        self.process_noise = process_noise
+        self.motion_threshold = motion_threshold
+        self._kf: KalmanFilter | None = None
+        self._t = 0.0
+        self._shape: tuple[int, ...] = ()
+
+    def reset(self) -> None:
+        self._kf = None
+
+    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray:
+        pts = _as_points(landmarks)
+        z = pts.reshape(1, -1)
+        size = max(landmark_box(pts).size, 1e-6)
+        r = (self.measurement_noise * size / max(float(confidence), MIN_CONFIDENCE)) ** 2
+        if self._kf is None:
+            self._start(z, r, size, t, pts.shape)
+            return pts
+        if pts.shape != self._shape:
+            raise ValueError(f"landmarks changed shape from {self._shape} to {pts.shape} without reset()")
+        kf = self._kf
+        dt = _time_step(t, self._t)
+        self._t = t
+        kf.F = np.array([[1.0, dt], [0.0, 1.0]])
+        kf.Q = Q_discrete_white_noise(dim=2, dt=dt, var=(self.process_noise * size) ** 2)
+        kf.predict()
+        motion = _coherent_motion_ratio((z - kf.H @ kf.x).reshape(pts.shape), kf.x[0].reshape(pts.shape))
+        if motion > self.motion_threshold:
+            kf.P = kf.P * (motion / self.motion_threshold)
+        # Passing H explicitly makes filterpy take z as given (a row of 2L measurements) instead of
+        # reshaping it to one column: the update then runs on every coordinate at once.
+        kf.update(z, R=np.array([[r]]), H=kf.H)
+        return kf.x[0].reshape(pts.shape).copy()
+
+    def _start(self, z: np.ndarray, r: float, size: float, t: float, shape: tuple[int, ...]) -> None:
+        kf = KalmanFilter(dim_x=2, dim_z=1)
+        kf.x = np.vstack([z, np.zeros_like(z)])
+        kf.H = np.array([[1.0, 0.0]])
+        # Position as uncertain as one measurement; velocity unknown, up to about a face size per second.
+        kf.P = np.diag([r, size ** 2])
+        self._kf, self._t, self._shape = kf, t, shape
+
+
+def _coherent_motion_ratio(innovation: np.ndarray, points: np.ndarray) -> float:
+    """F statistic of an affine fit to the innovation field ``[L, 2]`` at ``points`` (≈1 for pure noise)."""
+    design = np.hstack([points - points.mean(axis=0), np.ones((len(points), 1))])
+    coef, *_ = np.linalg.lstsq(design, innovation, rcond=None)
+    fitted = design @ coef
+    dof_fit = coef.size
+    dof_residual = innovation.size - dof_fit
+    if dof_residual <= 0:
+        return 0.0
+    residual = ((innovation - fitted) ** 2).sum() / dof_residual
+    return float((fitted ** 2).sum() / dof_fit / max(residual, 1e-12))
+
+
+class OneEuroSmoother:
+    """The One-Euro filter, vectorised over all coordinates.
+
+    A first-order low-pass whose cutoff rises with speed: ``cutoff = min_cutoff + beta · |speed|``
+    (Hz; speed in face sizes per second, so ``beta`` is scale-free), with the speed itself low-passed
+    at ``d_cutoff`` Hz. It ignores the confidence.
+    """
+
+    def __init__(self, min_cutoff: float = 1.0, beta: float = 20.0, d_cutoff: float = 1.0) -> None:
+        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
+            raise ValueError(f"need min_cutoff > 0, d_cutoff > 0, beta >= 0; got {min_cutoff}, {d_cutoff}, {beta}")
+        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+        self._x: np.ndarray | None = None
+        self._dx = np.zeros(0)
+        self._t = 0.0
+
+    def reset(self) -> None:
+        self._x = None
+
+    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray:
+        pts = _as_points(landmarks)
+        if self._x is None:
+            self._x, self._dx, self._t = pts, np.zeros_like(pts), t
+            return pts.copy()
+        if pts.shape != self._x.shape:
+            raise ValueError(f"landmarks changed shape from {self._x.shape} to {pts.shape} without reset()")
+        dt = _time_step(t, self._t)
+        self._t = t
+        size = max(landmark_box(pts).size, 1e-6)
+        speed = (pts - self._x) / dt / size
+        self._dx = self._dx + _smoothing_factor(self.d_cutoff, dt) * (speed - self._dx)
+        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        self._x = self._x + _smoothing_factor(cutoff, dt) * (pts - self._x)
+        return self._x.copy()
+
+
+def _smoothing_factor(cutoff: float | np.ndarray, dt: float) -> float | np.ndarray:
+    """Exponential-smoothing weight of a first-order low-pass at ``cutoff`` Hz for step ``dt``."""
+    tau = 1.0 / (2.0 * np.pi * cutoff)
+    return 1.0 / (1.0 + tau / dt)
+
+
+def _time_step(t: float, previous: float) -> float:
+    dt = float(t) - previous
+    if dt < MIN_DT:
+        log.debug("timestamp step %.6f s is not positive; using %.3f s", dt, MIN_DT)
+        return MIN_DT
+    return dt
+
+
+def _as_points(landmarks: np.ndarray) -> np.ndarray:
+    pts = np.array(landmarks, dtype=np.float64)
+    if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 4:
+        raise ValueError(f"expected landmarks [L, 2] with L >= 4, got {pts.shape}")
+    return pts
+
+
+SMOOTHERS: dict[str, Callable[..., Smoother]] = {
+    "kalman": KalmanSmoother,
+    "one-euro": OneEuroSmoother,
+    "none": NoSmoother,
+}
+
+
+def make_smoother(name: str, **params: Any) -> Smoother:
+    """Build a smoother by name (``kalman``, ``one-euro``, ``none``) with its keyword parameters."""
+    try:
+        factory = SMOOTHERS[name]
+    except KeyError:
+        raise ValueError(f"unknown smoother {name!r}; choose one of {', '.join(SMOOTHERS)}") from None
+    try:
+        return factory(**params)
+    except TypeError as exc:
+        raise ValueError(f"bad parameters for smoother {name!r}: {exc}") from None

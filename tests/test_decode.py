@@ -1,0 +1,91 @@
+"""Aggregation of per-anchor predictions (core.decode): every expected value below is worked out by hand."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate
+
+# One face, three anchors, two landmarks each.
+A0 = [[0.0, 0.0], [10.0, 0.0]]
+A1 = [[16.0, 0.0], [10.0, 16.0]]
+A2 = [[100.0, 100.0], [100.0, 100.0]]
+PREDS = np.array([[A0, A1, A2]], dtype=np.float32)  # [1, 3, 2, 2]
+
+
+def test_defaults_are_the_papers() -> None:
+    assert DEFAULT_THRESHOLD == 0.6
+    assert set(STRATEGIES) == {"weighted", "argmax", "mean"}
+
+
+def test_weighted_uses_confidences_as_weights_and_drops_anchors_below_threshold() -> None:
+    # C = 0.9, 0.7 pass C_th = 0.6; 0.5 does not (its far-away anchor would pull the mean to ~100).
+    # point 0: x = (0.9*0 + 0.7*16) / 1.6 = 7, y = 0; point 1: x = 10, y = (0.7*16) / 1.6 = 7.
+    out = aggregate(PREDS, np.array([[0.9, 0.7, 0.5]]), "weighted", threshold=0.6)
+    np.testing.assert_allclose(out.landmarks, [[[7.0, 0.0], [10.0, 7.0]]], atol=1e-5)
+    np.testing.assert_allclose(out.confidence, [0.9], atol=1e-7)
+
+
+def test_weighted_includes_an_anchor_exactly_at_threshold() -> None:
+    # C = 0.7 with C_th = 0.7 passes: (0.9*0 + 0.7*16) / 1.6 = 7 for point 0's x.
+    out = aggregate(PREDS, np.array([[0.9, 0.7, 0.5]]), "weighted", threshold=0.7)
+    np.testing.assert_allclose(out.landmarks[0, 0], [7.0, 0.0], atol=1e-5)
+
+
+def test_weighted_falls_back_to_argmax_when_no_anchor_passes() -> None:
+    out = aggregate(PREDS, np.array([[0.2, 0.5, 0.4]]), "weighted", threshold=0.6)
+    np.testing.assert_array_equal(out.landmarks, [A1])
+    np.testing.assert_allclose(out.confidence, [0.5], atol=1e-7)
+
+
+def test_argmax_takes_the_most_confident_anchor() -> None:
+    out = aggregate(PREDS, np.array([[0.1, 0.3, 0.95]]), "argmax")
+    np.testing.assert_array_equal(out.landmarks, [A2])
+    np.testing.assert_allclose(out.confidence, [0.95], atol=1e-7)
+
+
+def test_mean_ignores_confidences() -> None:
+    # point 0: ((0+16+100)/3, (0+0+100)/3); point 1: ((10+10+100)/3, (0+16+100)/3)
+    out = aggregate(PREDS, np.array([[0.99, 0.01, 0.01]]), "mean")
+    np.testing.assert_allclose(out.landmarks, [[[116 / 3, 100 / 3], [40.0, 116 / 3]]], atol=1e-4)
+    np.testing.assert_allclose(out.confidence, [0.99], atol=1e-7)
+
+
+def test_weighted_is_vectorised_over_faces_with_different_fallbacks() -> None:
+    preds = np.concatenate([PREDS, PREDS + 1.0, PREDS - 2.0])  # [3, 3, 2, 2]
+    conf = np.array([
+        [0.9, 0.7, 0.5],  # normal weighted mean -> [[7, 0], [10, 7]]
+        [0.1, 0.2, 0.3],  # nobody passes -> argmax = anchor 2 (+1)
+        [0.1, 0.8, 0.3],  # only anchor 1 passes -> anchor 1 exactly (-2)
+    ])
+    out = aggregate(preds, conf, "weighted", threshold=0.6)
+    assert out.landmarks.shape == (3, 2, 2) and out.confidence.shape == (3,)
+    np.testing.assert_allclose(out.landmarks[0], [[7.0, 0.0], [10.0, 7.0]], atol=1e-5)
+    np.testing.assert_allclose(out.landmarks[1], np.array(A2) + 1.0, atol=1e-6)
+    np.testing.assert_allclose(out.landmarks[2], np.array(A1) - 2.0, atol=1e-6)
+    np.testing.assert_allclose(out.confidence, [0.9, 0.3, 0.8], atol=1e-7)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_direct_regression_model_passes_through_unchanged(strategy: str) -> None:
+    # A direct model exports M = 1 with confidence 1: every strategy must return that one shape.
+    preds = np.array([[A1]], dtype=np.float32)
+    out = aggregate(preds, np.ones((1, 1)), strategy)
+    np.testing.assert_array_equal(out.landmarks, [A1])
+    np.testing.assert_array_equal(out.confidence, [1.0])
+
+
+@pytest.mark.parametrize("preds_shape, conf_shape", [
+    ((3, 2, 2), (1, 3)),  # landmarks not 4-D
+    ((1, 3, 2, 3), (1, 3)),  # last axis not (x, y)
+    ((1, 3, 2, 2), (1, 4)),  # confidence count != anchor count
+    ((2, 3, 2, 2), (1, 3)),  # face count differs
+])
+def test_bad_shapes_raise(preds_shape: tuple[int, ...], conf_shape: tuple[int, ...]) -> None:
+    with pytest.raises(ValueError, match="expected landmarks"):
+        aggregate(np.zeros(preds_shape), np.zeros(conf_shape))
+
+
+def test_unknown_strategy_raises_and_lists_the_known_ones() -> None:
+    with pytest.raises(ValueError, match="weighted, argmax, mean"):
+        aggregate(PREDS, np.array([[0.9, 0.7, 0.5]]), "median")

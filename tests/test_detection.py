@@ -1,0 +1,185 @@
+"""core.detection: real detectors on real shared-data faces and a real video frame, and the calibration."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.datasets import FaceSample, read_dataset, select_split
+from core.detection import (CALIBRATION_PATH, BoxCalibration, Detection, FaceDetector, HaarDetector, best_match,
+                            calibrated_box, fit_calibration, load_calibration, make_detector)
+from core.geometry import Box, crop_from_box, landmark_box, warp_to_crop
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NUM_VAL_FACES = 6
+
+
+@pytest.fixture(scope="module")
+def mediapipe_detector() -> FaceDetector:
+    pytest.importorskip("mediapipe")
+    return make_detector("mediapipe")
+
+
+@pytest.fixture(scope="module")
+def haar_detector() -> FaceDetector:
+    return make_detector("haar")
+
+
+@pytest.fixture(scope="module")
+def val_faces(shared_data: Path) -> list[FaceSample]:
+    """The first few validation faces (single-face 300-W crops), decoded."""
+    records = select_split([r for r in read_dataset(shared_data) if r.scheme == "ibug68"], "val")
+    return [r.load() for r in sorted(records, key=lambda r: r.key)[:NUM_VAL_FACES]]
+
+
+@pytest.fixture(scope="module")
+def video_frame(shared_data: Path) -> np.ndarray:
+    capture = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, 30)
+    ok, frame = capture.read()
+    capture.release()
+    assert ok, "cannot read pyfeat_single_face.mp4"
+    return frame
+
+
+def test_mediapipe_finds_each_val_face_and_calibration_matches_the_landmark_box(
+        mediapipe_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
+    for face in val_faces:
+        truth = landmark_box(face.landmarks)
+        match = best_match(mediapipe_detector.detect(face.image), truth)
+        assert match is not None, f"{face.path.name}: no detection overlaps the annotated face"
+        assert 0.0 < match.score <= 1.0
+        assert calibrated_box(match, mediapipe_detector.name).iou(truth) > 0.7, face.path.name
+
+
+def test_calibration_improves_mediapipe_boxes(mediapipe_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
+    raw, calibrated = [], []
+    for face in val_faces:
+        truth = landmark_box(face.landmarks)
+        match = best_match(mediapipe_detector.detect(face.image), truth)
+        raw.append(match.box.iou(truth))
+        calibrated.append(calibrated_box(match, mediapipe_detector.name).iou(truth))
+    assert np.mean(calibrated) > np.mean(raw)
+
+
+def test_calibrated_crop_reproduces_the_training_crop(mediapipe_detector: FaceDetector,
+                                                      val_faces: list[FaceSample]) -> None:
+    """Crop centre and scale from the detector land close to the ones ground truth gives."""
+    for face in val_faces:
+        truth = landmark_box(face.landmarks)
+        match = best_match(mediapipe_detector.detect(face.image), truth)
+        from_detector = crop_from_box(calibrated_box(match, mediapipe_detector.name))
+        from_truth = crop_from_box(truth)
+        assert from_detector[0, 0] / from_truth[0, 0] == pytest.approx(1.0, abs=0.15)  # scale
+        assert np.abs(from_detector[:, 2] - from_truth[:, 2]).max() < 0.1 * 224  # shift, in crop pixels
+
+
+def test_haar_finds_most_val_faces(haar_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
+    ious = []
+    for face in val_faces:
+        truth = landmark_box(face.landmarks)
+        match = best_match(haar_detector.detect(face.image), truth)
+        if match is not None:
+            ious.append(calibrated_box(match, "haar").iou(truth))
+    assert len(ious) >= NUM_VAL_FACES // 2
+    assert np.median(ious) > 0.6
+
+
+@pytest.mark.parametrize("kind", ["mediapipe", "haar"])
+def test_one_face_in_the_video_frame(kind: str, video_frame: np.ndarray, request: pytest.FixtureRequest) -> None:
+    detector = request.getfixturevalue(f"{kind}_detector")
+    detections = detector.detect(video_frame)
+    assert len(detections) == 1
+    box = calibrated_box(detections[0], detector.name)
+    height, width = video_frame.shape[:2]
+    assert 0 <= box.center[0] <= width and 0 <= box.center[1] <= height and box.size > 40
+    assert warp_to_crop(video_frame, crop_from_box(box)).shape == (224, 224, 3)
+
+
+def test_both_detectors_agree_on_the_video_face(mediapipe_detector: FaceDetector, haar_detector: FaceDetector,
+                                                video_frame: np.ndarray) -> None:
+    """No ground truth in the video: two independent detectors, each calibrated, must land on one box."""
+    a = calibrated_box(mediapipe_detector.detect(video_frame)[0], mediapipe_detector.name)
+    b = calibrated_box(haar_detector.detect(video_frame)[0], haar_detector.name)
+    assert a.iou(b) > 0.6
+
+
+@pytest.mark.parametrize("kind", ["mediapipe", "haar"])
+def test_blank_black_image_has_no_face(kind: str, request: pytest.FixtureRequest) -> None:
+    detector = request.getfixturevalue(f"{kind}_detector")
+    assert detector.detect(np.zeros((360, 640, 3), np.uint8)) == []
+
+
+def test_mediapipe_start_up_keeps_stderr_quiet(shared_data: Path) -> None:
+    pytest.importorskip("mediapipe")
+    code = ("import cv2, sys; from core.detection import MediaPipeDetector; "
+            "d = MediaPipeDetector(); cap = cv2.VideoCapture(sys.argv[1]); ok, f = cap.read(); "
+            "print(len(d.detect(f)))")
+    done = subprocess.run([sys.executable, "-c", code, str(shared_data / "video" / "pyfeat_single_face.mp4")],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+    assert "XNNPACK" not in done.stderr and "inference_feedback_manager" not in done.stderr, done.stderr
+
+
+def test_make_detector_kinds() -> None:
+    assert isinstance(make_detector("haar"), HaarDetector)
+    with pytest.raises(ValueError, match="unknown detector 'yolo'"):
+        make_detector("yolo")
+
+
+def test_auto_prefers_mediapipe(mediapipe_detector: FaceDetector) -> None:
+    assert make_detector("auto").name == "mediapipe"
+
+
+def test_calibration_file_loads() -> None:
+    calibrations = load_calibration()
+    assert {"mediapipe", "mediapipe_full", "haar"} <= set(calibrations)
+    for calibration in calibrations.values():
+        assert 0.6 < calibration.scale < 1.4 and abs(calibration.offset_x) < 0.2 and abs(calibration.offset_y) < 0.3
+        assert 0.7 < calibration.aspect < 1.3
+    stored = json.loads(CALIBRATION_PATH.read_text(encoding="utf-8"))["detectors"]
+    assert stored["mediapipe"]["n_faces"] > 500 and 0 < stored["mediapipe"]["spread"]["scale"] < 0.2
+
+
+def test_calibrated_box_for_an_unknown_detector_is_refused() -> None:
+    with pytest.raises(ValueError, match="no calibration for detector 'dlib'"):
+        calibrated_box(Detection(Box(0, 0, 10, 10), 1.0), "dlib")
+
+
+def test_box_calibration_arithmetic() -> None:
+    calibration = BoxCalibration(offset_x=0.1, offset_y=-0.2, scale=2.0, aspect=1.25)
+    # centre (5, 10) + (0.1*10, -0.2*20) = (6, 6); longer side 2*20 = 40 is the height, width 40/1.25 = 32
+    assert calibration.apply(Box(0, 0, 10, 20)).as_array() == pytest.approx([-10.0, -14.0, 22.0, 26.0])
+    wide = BoxCalibration(0.0, 0.0, 1.0, 0.5).apply(Box(0, 0, 10, 10))
+    assert (wide.width, wide.height) == pytest.approx((10.0, 5.0))
+
+
+def test_fit_recovers_a_known_mapping_despite_outliers() -> None:
+    known = BoxCalibration(offset_x=0.03, offset_y=0.12, scale=0.9, aspect=1.1)
+    rng = np.random.default_rng(0)
+    detector_boxes = []
+    for x, y, side in zip(rng.uniform(0, 500, 40), rng.uniform(0, 300, 40), rng.uniform(30, 200, 40)):
+        detector_boxes.append(Box(x, y, x + side, y + side * rng.uniform(0.95, 1.05)))
+    truth = [known.apply(b) for b in detector_boxes]
+    truth[:5] = [Box(0, 0, 5, 50)] * 5  # mismatched faces must not drag a median fit
+    fitted, spread = fit_calibration(detector_boxes, truth)
+    for name in ("offset_x", "offset_y", "scale", "aspect"):
+        assert getattr(fitted, name) == pytest.approx(getattr(known, name), abs=1e-6), name
+        assert spread[name] < 1e-6
+
+
+def test_calibrate_cli_writes_a_loadable_file(shared_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "calibration.json"
+    done = subprocess.run([sys.executable, "-m", "core.detection", "--calibrate", "--data", str(shared_data),
+                           "--out", str(out), "--detectors", "haar", "--limit", "8"],
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    entry = json.loads(out.read_text(encoding="utf-8"))["detectors"]["haar"]
+    assert entry["n_train"] == 8 and 1 <= entry["n_faces"] <= 8 and entry["val"]["faces"] == 8
+    assert set(load_calibration(out)) == {"haar"}

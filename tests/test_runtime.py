@@ -1,0 +1,201 @@
+"""core.runtime: contract validation, provider choice and inference on real ONNX Runtime sessions.
+
+Models are tiny generated graphs (tests/helpers_onnx.py), so these tests never wait for training.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto
+
+from core.decode import aggregate
+from core.runtime import (DEFAULT_MODEL_PATH, LandmarkModel, ModelError, cuda_unavailable_reason, load_model,
+                          physical_cores)
+from helpers_onnx import expected_outputs, make_model
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_model(tmp_path_factory.mktemp("models") / "tiny.onnx")
+
+
+@pytest.fixture(scope="module")
+def model(model_path: Path) -> LandmarkModel:
+    return load_model(model_path, device="cpu")
+
+
+def random_crops(n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, 224, 224, 3), dtype=np.uint8)
+
+
+def test_conforming_model_loads_with_its_metadata(model: LandmarkModel, model_path: Path) -> None:
+    info = model.info
+    assert info.path == model_path
+    assert (info.name, info.model_type, info.scheme, info.format_version) == ("tiny-test-model", "anchorface",
+                                                                              "ibug68", "1")
+    assert (info.input_size, info.num_templates, info.grid, info.num_anchors, info.num_points) == (224, 2, 2, 8, 68)
+    assert info.crop_margin == 1.5 and info.anchor_area == 56.0 and info.val_nme == pytest.approx(0.048)
+    assert model.scheme.num_points == 68 and model.input_size == 224
+    assert model.provider == "CPU"
+
+
+def test_auto_device_reports_the_provider_really_used(model_path: Path) -> None:
+    loaded = load_model(model_path, device="auto")
+    assert loaded.provider in ("CPU", "CUDA", "TensorRT")
+    if cuda_unavailable_reason() is not None:
+        assert loaded.provider == "CPU"
+    assert loaded.session.get_providers()[0].startswith(
+        {"CPU": "CPU", "CUDA": "CUDA", "TensorRT": "Tensorrt"}[loaded.provider])
+
+
+def test_cuda_requested_without_cuda_says_so(model_path: Path) -> None:
+    reason = cuda_unavailable_reason()
+    if reason is None:
+        pytest.skip("CUDA works on this machine")
+    with pytest.raises(ModelError, match="CUDA requested but not available: "):
+        load_model(model_path, device="cuda")
+
+
+def test_unknown_device_is_rejected(model_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown device 'gpu'"):
+        load_model(model_path, device="gpu")
+
+
+def test_thread_count_defaults_to_physical_cores_and_is_configurable(model: LandmarkModel, model_path: Path) -> None:
+    assert 1 <= physical_cores() <= (os.cpu_count() or 1)
+    assert model.session.get_session_options().intra_op_num_threads == physical_cores()
+    assert load_model(model_path, device="cpu", threads=1).session.get_session_options().intra_op_num_threads == 1
+
+
+def test_batch_of_three_crops_gives_the_graph_values_in_rgb_order(model: LandmarkModel) -> None:
+    crops = random_crops(3)
+    crops[1] = 0
+    crops[1, ..., 0] = 255  # pure blue in BGR: only the heaviest RGB weight (B) may see it
+    landmarks, confidence = model.run(crops)
+    assert landmarks.shape == (3, 8, 68, 2) and confidence.shape == (3, 8)
+    assert landmarks.dtype == np.float32 and confidence.dtype == np.float32
+    rgb = crops[..., ::-1].transpose(0, 3, 1, 2).astype(np.float32) / 255.0
+    want_landmarks, want_confidence = expected_outputs(rgb, 8, 68)
+    np.testing.assert_allclose(landmarks, want_landmarks, atol=1e-3)
+    np.testing.assert_allclose(confidence, want_confidence, atol=1e-5)
+    assert not np.allclose(landmarks[0], landmarks[1])  # outputs depend on each face's own crop
+
+
+def test_preprocess_is_bgr_to_rgb_scaled_nchw(model: LandmarkModel) -> None:
+    crops = random_crops(2, seed=1)
+    batch = model.preprocess(crops)
+    assert batch.shape == (2, 3, 224, 224) and batch.dtype == np.float32 and batch.flags.c_contiguous
+    np.testing.assert_allclose(batch[1, 0], crops[1, ..., 2] / 255.0, rtol=1e-6)  # R from BGR's last channel
+    np.testing.assert_allclose(batch[0, 2], crops[0, ..., 0] / 255.0, rtol=1e-6)
+
+
+def test_predict_aggregates_the_run(model: LandmarkModel) -> None:
+    crops = random_crops(2, seed=2)
+    result = model.predict(crops, strategy="argmax")
+    want = aggregate(*model.run(crops), strategy="argmax")
+    assert result.landmarks.shape == (2, 68, 2) and result.confidence.shape == (2,)
+    np.testing.assert_array_equal(result.landmarks, want.landmarks)
+
+
+def test_empty_batch_returns_empty_outputs(model: LandmarkModel) -> None:
+    landmarks, confidence = model.run(np.zeros((0, 224, 224, 3), np.uint8))
+    assert landmarks.shape == (0, 8, 68, 2) and confidence.shape == (0, 8)
+
+
+@pytest.mark.parametrize("crops", [np.zeros((1, 224, 224, 3), np.float32), np.zeros((1, 112, 112, 3), np.uint8),
+                                   np.zeros((224, 224, 3), np.uint8)])
+def test_wrong_crops_are_rejected(model: LandmarkModel, crops: np.ndarray) -> None:
+    with pytest.raises(ValueError, match=r"crops must be uint8 BGR \[N, 224, 224, 3\]"):
+        model.run(crops)
+
+
+def test_direct_regression_model_with_one_anchor_loads(tmp_path: Path) -> None:
+    path = make_model(tmp_path / "direct.onnx", num_templates=1, grid=1, metadata={"model_type": "direct"})
+    loaded = load_model(path, device="cpu")
+    assert loaded.info.num_anchors == 1
+    assert loaded.predict(random_crops(1)).landmarks.shape == (1, 68, 2)
+
+
+def test_empty_val_nme_means_unknown(tmp_path: Path) -> None:
+    assert load_model(make_model(tmp_path / "m.onnx", metadata={"val_nme": ""}), device="cpu").info.val_nme is None
+
+
+BAD_MODELS = {
+    "missing_keys": (dict(drop_keys=("scheme", "val_nme")), r"lack required key\(s\) scheme, val_nme"),
+    "wrong_input_size": (dict(input_shape=["N", 3, 112, 112]),
+                         r"input 'image' must be \[N, 3, 224, 224\] .*it is \['N', 3, 112, 112\]"),
+    "wrong_input_name": (dict(input_name="input"), r"exactly one input named 'image', it has \['input'\]"),
+    "wrong_input_rank": (dict(input_shape=["N", 3, 224]), r"\(rank 3\)"),
+    "wrong_input_dtype": (dict(input_type=TensorProto.UINT8), r"input 'image' must be float32, it is tensor\(uint8\)"),
+    "missing_output": (dict(outputs=("anchor_landmarks",)), r"output\(s\) anchor_confidence missing"),
+    "wrong_output_shape": (dict(confidence_trailing_dim=True),
+                           r"'anchor_confidence' must be \[N, M\] with M=8 .*it is \['N', 8, 1\]"),
+    "unknown_scheme": (dict(metadata={"scheme": "foo68"}), r"scheme 'foo68' is unknown \(known: ibug68, wflw98\)"),
+    "unsupported_format": (dict(metadata={"anchorface_format": "2"}), r"anchorface_format '2' is not supported"),
+    "points_vs_scheme": (dict(num_points=67), r"L=67 landmarks but scheme ibug68 has 68"),
+    "anchors_vs_metadata": (dict(metadata={"num_templates": "24"}), r"M=8 anchors but .* = 96"),
+    "direct_with_grid": (dict(metadata={"model_type": "direct"}), r"a direct model has num_templates=1 and grid=1"),
+    "bad_number": (dict(metadata={"crop_margin": "wide"}), r"crop_margin='wide' is not a number"),
+    "old_opset": (dict(opset=16), r"opset 16; the model contract needs opset >= 17"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_MODELS))
+def test_contract_violations_are_named(tmp_path: Path, case: str) -> None:
+    kwargs, message = BAD_MODELS[case]
+    path = make_model(tmp_path / f"{case}.onnx", **kwargs)
+    with pytest.raises(ModelError, match=message):
+        load_model(path, device="cpu")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="model file not found: .*nothere.onnx"):
+        load_model(tmp_path / "nothere.onnx")
+
+
+def test_text_file_renamed_onnx_is_not_onnx(tmp_path: Path) -> None:
+    path = tmp_path / "notes.onnx"
+    path.write_text("this is a text file, not a model\n")
+    with pytest.raises(ModelError, match=r"notes.onnx is not an ONNX model \(it starts with b'this is a te'"):
+        load_model(path)
+
+
+def test_jpeg_renamed_onnx_is_not_onnx(tmp_path: Path) -> None:
+    path = tmp_path / "photo.onnx"
+    path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(200))
+    with pytest.raises(ModelError, match="photo.onnx is not an ONNX model"):
+        load_model(path)
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "empty.onnx"
+    path.write_bytes(b"")
+    with pytest.raises(ModelError, match=r"empty \(0 bytes\)"):
+        load_model(path)
+
+
+@pytest.mark.parametrize("fraction", [0.1, 0.5, 0.9, 0.99])
+def test_truncated_copy_is_rejected(model_path: Path, tmp_path: Path, fraction: float) -> None:
+    data = model_path.read_bytes()
+    path = tmp_path / "cut.onnx"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    with pytest.raises(ModelError, match="truncated"):
+        load_model(path)
+
+
+def test_complete_copy_still_loads(model_path: Path, tmp_path: Path) -> None:
+    copy = shutil.copy(model_path, tmp_path / "copy.onnx")
+    assert load_model(copy, device="cpu").info.num_anchors == 8
+
+
+@pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason=f"{DEFAULT_MODEL_PATH.name} not exported yet")
+def test_shipped_model_follows_the_contract() -> None:
+    shipped = load_model(DEFAULT_MODEL_PATH, device="cpu")
+    assert shipped.info.scheme == "ibug68" and shipped.info.input_size == 224
+    landmarks, confidence = shipped.run(random_crops(2))
+    assert landmarks.shape == (2, shipped.info.num_anchors, 68, 2)
+    assert np.all((confidence > 0) & (confidence < 1)) or shipped.info.model_type == "direct"

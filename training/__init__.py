@@ -1,0 +1,1 @@
+"""Training, evaluation and export CLIs (torch lives here and in models/ only)."""

@@ -1,0 +1,72 @@
+"""Torch datasets over core's readers: records are decoded once into memory-bounded loose crops."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+from tqdm import tqdm
+
+from core.datasets import FaceRecord
+from core.geometry import crop_from_landmarks, transform_points, warp_to_crop
+from core.schemes import get_scheme
+from training.augment import AugmentConfig, augment, crop_with_jitter
+
+#: Cached images are loose crops 2.4× the landmark box, at most this many pixels wide: enough for any
+#: rotation/scale jitter of the 1.5× policy crop, and it bounds memory for full-size datasets.
+CACHE_MARGIN = 2.4
+CACHE_SIZE = 320
+
+
+def load_cached(records: list[FaceRecord], desc: str = "loading faces") -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decode each record once into a loose crop (image, landmarks in that crop)."""
+    cached = []
+    for record in tqdm(records, desc=desc, unit="face", leave=False):
+        sample = record.load()
+        matrix = crop_from_landmarks(sample.landmarks, CACHE_SIZE, CACHE_MARGIN)
+        cached.append((warp_to_crop(sample.image, matrix, CACHE_SIZE),
+                       transform_points(sample.landmarks, matrix).astype(np.float32)))
+    return cached
+
+
+def to_tensor(crop_bgr: np.ndarray) -> torch.Tensor:
+    """uint8 BGR HWC → float RGB CHW in [0, 1], the model-file input convention."""
+    return torch.from_numpy(np.ascontiguousarray(crop_bgr[:, :, ::-1].transpose(2, 0, 1))).float().div_(255.0)
+
+
+class FaceDataset(Dataset):
+    """Policy crops of cached faces; augmented when ``train`` (a fresh random draw every access)."""
+
+    def __init__(self, records: list[FaceRecord], train: bool, augment_config: AugmentConfig = AugmentConfig(),
+                 seed: int = 0) -> None:
+        schemes = {r.scheme for r in records}
+        if len(schemes) != 1:
+            raise ValueError(f"a dataset must use one landmark scheme, got {sorted(schemes)}")
+        self.scheme = get_scheme(schemes.pop())
+        self.records = records
+        self.cached = load_cached(records, "loading train faces" if train else "loading val faces")
+        self.train = train
+        self.augment_config = augment_config
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.cached)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        image, landmarks = self.cached[index]
+        if self.train:
+            rng = np.random.default_rng((self.seed, self.epoch, index))
+            crop, pts = augment(image, landmarks, self.scheme, rng, self.augment_config)
+        else:
+            crop, pts = crop_with_jitter(image, landmarks, None, self.augment_config)
+        return to_tensor(crop), torch.from_numpy(pts)
+
+    def policy_shapes(self) -> np.ndarray:
+        """``[N, L, 2]`` un-augmented crop-space shapes: what templates are built from."""
+        return np.stack([crop_with_jitter(img, pts, None, self.augment_config)[1] for img, pts in self.cached])
+
+
+def cv2_threads_off() -> None:
+    """OpenCV's own thread pool fights torch's for the same cores inside data workers."""
+    cv2.setNumThreads(0)

@@ -1,0 +1,155 @@
+"""Export a training checkpoint to the ONNX model file the app loads, and refuse a file that does not
+reproduce torch.
+
+    python -m training.export --checkpoint runs/NAME/best.pt --out assets/anchorface_ibug68.onnx
+
+The file follows the model-file contract (docs/architecture.md): input ``image`` [N, 3, S, S] RGB in
+[0, 1] with a dynamic batch, outputs ``anchor_landmarks`` [N, M, L, 2] and ``anchor_confidence``
+[N, M], and metadata describing scheme, crop policy, anchors, training data and validation NME.
+Before writing, ONNX Runtime's output on real face crops is compared with torch's; the largest
+difference is reported and must stay under ``--tolerance`` pixels.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import logging
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from core.geometry import CROP_MARGIN, crop_from_landmarks, warp_to_crop
+from models.anchorface import ExportWrapper, ModelConfig
+from models.complexity import count_macs, count_parameters
+from training.checkpoint import CheckpointError, load_model_from_checkpoint
+
+log = logging.getLogger("training.export")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+DEMO_VIDEO = REPO_ROOT / "assets" / "demo.mp4"
+FORMAT_VERSION = "1"
+
+
+class ExportError(RuntimeError):
+    """The exported graph does not match torch; nothing was written."""
+
+
+def real_crops(config: ModelConfig, count: int = 16) -> np.ndarray:
+    """uint8 BGR policy crops of real faces: validation faces of the shared data, else demo-video frames."""
+    size = config.input_size
+    if (SHARED_DATA / "manifest.csv").exists():
+        from core.datasets import read_dataset, select_split
+
+        records = [r for r in select_split(read_dataset(SHARED_DATA), "val") if r.scheme == config.scheme][:count]
+        samples = [r.load() for r in records]
+        return np.stack([warp_to_crop(s.image, crop_from_landmarks(s.landmarks, size), size) for s in samples])
+    import cv2
+
+    capture = cv2.VideoCapture(str(DEMO_VIDEO))
+    frames = []
+    while len(frames) < count:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        side = min(frame.shape[:2])
+        frames.append(cv2.resize(frame[:side, :side], (size, size)))
+    capture.release()
+    if not frames:
+        raise ExportError(f"no real crops to check against: neither {SHARED_DATA} nor {DEMO_VIDEO} is readable")
+    return np.stack(frames)
+
+
+def metadata(config: ModelConfig, checkpoint: dict, name: str) -> dict[str, str]:
+    """The contract's metadata_props, all strings."""
+    run = json.loads(checkpoint.get("run", "{}") or "{}")
+    args = run.get("args", {})
+    summary = (f"{args.get('data', '?')}: {run.get('train_faces', '?')} training faces "
+               f"({args.get('epochs', '?')} epochs, split assets/split.json), validated on {run.get('val_faces', '?')}")
+    best = checkpoint.get("best_nme")
+    anchors = config.model_type == "anchorface"
+    return {
+        "anchorface_format": FORMAT_VERSION,
+        "model_type": config.model_type,
+        "scheme": config.scheme,
+        "input_size": str(config.input_size),
+        "crop_margin": str(CROP_MARGIN),
+        "num_templates": str(config.num_templates if anchors else 1),
+        "grid": str(config.grid if anchors else 1),
+        "anchor_area": str(config.anchor_area),
+        "width": str(config.width),
+        "name": name,
+        "training_data": summary,
+        "val_nme": f"{float(best):.5f}" if best is not None else "",
+        "created": dt.date.today().isoformat(),
+    }
+
+
+def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None, opset: int = 17,
+           tolerance: float = 1e-3) -> dict:
+    """Export, verify against torch and write ``out``; returns a report (max difference, size, MACs)."""
+    model, config, checkpoint = load_model_from_checkpoint(checkpoint_path)
+    wrapper = ExportWrapper(model).eval()
+    out = Path(out)
+    name = name or out.stem
+    size = config.input_size
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "model.onnx"
+        torch.onnx.export(wrapper, (torch.zeros(1, 3, size, size),), str(raw), input_names=["image"],
+                          output_names=["anchor_landmarks", "anchor_confidence"], opset_version=opset,
+                          dynamic_axes={"image": {0: "batch"}, "anchor_landmarks": {0: "batch"},
+                                        "anchor_confidence": {0: "batch"}}, dynamo=False)
+        graph = onnx.load(str(raw))
+        for key, value in metadata(config, checkpoint, name).items():
+            graph.metadata_props.add(key=key, value=value)
+        graph.doc_string = f"AnchorFace landmark model {name} (anchorface-live)"
+        onnx.checker.check_model(graph)
+        staged = Path(tmp) / "staged.onnx"
+        onnx.save(graph, str(staged))
+
+        crops = real_crops(config)
+        x = np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+        with torch.no_grad():
+            ref_landmarks, ref_conf = (t.numpy() for t in wrapper(torch.from_numpy(x)))
+        session = ort.InferenceSession(str(staged), providers=["CPUExecutionProvider"])
+        got_landmarks, got_conf = session.run(None, {"image": x})
+        diff = float(np.abs(got_landmarks - ref_landmarks).max())
+        conf_diff = float(np.abs(got_conf - ref_conf).max())
+        if not diff < tolerance or not conf_diff < tolerance:
+            raise ExportError(f"ONNX Runtime differs from torch by {diff:.2e} px / {conf_diff:.2e} confidence on "
+                              f"{len(crops)} real crops (tolerance {tolerance}); nothing written")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(staged, out)
+    return {"out": str(out), "max_abs_diff_px": diff, "max_conf_diff": conf_diff, "checked_crops": len(crops),
+            "parameters": count_parameters(model), "macs": count_macs(model, size), "bytes": out.stat().st_size}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, help="training checkpoint (best.pt or last.pt)")
+    p.add_argument("--out", required=True, help="ONNX file to write")
+    p.add_argument("--name", help="model name stored in the metadata (default: the file's stem)")
+    p.add_argument("--opset", type=int, default=17, help="ONNX opset (the contract needs >= 17)")
+    p.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed |ONNX − torch| in pixels")
+    args = p.parse_args(argv)
+    try:
+        result = export(args.checkpoint, args.out, args.name, args.opset, args.tolerance)
+    except (CheckpointError, ExportError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {result['out']} ({result['bytes'] / 1e6:.1f} MB): {result['parameters'] / 1e6:.2f} M parameters, "
+          f"{result['macs'] / 1e6:.0f} M MACs; max |ONNX − torch| = {result['max_abs_diff_px']:.2e} px "
+          f"on {result['checked_crops']} real crops")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

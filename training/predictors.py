@@ -1,0 +1,73 @@
+"""One interface over the two things evaluation can run: an exported ONNX file (through the same core
+runtime the app uses) or a training checkpoint (torch). Both take uint8 BGR policy crops."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import torch
+
+from core.geometry import CROP_MARGIN
+
+
+class AnchorPredictor(Protocol):
+    scheme: str
+    input_size: int
+    crop_margin: float
+
+    def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``[N, S, S, 3]`` uint8 BGR → (``[N, M, L, 2]`` crop px, ``[N, M]`` confidences)."""
+        ...
+
+
+@dataclass
+class TorchPredictor:
+    """A checkpoint run in torch eval mode on the CPU (or ``device``)."""
+
+    model: torch.nn.Module
+    scheme: str
+    input_size: int
+    crop_margin: float = CROP_MARGIN
+    device: str = "cpu"
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, device: str = "cpu") -> "TorchPredictor":
+        from training.checkpoint import load_model_from_checkpoint
+
+        model, config, _ = load_model_from_checkpoint(path)
+        return cls(model.to(device), config.scheme, config.input_size, device=device)
+
+    @torch.no_grad()
+    def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = torch.from_numpy(np.ascontiguousarray(crops_bgr[..., ::-1].transpose(0, 3, 1, 2))).float().div_(255)
+        landmarks, logits = self.model(x.to(self.device))
+        return landmarks.cpu().numpy(), torch.sigmoid(logits).cpu().numpy()
+
+
+@dataclass
+class OnnxPredictor:
+    """An exported model through core.runtime (identical to what the app runs)."""
+
+    runtime: object
+    scheme: str
+    input_size: int
+    crop_margin: float
+
+    @classmethod
+    def from_file(cls, path: str | Path, device: str = "auto") -> "OnnxPredictor":
+        from core.runtime import load_model
+
+        model = load_model(path, device=device)
+        return cls(model, model.info.scheme, model.info.input_size, model.info.crop_margin)
+
+    def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self.runtime.run(crops_bgr)
+
+
+def open_predictor(path: str | Path, device: str = "auto") -> AnchorPredictor:
+    """ONNX for ``.onnx`` files, a checkpoint otherwise."""
+    if Path(path).suffix.lower() == ".onnx":
+        return OnnxPredictor.from_file(path, device)
+    return TorchPredictor.from_checkpoint(path, "cuda" if device == "cuda" else "cpu")

@@ -1,0 +1,267 @@
+"""Train AnchorFace (or the direct-regression baseline) on any dataset layout core's readers know.
+
+    python -m training.train --data ../shared/data --out runs/NAME [options]
+
+Defaults follow the paper (Adam, wd 1e-5, lr 1e-3 ÷10 at epochs 20/30/40, 50 epochs, batch 32).
+Writes ``log.csv`` (per epoch: losses, val NME/FR, lr, seconds), ``curves.png``, ``best.pt`` (lowest
+val NME), ``last.pt`` and ``templates.npz``. ``--resume`` continues from ``last.pt``. Under ``torchrun``
+it trains with DistributedDataParallel (one process per GPU) without further changes.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch.utils.data import DataLoader, DistributedSampler
+from tqdm import tqdm
+
+from core.anchors import AnchorConfig, build_templates, save_templates
+from core.datasets import DatasetError, FaceRecord, read_dataset, select_split
+from core.decode import aggregate
+from core.metrics import failure_rate, nme
+from core.schemes import get_scheme
+from models.anchorface import ModelConfig, build_model, model_prior
+from models.losses import LossConfig, anchorface_loss, direct_loss
+from training.augment import AugmentConfig
+from training.checkpoint import load_model_from_checkpoint, read_checkpoint, save_checkpoint
+from training.data import FaceDataset, cv2_threads_off
+
+log = logging.getLogger("training.train")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True, help="dataset folder or WFLW annotation file (any layout core.datasets reads)")
+    p.add_argument("--out", required=True, help="run folder for logs, plots and checkpoints")
+    p.add_argument("--val-data", help="separate validation dataset; default: the repository split of --data "
+                                       "(assets/split.json), or 10%% of --data by photo if the split does not cover it")
+    p.add_argument("--model-type", choices=["anchorface", "direct"], default="anchorface",
+                   help="AnchorFace (anchors + confidences) or the direct-regression baseline")
+    p.add_argument("--width", type=float, default=1.0, choices=[0.5, 1.0, 1.5, 2.0], help="ShuffleNetV2 width multiplier")
+    p.add_argument("--head-channels", type=int, default=256, help="bottleneck channels of the AnchorFace head")
+    p.add_argument("--templates", choices=["kmeans", "handdesign"], default="kmeans", help="how base shapes are made")
+    p.add_argument("--num-base", type=int, default=3, help="base shapes (3 in the paper)")
+    p.add_argument("--num-rolls", type=int, default=8, help="roll rotations per base shape (8 × 45° in the paper)")
+    p.add_argument("--grid", type=int, default=7, help="anchor grid side (must equal the feature map side, 7 at 224)")
+    p.add_argument("--anchor-area", type=float, default=56.0, help="side in px of the anchor area centred in the crop")
+    p.add_argument("--epochs", type=int, default=50, help="training epochs")
+    p.add_argument("--milestones", type=int, nargs="*", default=[20, 30, 40], help="epochs at which lr is divided by 10")
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-5, help="Adam weight decay")
+    p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear lr warm-up (epochs) for a stable start from scratch")
+    p.add_argument("--batch-size", type=int, default=32, help="batch size per process")
+    p.add_argument("--beta", type=float, default=0.05, help="confidence target sharpness β")
+    p.add_argument("--lam", type=float, default=0.5, help="weight λ of the confidence loss")
+    for f in fields(AugmentConfig):
+        p.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"augmentation: {f.name}")
+    p.add_argument("--workers", type=int, default=1, help="data-loading worker processes")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    p.add_argument("--seed", type=int, default=0, help="seed for templates, augmentation and initialisation")
+    p.add_argument("--max-train", type=int, default=0, help="use only the first N training faces (smoke tests)")
+    p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    return p.parse_args(argv)
+
+
+def split_records(args: argparse.Namespace) -> tuple[list[FaceRecord], list[FaceRecord]]:
+    """Train/val records: the repository split, a separate --val-data, or a photo-level fallback."""
+    records = read_dataset(args.data)
+    if args.val_data:
+        return records, read_dataset(args.val_data)
+    train, val = select_split(records, "train"), select_split(records, "val")
+    if not train or not val:
+        log.warning("assets/split.json does not cover %s; holding out every 10th face as validation", args.data)
+        train, val = [r for i, r in enumerate(records) if i % 10], records[::10]
+    return train, val
+
+
+def main_scheme_only(records: list[FaceRecord], scheme: str) -> list[FaceRecord]:
+    return [r for r in records if r.scheme == scheme]
+
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """torchrun sets WORLD_SIZE/RANK/LOCAL_RANK; without them this is a single process."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1:
+        local = int(os.environ["LOCAL_RANK"])
+        if torch.cuda.is_available():
+            torch.cuda.set_device(local)
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        device = torch.device("cuda", local) if torch.cuda.is_available() else torch.device("cpu")
+        return dist.get_rank(), world, device
+    return 0, 1, torch.device("cpu")
+
+
+def resolve_device(name: str, distributed_device: torch.device, world: int) -> torch.device:
+    if world > 1:
+        return distributed_device
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def lr_at(epoch_float: float, args: argparse.Namespace) -> float:
+    """Step schedule with a linear warm-up (epoch_float counts fractional epochs)."""
+    lr = args.lr * 0.1 ** sum(epoch_float >= m for m in args.milestones)
+    if args.warmup_epochs > 0 and epoch_float < args.warmup_epochs:
+        lr *= (epoch_float + 1e-3) / args.warmup_epochs
+    return lr
+
+
+@torch.no_grad()
+def validate(model: torch.nn.Module, loader: DataLoader, scheme_name: str, device: torch.device) -> dict[str, float]:
+    """Val NME (inter-ocular, weighted aggregation at C_th 0.6) — the same decoding the app uses."""
+    model.eval()
+    preds, truths = [], []
+    for images, targets in loader:
+        landmarks, logits = model(images.to(device))
+        agg = aggregate(landmarks.cpu().numpy(), torch.sigmoid(logits).cpu().numpy())
+        preds.append(agg.landmarks)
+        truths.append(targets.numpy())
+    errors = nme(np.concatenate(preds), np.concatenate(truths), get_scheme(scheme_name))
+    return {"val_nme": float(errors.mean()), "val_fr": failure_rate(errors)}
+
+
+def plot_curves(rows: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [r["epoch"] for r in rows]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
+    a.plot(epochs, [r["train_loss"] for r in rows], label="total")
+    a.plot(epochs, [r["train_reg"] for r in rows], label="regression")
+    a.plot(epochs, [r["train_con"] for r in rows], label="confidence")
+    a.set_xlabel("epoch"), a.set_ylabel("train loss"), a.set_yscale("log"), a.legend(), a.grid(alpha=0.3)
+    b.plot(epochs, [100 * r["val_nme"] for r in rows], color="C3")
+    b.set_xlabel("epoch"), b.set_ylabel("val NME (inter-ocular, %)"), b.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    args = parse_args(argv)
+    rank, world, dist_device = setup_distributed()
+    device = resolve_device(args.device, dist_device, world)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed + rank)
+    cv2_threads_off()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    try:
+        train_records, val_records = split_records(args)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    scheme_name = train_records[0].scheme
+    train_records = main_scheme_only(train_records, scheme_name)
+    val_records = main_scheme_only(val_records, scheme_name)
+    if args.max_train:
+        train_records = train_records[:args.max_train]
+    scheme = get_scheme(scheme_name)
+    augment_config = AugmentConfig(**{f.name: getattr(args, f.name) for f in fields(AugmentConfig)})
+    train_set = FaceDataset(train_records, True, augment_config, args.seed)
+    val_set = FaceDataset(val_records, False)
+    log.info("%s: %d train / %d val faces (%s), device %s, world %d", args.data, len(train_set), len(val_set),
+             scheme_name, device, world)
+
+    anchor_config = AnchorConfig(grid=args.grid, area=args.anchor_area, num_base=args.num_base,
+                                 num_rolls=args.num_rolls, method=args.templates, seed=args.seed)
+    shapes = train_set.policy_shapes()
+    if args.model_type == "anchorface":
+        prior = build_templates(shapes, scheme, anchor_config)
+        save_templates(out / "templates.npz", prior, anchor_config, scheme)
+    else:
+        prior = shapes.mean(axis=0)
+    config = ModelConfig(model_type=args.model_type, scheme=scheme_name, num_points=scheme.num_points,
+                         width=args.width, grid=args.grid, anchor_area=args.anchor_area,
+                         num_templates=anchor_config.num_templates, head_channels=args.head_channels)
+    model = build_model(config, prior).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    loss_config = LossConfig(beta=args.beta, lam=args.lam)
+
+    start_epoch, best, history = 0, math.inf, []
+    if args.resume:
+        state = read_checkpoint(out / "last.pt")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_epoch, best, history = int(state["epoch"]), float(state["best_nme"]), list(state["history"])
+        log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
+
+    net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
+        if world > 1 else model
+    sampler = DistributedSampler(train_set, seed=args.seed) if world > 1 else None
+    loader_kw = dict(batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda",
+                     persistent_workers=False)
+    val_loader = DataLoader(val_set, shuffle=False, **loader_kw)
+    generator = torch.Generator().manual_seed(args.seed)
+    run_info = {"args": vars(args), "train_faces": len(train_set), "val_faces": len(val_set)}
+    if rank == 0:
+        (out / "run.json").write_text(json.dumps(run_info, indent=2))
+
+    for epoch in range(start_epoch, args.epochs):
+        train_set.epoch = epoch
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        loader = DataLoader(train_set, shuffle=sampler is None, sampler=sampler, drop_last=True,
+                            generator=generator, **loader_kw)
+        net.train()
+        sums = np.zeros(3)
+        started = time.time()
+        bar = tqdm(loader, desc=f"epoch {epoch + 1}/{args.epochs}", unit="batch", disable=rank != 0, leave=False)
+        for step, (images, targets) in enumerate(bar):
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(epoch + step / len(loader), args)
+            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+            landmarks, logits = net(images)
+            terms = (anchorface_loss(landmarks, logits, model.placed_templates, targets, loss_config)
+                     if args.model_type == "anchorface" else direct_loss(landmarks, targets, loss_config))
+            optimizer.zero_grad(set_to_none=True)
+            terms.total.backward()
+            optimizer.step()
+            sums += [terms.total.item(), terms.regression.item(), terms.confidence.item()]
+            bar.set_postfix(loss=f"{sums[0] / (step + 1):.4f}")
+        if rank != 0:
+            continue
+        metrics = validate(model, val_loader, scheme_name, device)
+        means = [float(v) for v in sums / len(loader)]  # plain floats: weights_only checkpoints refuse numpy
+        row = {"epoch": epoch + 1, "train_loss": means[0], "train_reg": means[1], "train_con": means[2],
+               **metrics, "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.time() - started}
+        history.append(row)
+        log.info("epoch %d: loss %.4f  val NME %.2f%%  FR %.1f%%  (%.0f s)", row["epoch"], row["train_loss"],
+                 100 * row["val_nme"], 100 * row["val_fr"], row["seconds"])
+        if row["val_nme"] < best:
+            best = row["val_nme"]
+            save_checkpoint(out / "best.pt", model, config, epoch=epoch + 1, best_nme=best, history=history,
+                            run=json.dumps(run_info))
+        save_checkpoint(out / "last.pt", model, config, optimizer=optimizer.state_dict(), epoch=epoch + 1,
+                        best_nme=best, history=history, run=json.dumps(run_info))
+        with (out / "log.csv").open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerows(history)
+        plot_curves(history, out / "curves.png")
+    if world > 1:
+        dist.destroy_process_group()
+    if rank == 0:
+        log.info("best val NME %.2f%% — checkpoints in %s", 100 * best, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
