@@ -33,6 +33,8 @@ log = logging.getLogger(__name__)
 
 CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "assets" / "detector_calibration.json"
 KINDS = ("auto", "mediapipe", "haar")
+#: Detector names (``FaceDetector.name``) the calibration file covers.
+CALIBRATED_DETECTORS = ("mediapipe", "mediapipe_full", "haar")
 #: A detection counts as the annotated face when its raw box overlaps the landmark box this much.
 MATCH_IOU = 0.3
 #: Black border (fraction of the image side) added around a shared-data crop before detecting, so the
@@ -235,27 +237,29 @@ def _collect(records: list, detectors: list[FaceDetector], desc: str) -> dict[st
 
 def _measure(pairs: list[tuple[Box | None, Box]], calibration: BoxCalibration) -> dict[str, float]:
     found = [(d, g) for d, g in pairs if d is not None]
+    raw = [d.iou(g) for d, g in found]
+    calibrated = [calibration.apply(d).iou(g) for d, g in found]
     return {
         "faces": len(pairs),
         "detection_rate": len(found) / max(len(pairs), 1),
-        "mean_iou_raw": float(np.mean([d.iou(g) for d, g in found])) if found else float("nan"),
-        "mean_iou_calibrated": float(np.mean([calibration.apply(d).iou(g) for d, g in found])) if found else float("nan"),
+        "mean_iou_raw": float(np.mean(raw)) if found else float("nan"),
+        "mean_iou_calibrated": float(np.mean(calibrated)) if found else float("nan"),
     }
 
 
-def _build_detectors(kinds: list[str]) -> list[FaceDetector]:
-    makers = {"mediapipe": lambda: MediaPipeDetector(), "mediapipe_full": lambda: MediaPipeDetector(full_range=True),
-              "haar": HaarDetector}
-    return [makers[k]() for k in kinds]
+def _build_detectors(names: list[str]) -> list[FaceDetector]:
+    """Detectors by calibration key (``FaceDetector.name``)."""
+    return [HaarDetector() if name == "haar" else MediaPipeDetector(full_range=name == "mediapipe_full")
+            for name in names]
 
 
-def calibrate(data: Path, out: Path, kinds: list[str], limit: int | None = None) -> dict:
+def calibrate(data: Path, out: Path, names: list[str], limit: int | None = None) -> dict:
     """Fit on the train split, measure on the val split (ibug68 faces), write ``out``; returns its content."""
     from core.datasets import read_dataset, select_split
 
     records = [r for r in read_dataset(data) if r.scheme == "ibug68"]
     train, val = select_split(records, "train")[:limit], select_split(records, "val")[:limit]
-    detectors = _build_detectors(kinds)
+    detectors = _build_detectors(names)
     train_pairs = _collect(train, detectors, "calibrate (train)")
     val_pairs = _collect(val, detectors, "measure (val)")
     result = {
@@ -288,10 +292,12 @@ def main(argv: list[str] | None = None) -> int:
                              "val split and write it to --out")
     parser.add_argument("--data", type=Path, default=Path("../shared/data"),
                         help="dataset folder with manifest.csv (default: ../shared/data)")
-    parser.add_argument("--out", type=Path, default=CALIBRATION_PATH, help=f"calibration file (default: {CALIBRATION_PATH})")
-    parser.add_argument("--detectors", nargs="+", default=["mediapipe", "mediapipe_full", "haar"],
-                        choices=["mediapipe", "mediapipe_full", "haar"], help="detectors to calibrate")
-    parser.add_argument("--limit", type=int, default=None, help="use only the first N faces of each split (quick check)")
+    parser.add_argument("--out", type=Path, default=CALIBRATION_PATH,
+                        help=f"calibration file (default: {CALIBRATION_PATH})")
+    parser.add_argument("--detectors", nargs="+", default=list(CALIBRATED_DETECTORS), choices=CALIBRATED_DETECTORS,
+                        help="detectors to calibrate (default: all)")
+    parser.add_argument("--limit", type=int, default=None,
+                        help="use only the first N faces of each split (quick check)")
     args = parser.parse_args(argv)
     if not args.calibrate:
         parser.error("nothing to do: pass --calibrate")
@@ -301,8 +307,9 @@ def main(argv: list[str] | None = None) -> int:
           f"{'IoU raw':>8} {'IoU cal':>8}")
     for name, entry in result["detectors"].items():
         v = entry["val"]
-        print(f"{name:15} {entry['n_faces']:8d} {entry['scale']:6.3f} {entry['offset_x']:6.3f} {entry['offset_y']:6.3f} "
-              f"{v['detection_rate']:8.3f} {v['mean_iou_raw']:8.3f} {v['mean_iou_calibrated']:8.3f}")
+        print(f"{name:15} {entry['n_faces']:8d} {entry['scale']:6.3f} {entry['offset_x']:6.3f} "
+              f"{entry['offset_y']:6.3f} {v['detection_rate']:8.3f} {v['mean_iou_raw']:8.3f} "
+              f"{v['mean_iou_calibrated']:8.3f}")
     print(f"wrote {args.out}")
     return 0
 

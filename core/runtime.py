@@ -120,12 +120,14 @@ class LandmarkModel:
         landmarks, confidence = self.session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE], {INPUT_NAME: batch})
         return np.asarray(landmarks, np.float32), np.asarray(confidence, np.float32)
 
-    def predict(self, crops: np.ndarray, strategy: str = "weighted", threshold: float = DEFAULT_THRESHOLD) -> Aggregated:
+    def predict(self, crops: np.ndarray, strategy: str = "weighted",
+                threshold: float = DEFAULT_THRESHOLD) -> Aggregated:
         """:meth:`run` followed by :func:`core.decode.aggregate`: one shape (crop pixels) per face."""
         return aggregate(*self.run(crops), strategy=strategy, threshold=threshold)
 
 
-def load_model(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto", threads: int | None = None) -> LandmarkModel:
+def load_model(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto",
+               threads: int | None = None) -> LandmarkModel:
     """Open ``path`` on ``device`` ("auto": TensorRT/CUDA when they really work, else CPU).
 
     ``threads`` sets the intra-op thread count (default: the number of physical cores, since
@@ -360,11 +362,11 @@ def _read_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
     if missing:
         raise ModelError(f"{path}: metadata_props lack required key(s) {', '.join(missing)} "
                          f"(the export must write all of: {', '.join(REQUIRED_METADATA)})")
-    problems: list[str] = []
     version = meta["anchorface_format"].strip()
     if version not in SUPPORTED_FORMATS:
         raise ModelError(f"{path}: anchorface_format {version!r} is not supported by this runtime "
                          f"(it reads version {', '.join(SUPPORTED_FORMATS)}); update the app or re-export")
+    problems: list[str] = []
 
     def number(key: str, kind: type, positive: bool = True) -> float:
         try:
@@ -407,9 +409,15 @@ def _read_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
 
 
 def _check_signature(session: ort.InferenceSession, input_size: int, problems: list[str]) -> tuple[int, int]:
-    """Check input ``image`` float [N,3,S,S] and the two outputs; return their static (M, L) (0 if unknown)."""
+    """Check input ``image`` float [N,3,S,S] and the two outputs; return (M, L), or (0, 0) when unknown.
+
+    Exporters often leave output dims symbolic (torch names them ``Sigmoid..._dim_1``), so the
+    declared shapes are checked where they are static and the real M and L come from one run on a
+    blank batch — which also proves the graph runs and warms the session up before the first frame.
+    """
     inputs = session.get_inputs()
     names = [i.name for i in inputs]
+    input_ok = False
     if names != [INPUT_NAME]:
         problems.append(f"the graph must have exactly one input named {INPUT_NAME!r}, it has {names}")
     else:
@@ -421,22 +429,50 @@ def _check_signature(session: ort.InferenceSession, input_size: int, problems: l
             problems.append(f"input {INPUT_NAME!r} must be {want}, it is {spec.shape} (rank {len(spec.shape)})")
         elif spec.shape[1] != 3 or (input_size > 0 and list(spec.shape[2:]) != [input_size, input_size]):
             problems.append(f"input {INPUT_NAME!r} must be {want} (input_size from metadata), it is {spec.shape}")
+        else:
+            input_ok = spec.type == "tensor(float)" and input_size > 0
 
     outputs = {o.name: o for o in session.get_outputs()}
     absent = [n for n in (OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE) if n not in outputs]
     if absent:
         problems.append(f"output(s) {', '.join(absent)} missing (the graph has {sorted(outputs)})")
         return 0, 0
-    marks, conf = outputs[OUTPUT_LANDMARKS], outputs[OUTPUT_CONFIDENCE]
-    for spec in (marks, conf):
+    declared_ok = True
+    for name, rank, want in ((OUTPUT_LANDMARKS, 4, "[N, M, L, 2]"), (OUTPUT_CONFIDENCE, 2, "[N, M]")):
+        spec = outputs[name]
         if spec.type != "tensor(float)":
-            problems.append(f"output {spec.name!r} must be float32, it is {spec.type}")
-    mshape, cshape = list(marks.shape), list(conf.shape)
-    if len(mshape) != 4 or not all(isinstance(d, int) for d in mshape[1:]) or mshape[3] != 2:
-        problems.append(f"output {OUTPUT_LANDMARKS!r} must be [N, M, L, 2] with static M and L, it is {mshape}")
+            problems.append(f"output {name!r} must be float32, it is {spec.type}")
+        shape = spec.shape
+        if len(shape) != rank or (rank == 4 and isinstance(shape[3], int) and shape[3] != 2):
+            problems.append(f"output {name!r} must be {want}, it is {shape}")
+            declared_ok = False
+    if not (input_ok and declared_ok):
         return 0, 0
-    num_anchors, num_points = mshape[1], mshape[2]
-    if len(cshape) != 2 or cshape[1] != num_anchors:
+    return _probe_outputs(session, input_size, outputs, problems)
+
+
+def _probe_outputs(session: ort.InferenceSession, input_size: int, outputs: dict,
+                   problems: list[str]) -> tuple[int, int]:
+    """Run one blank crop and check what really comes out against the declared shapes."""
+    try:
+        landmarks, confidence = session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE],
+                                            {INPUT_NAME: np.zeros((1, 3, input_size, input_size), np.float32)})
+    except Exception as exc:  # onnxruntime's own exception types
+        problems.append(f"running the graph on a blank [1, 3, {input_size}, {input_size}] batch failed: "
+                        f"{str(exc).strip().splitlines()[0]}")
+        return 0, 0
+    if landmarks.ndim != 4 or landmarks.shape[0] != 1 or landmarks.shape[3] != 2:
+        problems.append(f"output {OUTPUT_LANDMARKS!r} must be [N, M, L, 2], a batch of 1 gave {list(landmarks.shape)}")
+        return 0, 0
+    num_anchors, num_points = landmarks.shape[1], landmarks.shape[2]
+    if confidence.shape != (1, num_anchors):
         problems.append(f"output {OUTPUT_CONFIDENCE!r} must be [N, M] with M={num_anchors} like "
-                        f"{OUTPUT_LANDMARKS!r}, it is {cshape}")
+                        f"{OUTPUT_LANDMARKS!r}, a batch of 1 gave {list(confidence.shape)}")
+    elif not ((confidence >= 0) & (confidence <= 1)).all():
+        problems.append(f"output {OUTPUT_CONFIDENCE!r} must lie in (0, 1), a blank crop gave values from "
+                        f"{confidence.min():.3g} to {confidence.max():.3g} (logits exported without the sigmoid?)")
+    for name, real in ((OUTPUT_LANDMARKS, landmarks.shape), (OUTPUT_CONFIDENCE, confidence.shape)):
+        declared = outputs[name].shape
+        if any(isinstance(d, int) and d != r for d, r in zip(declared[1:], real[1:])):
+            problems.append(f"output {name!r} is declared {declared} but a batch of 1 gave {list(real)}")
     return num_anchors, num_points

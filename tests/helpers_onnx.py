@@ -53,15 +53,18 @@ def expected_outputs(batch_rgb01: np.ndarray, num_anchors: int, num_points: int)
 def make_model(path: str | Path, *, num_templates: int = 2, grid: int = 2, num_points: int = 68,
                metadata: dict[str, str] | None = None, drop_keys: tuple[str, ...] = (),
                input_name: str = "image", input_shape: list | None = None,
-               input_type: int = TensorProto.FLOAT, outputs: tuple[str, ...] = ("anchor_landmarks", "anchor_confidence"),
-               confidence_trailing_dim: bool = False, opset: int = 17) -> Path:
+               input_type: int = TensorProto.FLOAT,
+               outputs: tuple[str, ...] = ("anchor_landmarks", "anchor_confidence"),
+               confidence_trailing_dim: bool = False, sigmoid: bool = True, symbolic_outputs: bool = False,
+               opset: int = 17) -> Path:
     """Write a tiny model to ``path`` and return it.
 
     Defaults conform to the contract; each keyword breaks one thing for a negative test:
     ``metadata`` overrides values, ``drop_keys`` removes keys, ``input_name``/``input_shape``/
     ``input_type`` change the declared input, ``outputs`` selects which outputs exist,
     ``confidence_trailing_dim`` makes ``anchor_confidence`` [N, M, 1] (a classic export slip),
-    ``opset`` sets the opset.
+    ``sigmoid=False`` exports raw logits, ``opset`` sets the opset. ``symbolic_outputs`` declares M
+    and L as names instead of numbers, as torch's exporter often does (still conforming).
     """
     num_anchors = num_templates * grid * grid
     base, logits = base_outputs(num_anchors, num_points)
@@ -78,9 +81,10 @@ def make_model(path: str | Path, *, num_templates: int = 2, grid: int = 2, num_p
         helper.make_node("Add", ["shift", "base_landmarks"], ["anchor_landmarks"]),  # [N,M,L,2]
         helper.make_node("Reshape", ["feature", "flat_shape"], ["feature_flat"]),  # [N,1]
         helper.make_node("Add", ["feature_flat", "base_logits"], ["logits"]),
-        helper.make_node("Sigmoid", ["logits"], ["confidence"]),  # [N,M]
+        helper.make_node("Sigmoid" if sigmoid else "Identity", ["logits"], ["confidence"]),  # [N,M]
     ]
-    confidence_shape = ["N", num_anchors]
+    m_dim, l_dim = ("M", "L") if symbolic_outputs else (num_anchors, num_points)
+    confidence_shape = ["N", m_dim]
     if confidence_trailing_dim:
         nodes.append(helper.make_node("Unsqueeze", ["confidence", "last_axis"], ["anchor_confidence"]))
         confidence_shape.append(1)
@@ -96,7 +100,7 @@ def make_model(path: str | Path, *, num_templates: int = 2, grid: int = 2, num_p
     ]
     declared = {
         "anchor_landmarks": helper.make_tensor_value_info("anchor_landmarks", TensorProto.FLOAT,
-                                                          ["N", num_anchors, num_points, 2]),
+                                                          ["N", m_dim, l_dim, 2]),
         "anchor_confidence": helper.make_tensor_value_info("anchor_confidence", TensorProto.FLOAT, confidence_shape),
     }
     graph = helper.make_graph(

@@ -32,9 +32,9 @@ def haar_detector() -> FaceDetector:
 
 @pytest.fixture(scope="module")
 def val_faces(shared_data: Path) -> list[FaceSample]:
-    """The first few validation faces (single-face 300-W crops), decoded."""
+    """Validation faces spread over the split (every 30th: AFW and HELEN, different photos), decoded."""
     records = select_split([r for r in read_dataset(shared_data) if r.scheme == "ibug68"], "val")
-    return [r.load() for r in sorted(records, key=lambda r: r.key)[:NUM_VAL_FACES]]
+    return [r.load() for r in sorted(records, key=lambda r: r.key)[::30][:NUM_VAL_FACES]]
 
 
 @pytest.fixture(scope="module")
@@ -51,20 +51,29 @@ def test_mediapipe_finds_each_val_face_and_calibration_matches_the_landmark_box(
         mediapipe_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
     for face in val_faces:
         truth = landmark_box(face.landmarks)
-        match = best_match(mediapipe_detector.detect(face.image), truth)
-        assert match is not None, f"{face.path.name}: no detection overlaps the annotated face"
+        detections = mediapipe_detector.detect(face.image)
+        assert len(detections) == 1, f"{face.path.name}: {len(detections)} faces in a one-face crop"
+        match = best_match(detections, truth)
+        assert match is not None, f"{face.path.name}: the detection misses the annotated face"
         assert 0.0 < match.score <= 1.0
         assert calibrated_box(match, mediapipe_detector.name).iou(truth) > 0.7, face.path.name
 
 
-def test_calibration_improves_mediapipe_boxes(mediapipe_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
+def test_calibration_corrects_the_haar_box_centre(haar_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
+    """Haar boxes sit ~14 % of their height above the landmark box (they include the forehead).
+
+    (MediaPipe's correction is a few per cent, within face-to-face noise on a handful of faces; its
+    effect over the whole val split is in the calibration file.)
+    """
     raw, calibrated = [], []
     for face in val_faces:
         truth = landmark_box(face.landmarks)
-        match = best_match(mediapipe_detector.detect(face.image), truth)
-        raw.append(match.box.iou(truth))
-        calibrated.append(calibrated_box(match, mediapipe_detector.name).iou(truth))
-    assert np.mean(calibrated) > np.mean(raw)
+        match = best_match(haar_detector.detect(face.image), truth)
+        if match is None:
+            continue
+        for errors, box in ((raw, match.box), (calibrated, calibrated_box(match, "haar"))):
+            errors.append(np.hypot(box.center[0] - truth.center[0], box.center[1] - truth.center[1]) / truth.size)
+    assert raw and np.mean(calibrated) < np.mean(raw)
 
 
 def test_calibrated_crop_reproduces_the_training_crop(mediapipe_detector: FaceDetector,
@@ -87,7 +96,7 @@ def test_haar_finds_most_val_faces(haar_detector: FaceDetector, val_faces: list[
         if match is not None:
             ious.append(calibrated_box(match, "haar").iou(truth))
     assert len(ious) >= NUM_VAL_FACES // 2
-    assert np.median(ious) > 0.6
+    assert np.median(ious) > 0.65
 
 
 @pytest.mark.parametrize("kind", ["mediapipe", "haar"])

@@ -120,6 +120,14 @@ def test_direct_regression_model_with_one_anchor_loads(tmp_path: Path) -> None:
     assert loaded.predict(random_crops(1)).landmarks.shape == (1, 68, 2)
 
 
+def test_symbolic_output_dims_are_resolved_by_a_probe_run(tmp_path: Path) -> None:
+    """torch's exporter often declares M and L as names; the loader still learns and checks them."""
+    loaded = load_model(make_model(tmp_path / "symbolic.onnx", symbolic_outputs=True), device="cpu")
+    assert (loaded.info.num_anchors, loaded.info.num_points) == (8, 68)
+    with pytest.raises(ModelError, match="L=67 landmarks but scheme ibug68 has 68"):
+        load_model(make_model(tmp_path / "symbolic67.onnx", symbolic_outputs=True, num_points=67), device="cpu")
+
+
 def test_empty_val_nme_means_unknown(tmp_path: Path) -> None:
     assert load_model(make_model(tmp_path / "m.onnx", metadata={"val_nme": ""}), device="cpu").info.val_nme is None
 
@@ -133,7 +141,8 @@ BAD_MODELS = {
     "wrong_input_dtype": (dict(input_type=TensorProto.UINT8), r"input 'image' must be float32, it is tensor\(uint8\)"),
     "missing_output": (dict(outputs=("anchor_landmarks",)), r"output\(s\) anchor_confidence missing"),
     "wrong_output_shape": (dict(confidence_trailing_dim=True),
-                           r"'anchor_confidence' must be \[N, M\] with M=8 .*it is \['N', 8, 1\]"),
+                           r"'anchor_confidence' must be \[N, M\], it is \['N', 8, 1\]"),
+    "logits_not_confidence": (dict(sigmoid=False), r"must lie in \(0, 1\), a blank crop gave values from -2 to 2"),
     "unknown_scheme": (dict(metadata={"scheme": "foo68"}), r"scheme 'foo68' is unknown \(known: ibug68, wflw98\)"),
     "unsupported_format": (dict(metadata={"anchorface_format": "2"}), r"anchorface_format '2' is not supported"),
     "points_vs_scheme": (dict(num_points=67), r"L=67 landmarks but scheme ibug68 has 68"),

@@ -1,0 +1,137 @@
+"""The per-frame pipeline of the design picture, top to bottom:
+
+detect or track → crop (affine) → AnchorFace ONNX → aggregate → map back → smooth → pose.
+
+The app, the headless runner and the benchmarks all call :meth:`FramePipeline.process`; nothing else
+re-implements a step. Every stage is timed so benchmarks can say where the time goes.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+
+from core.decode import DEFAULT_THRESHOLD, aggregate
+from core.detection import FaceDetector, calibrated_box, make_detector
+from core.geometry import invert_affine, landmark_box, transform_points, warp_to_crop
+from core.pose import estimate_pose
+from core.results import FaceResult
+from core.runtime import LandmarkModel
+from core.smoothing import make_smoother
+from core.tracker import Tracker, TrackerConfig
+
+log = logging.getLogger(__name__)
+
+STAGES = ("detect", "crop", "infer", "decode", "smooth", "pose")
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Run-time settings (the app's settings dialog edits these; defaults are the paper's/ours)."""
+
+    strategy: str = "weighted"
+    threshold: float = DEFAULT_THRESHOLD
+    smoothing: str = "kalman"
+    smoothing_params: dict = field(default_factory=dict)
+    tracker: TrackerConfig = TrackerConfig()
+    detector: str = "auto"
+    estimate_pose: bool = True
+
+
+@dataclass
+class FrameResult:
+    """What one frame produced: visible faces, whether the detector ran, seconds per stage."""
+
+    index: int
+    timestamp: float
+    faces: list[FaceResult]
+    detected: bool
+    timings: dict[str, float]
+
+    @property
+    def total_seconds(self) -> float:
+        return sum(self.timings.values())
+
+
+class FramePipeline:
+    """Stateful (tracks, smoothers) frame processor around one model session and one detector."""
+
+    def __init__(self, model: LandmarkModel, config: PipelineConfig = PipelineConfig(),
+                 detector: FaceDetector | None = None) -> None:
+        self.model = model
+        self.config = config
+        self.detector = detector if detector is not None else make_detector(config.detector)
+        self.tracker = self._new_tracker()
+        self.frame_index = 0
+
+    def _new_tracker(self) -> Tracker:
+        cfg = self.config
+        return Tracker(cfg.tracker, lambda: make_smoother(cfg.smoothing, **cfg.smoothing_params))
+
+    def reconfigure(self, config: PipelineConfig) -> None:
+        """Apply new settings live; tracks restart only when smoothing or the detector changes."""
+        old, self.config = self.config, config
+        if config.detector != old.detector:
+            self.detector = make_detector(config.detector)
+        if (config.smoothing, config.smoothing_params, config.tracker) != (old.smoothing, old.smoothing_params, old.tracker):
+            self.tracker = self._new_tracker()
+
+    def set_model(self, model: LandmarkModel) -> None:
+        """Swap the model (e.g. a custom file from settings); tracks restart since crops may differ."""
+        self.model = model
+        self.tracker = self._new_tracker()
+
+    def reset(self) -> None:
+        """Forget all faces (new video, camera restart)."""
+        self.tracker = self._new_tracker()
+        self.frame_index = 0
+
+    def process(self, frame: np.ndarray, timestamp: float | None = None) -> FrameResult:
+        """Run one BGR frame through the pipeline and return its visible faces in image pixels."""
+        timings = dict.fromkeys(STAGES, 0.0)
+        timestamp = time.monotonic() if timestamp is None else timestamp
+        info = self.model.info
+        clock = time.perf_counter()
+
+        boxes = None
+        if self.tracker.needs_detection():
+            boxes = [calibrated_box(d, self.detector.name) for d in self.detector.detect(frame)]
+            clock = _lap(timings, "detect", clock)
+        requests = self.tracker.plan(boxes, info.input_size, info.crop_margin)
+        if requests:
+            crops = np.stack([warp_to_crop(frame, r.matrix, info.input_size) for r in requests])
+            clock = _lap(timings, "crop", clock)
+            anchors, confidences = self.model.run(crops)
+            clock = _lap(timings, "infer", clock)
+            decoded = aggregate(anchors, confidences, self.config.strategy, self.config.threshold)
+            image_points = [transform_points(lm, invert_affine(r.matrix)) for lm, r in zip(decoded.landmarks, requests)]
+            clock = _lap(timings, "decode", clock)
+            for request, points, score in zip(requests, image_points, decoded.confidence):
+                self.tracker.update(request, points.astype(np.float32), float(score), timestamp)
+            self.tracker.prune()
+            clock = _lap(timings, "smooth", clock)
+        faces = []
+        height, width = frame.shape[:2]
+        for track in self.tracker.tracks:
+            if track.lost_frames:
+                continue
+            pose = estimate_pose(track.smoothed, (width, height), info.scheme) if self.config.estimate_pose else None
+            faces.append(FaceResult(track.track_id, track.smoothed, track.confidence, landmark_box(track.smoothed),
+                                    pose, info.scheme))
+        _lap(timings, "pose", clock)
+        result = FrameResult(self.frame_index, timestamp, faces, boxes is not None, timings)
+        self.frame_index += 1
+        return result
+
+
+def _lap(timings: dict[str, float], stage: str, since: float) -> float:
+    now = time.perf_counter()
+    timings[stage] += now - since
+    return now
+
+
+def with_smoothing(config: PipelineConfig, name: str, **params: object) -> PipelineConfig:
+    """A copy of ``config`` using another smoother (benchmarks compare raw, Kalman and One-Euro)."""
+    return replace(config, smoothing=name, smoothing_params=dict(params))

@@ -1,0 +1,134 @@
+"""Multi-face tracking with stable ids: detect sometimes, follow landmarks otherwise.
+
+Each frame, a track's crop comes from its previous landmarks (the crop policy applied to them), which
+is faster and steadier than detecting. The detector runs on the first frame, whenever a track's
+confidence falls below ``lost_confidence``, and every ``detection_interval`` frames to pick up new
+faces. Detections are matched to tracks by box overlap; a track that stays lost for
+``max_lost_frames`` consecutive frames is dropped.
+"""
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+
+from core.geometry import Box, crop_from_box, crop_from_landmarks, landmark_box
+from core.smoothing import Smoother
+
+
+@dataclass(frozen=True)
+class TrackerConfig:
+    """When to detect, how to match, when to give up; every field is a run-time setting."""
+
+    detection_interval: int = 10
+    lost_confidence: float = 0.5
+    max_lost_frames: int = 3
+    match_iou: float = 0.3
+    max_faces: int = 4
+    duplicate_iou: float = 0.6
+
+
+@dataclass
+class Track:
+    """One followed face. ``landmarks`` are the raw model output (the next crop's source);
+    ``smoothed`` what is shown and recorded."""
+
+    track_id: int
+    landmarks: np.ndarray
+    smoothed: np.ndarray
+    confidence: float
+    smoother: Smoother
+    lost_frames: int = 0
+    age: int = 0
+
+    @property
+    def box(self) -> Box:
+        return landmark_box(self.landmarks)
+
+
+@dataclass(frozen=True)
+class CropRequest:
+    """A face to run the model on this frame: an existing track or a new detection (``track_id`` None)."""
+
+    track_id: int | None
+    matrix: np.ndarray
+    from_detection: bool
+
+
+@dataclass
+class Tracker:
+    """Owns the tracks and the decision logic; the pipeline runs the detector and the model."""
+
+    config: TrackerConfig
+    make_smoother: Callable[[], Smoother]
+    tracks: list[Track] = field(default_factory=list)
+    frames_since_detection: int = 0
+    _ids: itertools.count = field(default_factory=lambda: itertools.count(1))
+
+    def needs_detection(self) -> bool:
+        """First frame / no face yet, a lost track, or the periodic sweep for new faces (every
+        ``detection_interval`` frames: frames 0, N, 2N, … when nothing is lost)."""
+        return (not self.tracks or any(t.lost_frames > 0 for t in self.tracks)
+                or self.frames_since_detection + 1 >= self.config.detection_interval)
+
+    def plan(self, detections: list[Box] | None, input_size: int, margin: float) -> list[CropRequest]:
+        """Crops to run this frame. ``detections`` are calibrated (landmark-style) boxes, or None when
+        the detector did not run. A lost track matched by a detection restarts from the detection."""
+        if detections is None:
+            self.frames_since_detection += 1
+            return [CropRequest(t.track_id, crop_from_landmarks(t.landmarks, input_size, margin), False)
+                    for t in self.tracks]
+        self.frames_since_detection = 0
+        requests: list[CropRequest] = []
+        unmatched = sorted(detections, key=lambda b: -b.width * b.height)
+        for track in self.tracks:
+            match = max(unmatched, key=lambda b: b.iou(track.box), default=None)
+            if match is not None and match.iou(track.box) >= self.config.match_iou:
+                unmatched.remove(match)
+                if track.lost_frames > 0:
+                    requests.append(CropRequest(track.track_id, crop_from_box(match, input_size, margin), True))
+                    continue
+            requests.append(CropRequest(track.track_id, crop_from_landmarks(track.landmarks, input_size, margin), False))
+        room = self.config.max_faces - len(self.tracks)
+        requests += [CropRequest(None, crop_from_box(b, input_size, margin), True) for b in unmatched[:max(room, 0)]]
+        return requests
+
+    def update(self, request: CropRequest, landmarks: np.ndarray, confidence: float, timestamp: float) -> Track | None:
+        """Feed one model result back; returns the track it updated or created (None if discarded)."""
+        track = self._find(request.track_id)
+        if track is None:
+            if confidence < self.config.lost_confidence:
+                return None  # a detection the model does not believe is a face
+            smoother = self.make_smoother()
+            track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp), confidence, smoother)
+            self.tracks.append(track)
+            return track
+        track.age += 1
+        track.confidence = confidence
+        if confidence < self.config.lost_confidence:
+            track.lost_frames += 1  # keep the last good landmarks; detection will look for the face
+            return track
+        if request.from_detection or track.lost_frames > 0:
+            track.smoother.reset()  # a jump after re-detection must not be smoothed into a slide
+        track.lost_frames = 0
+        track.landmarks = landmarks
+        track.smoothed = track.smoother.update(landmarks, confidence, timestamp)
+        return track
+
+    def prune(self) -> None:
+        """Drop tracks lost too long and the younger of two tracks that converged on one face."""
+        self.tracks = [t for t in self.tracks if t.lost_frames <= self.config.max_lost_frames]
+        keep: list[Track] = []
+        for track in sorted(self.tracks, key=lambda t: t.track_id):
+            if all(track.box.iou(k.box) < self.config.duplicate_iou for k in keep):
+                keep.append(track)
+        self.tracks = keep
+
+    def reset(self) -> None:
+        self.tracks.clear()
+        self.frames_since_detection = 0
+
+    def _find(self, track_id: int | None) -> Track | None:
+        return next((t for t in self.tracks if t.track_id == track_id), None)

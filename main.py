@@ -1,0 +1,64 @@
+"""AnchorFace Live entry point: the desktop window by default, or ``--headless`` video processing.
+
+    python main.py                                   # window: camera 0, or the demo clip if there is none
+    python main.py --source clip.mp4 --headless --output out.mp4 --landmarks out.csv
+    python main.py --source clip.mp4 --screenshot shot.png --frames 60
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from core.pipeline import PipelineConfig
+from core.smoothing import SMOOTHERS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py", description="Realtime facial landmarks with AnchorFace.",
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--source", help="camera index (0, 1, …) or video file; default: camera 0, "
+                                    "falling back to the bundled demo clip in the window")
+    p.add_argument("--headless", action="store_true", help="process without a window (progress bar and summary)")
+    p.add_argument("--output", help="headless: annotated video to write (.mp4); implies --landmarks OUT.csv")
+    p.add_argument("--landmarks", help="headless: landmarks CSV to write (one row per face per frame)")
+    p.add_argument("--model", help="exported AnchorFace .onnx file (default: the bundled model)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="inference device: auto uses CUDA when it really works, else CPU")
+    p.add_argument("--smoothing", choices=list(SMOOTHERS), default="kalman", help="temporal filter")
+    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--screenshot", help="window: save a PNG of the window after --frames frames, then exit")
+    p.add_argument("--frames", type=int, default=60, help="window: frames to process before --screenshot")
+    p.add_argument("--verbose", action="store_true", help="log debug details")
+    return p
+
+
+def run_headless_cli(args: argparse.Namespace) -> int:
+    from core.headless import HeadlessError, run_headless
+
+    if args.source is None:
+        print("error: --headless needs --source (a video file or a camera index)", file=sys.stderr)
+        return 2
+    try:
+        summary = run_headless(args.source, args.output, args.landmarks, args.model, args.device,
+                               PipelineConfig(smoothing=args.smoothing), args.max_frames)
+    except HeadlessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.headless:
+        return run_headless_cli(args)
+    from app.application import run_app
+
+    return run_app(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Tracker decisions without a model: when it detects, how it matches, when it forgets."""
+from __future__ import annotations
+
+import numpy as np
+
+from core.geometry import Box, landmark_box
+from core.smoothing import NoSmoother
+from core.tracker import Tracker, TrackerConfig
+
+
+def face_at(cx: float, cy: float, size: float = 100.0) -> np.ndarray:
+    rng = np.random.default_rng(int(cx))
+    return (rng.uniform(-0.5, 0.5, size=(68, 2)) * size + [cx, cy]).astype(np.float32)
+
+
+def make_tracker(**kw: object) -> Tracker:
+    return Tracker(TrackerConfig(**kw), NoSmoother)
+
+
+def test_first_frame_detects_then_tracks_with_a_stable_id() -> None:
+    tracker = make_tracker(detection_interval=5)
+    assert tracker.needs_detection()
+    face = face_at(200, 200)
+    requests = tracker.plan([landmark_box(face)], 224, 1.5)
+    assert len(requests) == 1 and requests[0].track_id is None and requests[0].from_detection
+    track = tracker.update(requests[0], face, 0.9, 0.0)
+    assert track.track_id == 1
+    for step in range(4):
+        assert not tracker.needs_detection()
+        (req,) = tracker.plan(None, 224, 1.5)
+        assert req.track_id == 1 and not req.from_detection
+        tracker.update(req, face + step, 0.9, step / 30)
+    assert tracker.needs_detection(), "the periodic sweep for new faces is due"
+
+
+def test_detection_matching_keeps_ids_and_adds_new_faces() -> None:
+    tracker = make_tracker()
+    a, b = face_at(100, 100), face_at(400, 120)
+    for req, face in zip(tracker.plan([landmark_box(a)], 224, 1.5), [a]):
+        tracker.update(req, face, 0.9, 0.0)
+    requests = tracker.plan([landmark_box(b), landmark_box(a + 3)], 224, 1.5)
+    ids = [r.track_id for r in requests]
+    assert ids.count(1) == 1 and ids.count(None) == 1
+    for req in requests:
+        tracker.update(req, a + 3 if req.track_id == 1 else b, 0.9, 0.1)
+    assert sorted(t.track_id for t in tracker.tracks) == [1, 2]
+
+
+def test_low_confidence_marks_lost_and_track_is_dropped_after_max_lost() -> None:
+    tracker = make_tracker(max_lost_frames=2)
+    face = face_at(200, 200)
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    tracker.update(req, face, 0.9, 0.0)
+    for _ in range(3):
+        (req,) = tracker.plan([] if tracker.needs_detection() else None, 224, 1.5)
+        track = tracker.update(req, face + 50, 0.1, 0.1)
+        np.testing.assert_array_equal(track.landmarks, face), "a lost track keeps its last good landmarks"
+        tracker.prune()
+    assert tracker.tracks == [], "dropped after staying lost longer than max_lost_frames"
+
+
+def test_lost_track_recovers_from_a_matching_detection_with_the_same_id() -> None:
+    tracker = make_tracker()
+    face = face_at(200, 200)
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    tracker.update(req, face, 0.9, 0.0)
+    (req,) = tracker.plan(None, 224, 1.5)
+    tracker.update(req, face, 0.2, 0.03)
+    assert tracker.needs_detection()
+    (req,) = tracker.plan([landmark_box(face + 10)], 224, 1.5)
+    assert req.track_id == 1 and req.from_detection
+    tracker.update(req, face + 10, 0.9, 0.06)
+    assert tracker.tracks[0].lost_frames == 0 and tracker.tracks[0].track_id == 1
+
+
+def test_unconvincing_new_detection_is_discarded_and_duplicates_merge() -> None:
+    tracker = make_tracker()
+    face = face_at(200, 200)
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    assert tracker.update(req, face, 0.2, 0.0) is None and tracker.tracks == []
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    tracker.update(req, face, 0.9, 0.0)
+    requests = tracker.plan([Box(500, 500, 600, 600)], 224, 1.5)
+    for r in requests:
+        tracker.update(r, face + 1, 0.9, 0.03)  # the "new" face converged onto the same one
+    tracker.prune()
+    assert [t.track_id for t in tracker.tracks] == [1]
+
+
+def test_max_faces_caps_new_tracks() -> None:
+    tracker = make_tracker(max_faces=2)
+    boxes = [landmark_box(face_at(100 + 150 * i, 100)) for i in range(4)]
+    assert len(tracker.plan(boxes, 224, 1.5)) == 2
