@@ -32,7 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.schemes import LandmarkScheme, get_scheme
+from core.schemes import Contour, LandmarkScheme, get_scheme
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ def _nose_points(scheme: LandmarkScheme) -> list[int]:
     return sorted({i for c in scheme.contours if c.name.startswith("nose") for i in c.indices})
 
 
-def _contour(scheme: LandmarkScheme, name: str):
+def _contour(scheme: LandmarkScheme, name: str) -> Contour:
     try:
         return next(c for c in scheme.contours if c.name == name)
     except StopIteration:

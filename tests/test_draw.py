@@ -1,0 +1,148 @@
+"""Overlay layers: each draws its own thing where it belongs, can be switched off, and is anti-aliased."""
+from __future__ import annotations
+
+import dataclasses
+
+import cv2
+import numpy as np
+import pytest
+
+from core.draw import DrawOptions, draw_faces, track_colour
+from core.geometry import Box, landmark_box
+from core.pose import angles_to_rotation, camera_matrix, estimate_pose, load_mean_face
+from core.results import FaceResult
+from core.schemes import get_scheme
+
+SIZE = (640, 360)
+NONE = DrawOptions(**{f.name: False for f in dataclasses.fields(DrawOptions)})
+
+
+@pytest.fixture(scope="module")
+def frame(shared_data) -> np.ndarray:
+    """The first frame of a real clip (a textured background, not a blank canvas)."""
+    cap = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
+    ok, image = cap.read()
+    cap.release()
+    assert ok and image.shape == (360, 640, 3)
+    return image
+
+
+def face(track_id: int = 1, yaw: float = 15.0) -> FaceResult:
+    rvec = cv2.Rodrigues(angles_to_rotation(yaw, -5.0, 0.0))[0]
+    pts = cv2.projectPoints(load_mean_face(), rvec, np.array([-20.0, 10.0, 800.0]), camera_matrix(SIZE), None)[0][:, 0]
+    return FaceResult(track_id, pts, 0.87, landmark_box(pts), estimate_pose(pts, SIZE), "ibug68")
+
+
+def only(**layers: bool) -> DrawOptions:
+    return dataclasses.replace(NONE, **layers)
+
+
+def changed(before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Mask of pixels a layer touched."""
+    return np.any(before != after, axis=2)
+
+
+def test_draws_in_place_and_returns_the_frame(frame):
+    canvas = frame.copy()
+    assert draw_faces(canvas, [face()], "ibug68", DrawOptions(), fps=30.0) is canvas
+    assert changed(frame, canvas).any()
+
+
+def test_all_layers_off_draws_nothing(frame):
+    canvas = draw_faces(frame.copy(), [face()], "ibug68", NONE, fps=30.0)
+    assert not changed(frame, canvas).any()
+
+
+def test_points_layer_marks_every_landmark_and_nothing_far_away(frame):
+    f = face()
+    mask = changed(frame, draw_faces(frame.copy(), [f], "ibug68", only(points=True)))
+    xs, ys = np.round(f.landmarks).astype(int).T
+    assert mask[ys, xs].all()
+    far = np.ones_like(mask)
+    for x, y in zip(xs, ys):
+        far[max(0, y - 4): y + 5, max(0, x - 4): x + 5] = False
+    assert not mask[far].any()
+
+
+def test_points_are_anti_aliased(frame):
+    """Edge pixels blend the point colour with the background (LINE_AA), not just the two colours."""
+    blank = np.zeros_like(frame)
+    f = face(track_id=0)
+    canvas = draw_faces(blank.copy(), [f], "ibug68", only(points=True))
+    colour = np.array(track_colour(0))
+    touched = canvas[changed(blank, canvas)]
+    partial = ~np.all(touched == colour, axis=1)
+    assert partial.sum() > len(f.landmarks)
+
+
+def test_contours_connect_the_scheme_lines(frame):
+    f = face()
+    scheme = get_scheme("ibug68")
+    mask = changed(frame, draw_faces(frame.copy(), [f], scheme, only(contours=True)))
+    for contour in scheme.contours:
+        a, b = f.landmarks[contour.indices[0]], f.landmarks[contour.indices[1]]
+        mid = np.round((a + b) / 2).astype(int)
+        assert mask[mid[1], mid[0]], contour.name
+    points_only = changed(frame, draw_faces(frame.copy(), [f], scheme, only(points=True)))
+    jaw = scheme.contours[0].indices  # the first two jaw points are ~15 px apart in this face
+    gap = f.landmarks[list(jaw[:2])].mean(axis=0).round().astype(int)
+    assert not points_only[gap[1], gap[0]]  # points alone leave the gap empty
+
+
+def test_box_layer_follows_the_box(frame):
+    f = face()
+    mask = changed(frame, draw_faces(frame.copy(), [f], "ibug68", only(box=True)))
+    b = f.box
+    assert mask[int(round(b.y0)), int((b.x0 + b.x1) / 2)] and mask[int((b.y0 + b.y1) / 2), int(round(b.x1))]
+    assert not mask[int((b.y0 + b.y1) / 2), int((b.x0 + b.x1) / 2)]  # the inside is left alone
+
+
+def test_labels_sit_above_the_box(frame):
+    f = face()
+    for options in (only(track_id=True), only(confidence=True)):
+        mask = changed(frame, draw_faces(frame.copy(), [f], "ibug68", options))
+        rows = np.nonzero(mask.any(axis=1))[0]
+        assert len(rows) and rows.max() <= f.box.y0 + 2
+    both = changed(frame, draw_faces(frame.copy(), [f], "ibug68", only(track_id=True, confidence=True))).sum()
+    assert both > changed(frame, draw_faces(frame.copy(), [f], "ibug68", only(track_id=True))).sum()
+
+
+def test_pose_layer_draws_axes_from_the_nose_and_skips_faces_without_pose(frame):
+    f = face()
+    mask = changed(frame, draw_faces(frame.copy(), [f], "ibug68", only(pose_axes=True)))
+    tip = f.landmarks[int(load_mean_face()[:, 2].argmin())].round().astype(int)
+    assert mask[tip[1] - 2: tip[1] + 3, tip[0] - 2: tip[0] + 3].any()
+    no_pose = dataclasses.replace(f, pose=None)
+    assert not changed(frame, draw_faces(frame.copy(), [no_pose], "ibug68", only(pose_axes=True))).any()
+
+
+def test_fps_layer_needs_a_value(frame):
+    assert not changed(frame, draw_faces(frame.copy(), [], "ibug68", only(fps=True), fps=None)).any()
+    mask = changed(frame, draw_faces(frame.copy(), [], "ibug68", only(fps=True), fps=29.97))
+    ys, xs = np.nonzero(mask)
+    assert len(xs) and xs.max() < SIZE[0] // 3 and ys.max() < SIZE[1] // 5  # top-left corner
+
+
+def test_faces_get_their_own_colours(frame):
+    """On black, an anti-aliased box's brightest pixel is its track colour scaled by the coverage."""
+    assert track_colour(1) != track_colour(2)
+    for track_id in (1, 2):
+        blank = np.zeros_like(frame)
+        canvas = draw_faces(blank.copy(), [face(track_id=track_id)], "ibug68", only(box=True))
+        brightest = canvas[changed(blank, canvas)].astype(float).max(axis=0)
+        for other in (1, 2):
+            colour = np.array(track_colour(other), float)
+            cosine = brightest @ colour / np.linalg.norm(brightest) / np.linalg.norm(colour)
+            assert (cosine > 0.999) == (other == track_id)
+
+
+def test_other_schemes_draw_without_pose(frame):
+    scheme = get_scheme("wflw98")
+    pts = np.stack([np.linspace(200, 400, 98), 180 + 60 * np.sin(np.linspace(0, 6, 98))], axis=1)
+    f = FaceResult(3, pts, 0.7, Box(200, 120, 400, 240), None, "wflw98")
+    assert changed(frame, draw_faces(frame.copy(), [f], scheme, DrawOptions())).any()
+
+
+def test_landmark_count_must_match_the_scheme(frame):
+    with pytest.raises(ValueError, match="wflw98"):
+        draw_faces(frame.copy(), [face()], "wflw98")

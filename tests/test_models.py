@@ -1,0 +1,101 @@
+"""The torch side: shapes for both models and schemes, the loss's decisions, and a tiny overfit on real faces."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from core.anchors import anchor_points, place_templates
+from core.datasets import read_dataset, select_split
+from core.schemes import get_scheme
+from models.anchorface import AnchorFace, ExportWrapper, ModelConfig, build_model
+from models.complexity import count_macs, count_parameters
+from models.losses import LossConfig, anchorface_loss, confidence_target
+from training.data import FaceDataset
+
+torch.set_num_threads(1)
+
+
+def prior_for(config: ModelConfig) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    shape = (config.num_templates, config.num_points, 2) if config.model_type == "anchorface" else (config.num_points, 2)
+    return rng.normal(0, 30, size=shape)
+
+
+@pytest.mark.parametrize("scheme", ["ibug68", "wflw98"])
+@pytest.mark.parametrize("model_type", ["anchorface", "direct"])
+def test_forward_shapes(scheme: str, model_type: str) -> None:
+    points = get_scheme(scheme).num_points
+    config = ModelConfig(model_type=model_type, scheme=scheme, num_points=points, width=0.5)
+    model = build_model(config, prior_for(config)).eval()
+    landmarks, confidence = ExportWrapper(model)(torch.rand(2, 3, 224, 224))
+    m = 7 * 7 * 24 if model_type == "anchorface" else 1
+    assert landmarks.shape == (2, m, points, 2) and confidence.shape == (2, m)
+    assert torch.all((confidence > 0) & (confidence <= 1))
+    if model_type == "direct":
+        assert torch.allclose(confidence, torch.ones_like(confidence))
+
+
+def test_untrained_anchorface_predicts_its_placed_templates() -> None:
+    """Offsets start near zero, so anchor (row, col, t) sits at T(a, t): the index layout is what core documents."""
+    config = ModelConfig(width=0.5)
+    templates = prior_for(config)
+    model = AnchorFace(config, templates).eval()
+    landmarks, _ = model(torch.rand(1, 3, 224, 224))
+    placed = place_templates(templates, anchor_points())
+    assert np.abs(landmarks[0].detach().numpy() - placed).max() < 2.0
+    # anchor m = cell * K + t: cell 8 is row 1, col 1 → centre (95.5, 95.5) for template 0
+    assert np.allclose(placed[8 * 24].mean(axis=0) - templates[0].mean(axis=0), [95.5, 95.5])
+
+
+def test_parameter_and_mac_counts_are_in_the_papers_range() -> None:
+    config = ModelConfig()
+    model = build_model(config, prior_for(config))
+    macs = count_macs(model)
+    assert 150e6 < macs < 260e6, macs  # paper: 227 M FLOPs for ShuffleNetV2 ×1.0 + heads
+    assert 1.5e6 < count_parameters(model) < 4e6
+
+
+def test_confidence_target_decreases_with_distance_and_spans_the_threshold() -> None:
+    truth = torch.zeros(1, 68, 2)
+    templates = torch.stack([truth[0] + d for d in (0.0, 5.0, 20.0, 80.0)])
+    target = confidence_target(templates, truth)[0]
+    assert target[0] == pytest.approx(1.0)
+    assert torch.all(target[1:] < target[:-1]), "closer templates get higher confidence (the '1 −' decision)"
+    assert target[1] > 0.6 > target[3], "the 0.6 threshold separates a near template from a far one"
+
+
+def test_regression_is_weighted_by_the_target_confidence() -> None:
+    """Moving a far anchor's prediction changes the loss far less than moving a near one's."""
+    truth = torch.zeros(1, 68, 2)
+    placed = torch.stack([truth[0], truth[0] + 100.0])
+    logits = torch.zeros(1, 2)
+    base = anchorface_loss(placed[None].clone(), logits, placed, truth).regression
+    near = placed[None].clone()
+    near[0, 0] += 5
+    far = placed[None].clone()
+    far[0, 1] += 5
+    assert anchorface_loss(near, logits, placed, truth).regression - base > \
+        10 * (anchorface_loss(far, logits, placed, truth).regression - base)
+
+
+def test_loss_decreases_when_overfitting_a_few_real_faces(shared_data) -> None:
+    records = [r for r in select_split(read_dataset(shared_data), "train") if r.scheme == "ibug68"][:4]
+    dataset = FaceDataset(records, train=False)
+    images = torch.stack([dataset[i][0] for i in range(4)])
+    targets = torch.stack([dataset[i][1] for i in range(4)])
+    from core.anchors import build_templates
+
+    templates = build_templates(np.concatenate([dataset.policy_shapes()] * 2), get_scheme("ibug68"))
+    torch.manual_seed(0)
+    model = AnchorFace(ModelConfig(width=0.5), templates)
+    optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)
+    losses = []
+    for _ in range(25):
+        landmarks, logits = model(images)
+        terms = anchorface_loss(landmarks, logits, model.placed_templates, targets, LossConfig())
+        optimizer.zero_grad()
+        terms.total.backward()
+        optimizer.step()
+        losses.append(terms.total.item())
+    assert losses[-1] < 0.6 * losses[0], losses

@@ -1,0 +1,94 @@
+"""Train → export → evaluate round trip through the real CLIs on a few real faces, and the error paths."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from core.runtime import load_model
+from training import evaluate, export, train
+from training.checkpoint import CheckpointError, load_model_from_checkpoint
+
+
+@pytest.fixture(scope="module")
+def tiny_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    code = train.main(["--data", str(shared_data), "--out", str(out), "--epochs", "2", "--max-train", "24",
+                       "--batch-size", "8", "--width", "0.5", "--workers", "0", "--threads", "1"])
+    assert code == 0
+    return out
+
+
+def test_training_writes_logs_plot_and_safe_checkpoints(tiny_run: Path) -> None:
+    lines = (tiny_run / "log.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,train_loss,train_reg,train_con,val_nme,val_fr,lr")
+    assert len(lines) == 3
+    assert (tiny_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    for name in ("best.pt", "last.pt"):
+        torch.load(tiny_run / name, weights_only=True)  # plain data only: no pickled objects
+    model, config, data = load_model_from_checkpoint(tiny_run / "best.pt")
+    assert config.width == 0.5 and tuple(model.templates.shape) == (24, 68, 2)
+    with np.load(tiny_run / "templates.npz", allow_pickle=False) as saved:
+        np.testing.assert_allclose(saved["templates"], model.templates.numpy(), atol=1e-5)
+
+
+def test_resume_continues_from_last_epoch(tiny_run: Path, shared_data: Path) -> None:
+    code = train.main(["--data", str(shared_data), "--out", str(tiny_run), "--epochs", "3", "--max-train", "24",
+                       "--batch-size", "8", "--width", "0.5", "--workers", "0", "--threads", "1", "--resume"])
+    assert code == 0
+    assert [line.split(",")[0] for line in (tiny_run / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
+
+
+def test_export_round_trip_and_evaluation_agree(tiny_run: Path, shared_data: Path, tmp_path: Path) -> None:
+    onnx_path = tmp_path / "tiny.onnx"
+    result = export.export(tiny_run / "best.pt", onnx_path)
+    assert result["max_abs_diff_px"] < 1e-3
+    meta = {p.key: p.value for p in onnx.load(str(onnx_path)).metadata_props}
+    assert meta["scheme"] == "ibug68" and meta["num_templates"] == "24" and meta["model_type"] == "anchorface"
+    assert float(meta["val_nme"]) > 0
+    runtime = load_model(onnx_path, device="cpu")
+    assert runtime.info.num_anchors == 7 * 7 * 24 and runtime.provider == "CPU"
+
+    numbers = {}
+    for model_file in (tiny_run / "best.pt", onnx_path):
+        out = tmp_path / f"{model_file.suffix[1:]}.json"
+        plot = tmp_path / f"{model_file.suffix[1:]}.png"
+        assert evaluate.main(["--model", str(model_file), "--data", str(shared_data), "--json", str(out),
+                              "--plot", str(plot)]) == 0
+        numbers[model_file.suffix] = json.loads(out.read_text())
+        assert plot.exists()
+    pt, ox = numbers[".pt"], numbers[".onnx"]
+    assert set(pt) == {"n", "nme", "fr", "auc", "pearson", "per_source"} and pt["n"] == 180
+    assert set(pt["per_source"]) == {"300w_afw", "300w_helen_train"}
+    assert ox["nme"] == pytest.approx(pt["nme"], abs=1e-5), "ONNX Runtime and torch give the same NME"
+
+
+def test_export_refuses_a_file_that_does_not_match_torch(tiny_run: Path, tmp_path: Path) -> None:
+    with pytest.raises(export.ExportError, match="differs from torch"):
+        export.export(tiny_run / "best.pt", tmp_path / "never.onnx", tolerance=0.0)
+    assert not (tmp_path / "never.onnx").exists()
+
+
+def test_malformed_checkpoint_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"\x80\x02not a checkpoint at all")
+    with pytest.raises(CheckpointError, match="broken.pt"):
+        load_model_from_checkpoint(bad)
+    plain = tmp_path / "plain.pt"
+    torch.save({"weights": torch.zeros(2)}, plain)
+    with pytest.raises(CheckpointError, match="plain.pt.*missing"):
+        load_model_from_checkpoint(plain)
+
+
+def test_malformed_dataset_folder_fails_with_its_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "not_a_dataset"
+    empty.mkdir()
+    (empty / "photo.jpg").write_bytes(b"")
+    assert train.main(["--data", str(empty), "--out", str(tmp_path / "run")]) == 2
+    assert "not_a_dataset" in capsys.readouterr().err
+    assert evaluate.main(["--model", str(tmp_path / "missing.pt"), "--data", str(empty)]) == 2
+    assert "missing.pt" in capsys.readouterr().err
