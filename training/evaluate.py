@@ -1,11 +1,12 @@
 """Evaluate a model with the paper's metrics on any dataset layout core's readers know.
 
     python -m training.evaluate --model FILE --data DIR [--split val|train|all] [--strategy weighted|argmax|mean]
-                                [--threshold 0.6] [--json OUT] [--plot CED.png]
+                                [--threshold 0.6] [--crops gt|mediapipe|haar] [--json OUT] [--plot CED.png]
 
 FILE is an exported ``.onnx`` (run through core.runtime, exactly as the app runs it) or a training
 checkpoint. Faces are cropped from their ground-truth landmark box (the standard protocol) with the
-crop policy recorded in the model. Prints N, NME (inter-ocular, %), FR@0.1, AUC@0.1 and the Pearson
+crop policy recorded in the model; ``--crops mediapipe|haar`` crops from the calibrated box of that
+detector instead, as the app does on a first frame (faces it misses are counted and left out). Prints N, NME (inter-ocular, %), FR@0.1, AUC@0.1 and the Pearson
 correlation between anchor confidence and anchor error, per source and overall; writes a CED plot.
 """
 from __future__ import annotations
@@ -21,8 +22,10 @@ import numpy as np
 from tqdm import tqdm
 
 from core.datasets import DatasetError, FaceRecord, read_dataset, select_split
+from core.datasets import FaceSample
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate
-from core.geometry import crop_from_landmarks, invert_affine, transform_points, warp_to_crop
+from core.detection import best_match, calibrated_box, make_detector, pad_image
+from core.geometry import crop_from_box, crop_from_landmarks, invert_affine, landmark_box, transform_points, warp_to_crop
 from core.metrics import anchor_errors, auc, ced_curve, failure_rate, nme, pearson
 from core.schemes import get_scheme
 from training.predictors import AnchorPredictor, open_predictor
@@ -48,16 +51,45 @@ class Evaluation:
     sources: list[str]
     nmes: np.ndarray
     pearson: float
+    missed: int = 0  # faces the detector did not find (detector crops only)
+
+
+class DetectorCrops:
+    """Crop from a detector's calibrated box, on the image padded as in calibration (faces in the
+    shared data fill their photo; the border gives the detector the context a webcam frame has)."""
+
+    def __init__(self, kind: str) -> None:
+        self.detector = make_detector(kind)
+
+    def __call__(self, sample: FaceSample, size: int, margin: float) -> np.ndarray | None:
+        image, border = pad_image(sample.image)
+        match = best_match(self.detector.detect(image), landmark_box(sample.landmarks + border))
+        if match is None:
+            return None
+        box = calibrated_box(match, self.detector.name)
+        shifted = type(box)(box.x0 - border, box.y0 - border, box.x1 - border, box.y1 - border)
+        return crop_from_box(shifted, size, margin)
+
+
+def ground_truth_crop(sample: FaceSample, size: int, margin: float) -> np.ndarray:
+    """The standard protocol: the crop policy applied to the ground-truth landmarks."""
+    return crop_from_landmarks(sample.landmarks, size, margin)
 
 
 def predict_records(predictor: AnchorPredictor, records: list[FaceRecord], strategy: str, threshold: float,
-                    batch_size: int = 32) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
-    """Landmarks in image pixels for each record, plus anchor (confidence, error) pairs for Pearson."""
+                    batch_size: int = 32, crop=ground_truth_crop) -> tuple[np.ndarray, np.ndarray, list[float], list[float], list[bool]]:
+    """Landmarks in image pixels for each record the crop source could place, anchor (confidence,
+    error) pairs for Pearson, and per record whether it was kept."""
     scheme = get_scheme(predictor.scheme)
-    preds, truths, confs, errs = [], [], [], []
+    preds, truths, confs, errs, kept = [], [], [], [], []
     for start in tqdm(range(0, len(records), batch_size), desc="evaluating", unit="batch", leave=False):
-        batch = [r.load() for r in records[start:start + batch_size]]
-        matrices = [crop_from_landmarks(s.landmarks, predictor.input_size, predictor.crop_margin) for s in batch]
+        loaded = [r.load() for r in records[start:start + batch_size]]
+        placed = [crop(s, predictor.input_size, predictor.crop_margin) for s in loaded]
+        kept.extend(m is not None for m in placed)
+        batch = [s for s, m in zip(loaded, placed) if m is not None]
+        matrices = [m for m in placed if m is not None]
+        if not batch:
+            continue
         crops = np.stack([warp_to_crop(s.image, m, predictor.input_size) for s, m in zip(batch, matrices)])
         anchor_landmarks, anchor_conf = predictor.predict(crops)
         agg = aggregate(anchor_landmarks, anchor_conf, strategy, threshold)
@@ -68,15 +100,16 @@ def predict_records(predictor: AnchorPredictor, records: list[FaceRecord], strat
             crop_truth = np.stack([transform_points(s.landmarks, m) for s, m in zip(batch, matrices)])
             confs.extend(anchor_conf.ravel().tolist())
             errs.extend(anchor_errors(anchor_landmarks, crop_truth, scheme).ravel().tolist())
-    return np.stack(preds), np.stack(truths), confs, errs
+    return np.stack(preds), np.stack(truths), confs, errs, kept
 
 
 def evaluate(predictor: AnchorPredictor, records: list[FaceRecord], strategy: str = "weighted",
-             threshold: float = DEFAULT_THRESHOLD, batch_size: int = 32) -> Evaluation:
-    """Run the model over ``records`` (all of the predictor's scheme) and score every face."""
-    preds, truths, confs, errs = predict_records(predictor, records, strategy, threshold, batch_size)
+             threshold: float = DEFAULT_THRESHOLD, batch_size: int = 32, crop=ground_truth_crop) -> Evaluation:
+    """Run the model over ``records`` (all of the predictor's scheme) and score every placed face."""
+    preds, truths, confs, errs, kept = predict_records(predictor, records, strategy, threshold, batch_size, crop)
     nmes = nme(preds, truths, get_scheme(predictor.scheme))
-    return Evaluation([r.source for r in records], nmes, pearson(confs, errs) if confs else float("nan"))
+    sources = [r.source for r, k in zip(records, kept) if k]
+    return Evaluation(sources, nmes, pearson(confs, errs) if confs else float("nan"), kept.count(False))
 
 
 def summarise(nmes: np.ndarray, corr: float = float("nan")) -> Scores:
@@ -87,7 +120,7 @@ def report(result: Evaluation) -> dict:
     """Overall and per-source scores with the keys the --json contract names."""
     sources = np.array(result.sources)
     per_source = {s: asdict(summarise(result.nmes[sources == s])) for s in sorted(set(result.sources))}
-    return {**asdict(summarise(result.nmes, result.pearson)), "per_source": per_source}
+    return {**asdict(summarise(result.nmes, result.pearson)), "per_source": per_source, "missed": result.missed}
 
 
 def format_table(numbers: dict) -> str:
@@ -139,23 +172,30 @@ def main(argv: list[str] | None = None) -> int:
                    help="part of the repository split to use (ignored for datasets it does not cover)")
     p.add_argument("--strategy", choices=STRATEGIES, default="weighted", help="anchor aggregation")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="confidence threshold C_th of 'weighted'")
+    p.add_argument("--crops", choices=["gt", "mediapipe", "haar"], default="gt",
+                   help="crop from the ground-truth landmark box (standard) or from a calibrated detector box")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=32, help="faces per inference call")
+    p.add_argument("--limit", type=int, default=0, help="evaluate only the first N faces (quick checks)")
     p.add_argument("--json", help="write the numbers (n, nme, fr, auc, pearson, per_source) to this file")
     p.add_argument("--plot", help="CED plot PNG (default: ced_<model name>.png in the current folder)")
     args = p.parse_args(argv)
     try:
         predictor = open_predictor(args.model, args.device)
         records = load_records(args.data, args.split, predictor.scheme)
+        records = records[:args.limit] if args.limit else records
     except (DatasetError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not records:
         print(f"error: {args.data} has no {predictor.scheme} faces", file=sys.stderr)
         return 2
-    result = evaluate(predictor, records, args.strategy, args.threshold, args.batch_size)
+    crop = ground_truth_crop if args.crops == "gt" else DetectorCrops(args.crops)
+    result = evaluate(predictor, records, args.strategy, args.threshold, args.batch_size, crop)
     numbers = report(result)
-    print(f"{args.model} on {args.data} ({args.split}, {args.strategy}, C_th {args.threshold})")
+    print(f"{args.model} on {args.data} ({args.split}, {args.strategy}, C_th {args.threshold}, {args.crops} crops)")
+    if result.missed:
+        print(f"the {args.crops} detector missed {result.missed} of {len(records)} faces (left out below)")
     print(format_table(numbers))
     plot = Path(args.plot or f"ced_{Path(args.model).stem}.png")
     plot_ced({Path(args.model).stem: result.nmes}, plot, f"{Path(args.data).name} ({args.split})")
