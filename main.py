@@ -23,9 +23,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="headless: annotated video to write (.mp4); implies --landmarks OUT.csv")
     p.add_argument("--landmarks", help="headless: landmarks CSV to write (one row per face per frame)")
     p.add_argument("--model", help="exported AnchorFace .onnx file (default: the bundled model)")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
-                   help="inference device: auto uses CUDA when it really works, else CPU")
-    p.add_argument("--smoothing", choices=list(SMOOTHERS), default="kalman", help="temporal filter")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"],
+                   help="inference device: auto (default) uses CUDA when it really works, else CPU; "
+                        "in the window it overrides the saved setting for this run")
+    p.add_argument("--smoothing", choices=list(SMOOTHERS),
+                   help="temporal filter (default kalman; in the window it overrides the saved setting for this run)")
     p.add_argument("--max-frames", type=int, help="stop after this many frames")
     p.add_argument("--screenshot", help="window: save a PNG of the window after --frames frames, then exit")
     p.add_argument("--frames", type=int, default=60, help="window: frames to process before --screenshot")
@@ -40,8 +42,8 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         print("error: --headless needs --source (a video file or a camera index)", file=sys.stderr)
         return 2
     try:
-        summary = run_headless(args.source, args.output, args.landmarks, args.model, args.device,
-                               PipelineConfig(smoothing=args.smoothing), args.max_frames)
+        summary = run_headless(args.source, args.output, args.landmarks, args.model, args.device or "auto",
+                               PipelineConfig(smoothing=args.smoothing or "kalman"), args.max_frames)
     except HeadlessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -26,7 +26,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from core.schemes import get_scheme, scheme_for_point_count
+from core.schemes import scheme_for_point_count
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
 

@@ -125,11 +125,6 @@ def build_model(config: ModelConfig, prior: np.ndarray) -> nn.Module:
     raise ValueError(f"unknown model type {config.model_type!r}; use 'anchorface' or 'direct'")
 
 
-def model_prior(model: nn.Module) -> torch.Tensor:
-    """The data prior a model was built with (templates or mean shape), for rebuilding from a checkpoint."""
-    return model.templates if isinstance(model, AnchorFace) else model.mean_shape
-
-
 class ExportWrapper(nn.Module):
     """What goes into the ONNX file: landmarks and sigmoid confidences, per the model-file contract."""
 

@@ -17,7 +17,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import asdict, fields
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +31,10 @@ from core.datasets import DatasetError, FaceRecord, read_dataset, select_split
 from core.decode import aggregate
 from core.metrics import failure_rate, nme
 from core.schemes import get_scheme
-from models.anchorface import ModelConfig, build_model, model_prior
+from models.anchorface import ModelConfig, build_model
 from models.losses import LossConfig, anchorface_loss, direct_loss
 from training.augment import AugmentConfig
-from training.checkpoint import load_model_from_checkpoint, read_checkpoint, save_checkpoint
+from training.checkpoint import read_checkpoint, save_checkpoint
 from training.data import FaceDataset, cv2_threads_off
 
 log = logging.getLogger("training.train")

@@ -1,0 +1,92 @@
+"""Start the desktop app from ``main.py``'s arguments: the window, its source, and the screenshot helper.
+
+``--screenshot OUT.png --frames N`` runs the real window until N frames have been processed and shown,
+saves ``window.grab()`` and exits, so the README's picture is the app itself rather than a mock-up.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from PyQt6.QtCore import QSettings, QTimer
+from PyQt6.QtWidgets import QApplication
+
+from app.settings import APPLICATION, ORGANIZATION
+from app.window import MainWindow
+from app.worker import FrameStats
+
+log = logging.getLogger(__name__)
+
+WINDOW_SIZE = (1120, 720)
+
+
+def run_app(args: argparse.Namespace) -> int:
+    """Show the window (reusing a running QApplication) and return the exit code of its event loop."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    window = MainWindow(QSettings(ORGANIZATION, APPLICATION), session_overrides(args), args.max_frames)
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    window.start_initial(args.source)
+    if args.screenshot:
+        if window.capture is None:
+            print(f"error: nothing to take a screenshot of: {window.source_error or window.message.text}",
+                  file=sys.stderr)
+            window.close()
+            return 2
+        _taker = ScreenshotTaker(window, Path(args.screenshot), args.frames)  # must live while the loop runs
+        return app.exec()
+    return app.exec()
+
+
+def session_overrides(args: argparse.Namespace) -> dict:
+    """Command-line options that replace stored settings for this run (they persist only if the user
+    then accepts the settings dialog)."""
+    overrides: dict = {}
+    if getattr(args, "model", None):
+        overrides["model_path"] = str(Path(args.model).resolve())
+    if getattr(args, "device", None):
+        overrides["device"] = args.device
+    if getattr(args, "smoothing", None):
+        overrides["smoothing"] = args.smoothing
+    return overrides
+
+
+class ScreenshotTaker:
+    """Saves ``window.grab()`` to ``path`` once ``frames`` frames were shown (or the source ended), then quits."""
+
+    def __init__(self, window: MainWindow, path: Path, frames: int) -> None:
+        self.window, self.path, self.frames = window, path, max(1, frames)
+        self.exit_code = 0
+        self._done = False
+        window.frameShown.connect(self._on_frame)
+        window.sessionStopped.connect(self._on_stopped)
+
+    def _on_frame(self, stats: FrameStats) -> None:
+        if stats.processed >= self.frames:
+            self._take()
+
+    def _on_stopped(self, reason: str) -> None:
+        if not self._done:
+            log.warning("source ended before %d frames (%s); taking the screenshot now", self.frames, reason)
+            self._take()
+
+    def _take(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        # Let the frame just shown be painted before grabbing the window.
+        QTimer.singleShot(0, self._save)
+
+    def _save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.window.grab().save(str(self.path), "PNG"):
+            log.info("screenshot saved to %s", self.path)
+        else:
+            print(f"error: cannot write {self.path}", file=sys.stderr)
+            self.exit_code = 1
+        self.window.close()
+        QApplication.instance().exit(self.exit_code)

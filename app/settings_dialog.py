@@ -1,0 +1,253 @@
+"""The settings dialog: edits an :class:`AppSettings` and validates a new model before accepting it.
+
+A model file is only accepted once it has really been loaded (the core loader checks the whole model
+contract), so a bad file can never replace a working model: the loader's message appears in the
+dialog, the dialog stays open, and the window keeps running the previous model. The model loaded
+during validation is handed to the window, so an accepted file is not loaded twice.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QDoubleSpinBox, QFileDialog,
+                             QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QStackedWidget,
+                             QTabWidget, QVBoxLayout, QWidget)
+
+from app.settings import (MAX_CAMERA_INDEX, MAX_DETECTION_INTERVAL, RESOLUTIONS, SMOOTHING_PARAMS, AppSettings,
+                          draw_switches)
+from core.decode import STRATEGIES
+from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, ModelInfo
+from core.smoothing import SMOOTHERS
+
+#: Loads (and thereby validates) a model: ``(path, device) -> LandmarkModel``, raising ModelError.
+ModelLoader = Callable[[Path, str], LandmarkModel]
+
+DEVICE_LABELS = {"auto": "Automatic (CUDA when it works, else CPU)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
+SMOOTHING_LABELS = {"kalman": "Kalman (adaptive)", "one-euro": "One-Euro", "none": "None (raw model output)"}
+STRATEGY_LABELS = {"weighted": "Confidence-weighted mean", "argmax": "Most confident anchor",
+                   "mean": "Plain mean of all anchors"}
+DRAW_LABELS = {"points": "Landmark points", "contours": "Contours (jaw, brows, eyes, nose, lips)",
+               "box": "Face box", "track_id": "Track id", "confidence": "Confidence",
+               "pose_axes": "Head pose axes and angles", "fps": "Frame rate"}
+
+
+def describe_model(info: ModelInfo, provider: str | None = None) -> str:
+    """One line about a model for the dialog: name, scheme, points, measured accuracy, device."""
+    nme = f", validation NME {100 * info.val_nme:.2f}%" if info.val_nme is not None else ""
+    on = f", running on {provider}" if provider else ""
+    return f"{info.name} ({info.model_type}, {info.scheme}, {info.num_points} points{nme}){on}"
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of the settings; after ``accepted``, read :attr:`settings` and :attr:`loaded_model`."""
+
+    def __init__(self, settings: AppSettings, model: LandmarkModel | None, load: ModelLoader,
+                 parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Settings")
+        self.setMinimumWidth(560)
+        self.initial = settings
+        self.settings = settings
+        self.loaded_model: LandmarkModel | None = None  # set when the model or device changed and loaded
+        self._loaded_key: tuple[Path, str] | None = None
+        self._load = load
+        tabs = QTabWidget()
+        tabs.addTab(self._camera_tab(), "Camera")
+        tabs.addTab(self._model_tab(model), "Model")
+        tabs.addTab(self._processing_tab(), "Processing")
+        tabs.addTab(self._overlay_tab(), "Overlay")
+        tabs.addTab(self._recording_tab(), "Recording")
+        self.tabs = tabs
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
+                                   | QDialogButtonBox.StandardButton.RestoreDefaults)
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults).clicked.connect(
+            lambda: self.show_settings(AppSettings()))
+        self.buttons = buttons
+        layout = QVBoxLayout(self)
+        layout.addWidget(tabs)
+        layout.addWidget(buttons)
+        self.show_settings(settings)
+
+    # --- tabs -------------------------------------------------------------------------------------
+
+    def _camera_tab(self) -> QWidget:
+        self.camera_index = QSpinBox(minimum=0, maximum=MAX_CAMERA_INDEX)
+        self.resolution = QComboBox()
+        for width, height in RESOLUTIONS:
+            self.resolution.addItem("Camera default" if not width else f"{width} × {height}", (width, height))
+        form = QFormLayout()
+        form.addRow("Camera index", self.camera_index)
+        form.addRow("Resolution", self.resolution)
+        return _page(form)
+
+    def _model_tab(self, model: LandmarkModel | None) -> QWidget:
+        self.model_path = QLineEdit(placeholderText=f"bundled model ({DEFAULT_MODEL_PATH.name})")
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_model)
+        bundled = QPushButton("Use bundled")
+        bundled.clicked.connect(lambda: self.model_path.clear())
+        row = QHBoxLayout()
+        row.addWidget(self.model_path, 1)
+        row.addWidget(browse)
+        row.addWidget(bundled)
+        self.device = QComboBox()
+        for device, label in DEVICE_LABELS.items():
+            self.device.addItem(label, device)
+        self.current_model = QLabel(describe_model(model.info, model.provider) if model else "no model loaded",
+                                    wordWrap=True)
+        self.model_error = QLabel(wordWrap=True)
+        self.model_error.setStyleSheet("color: #c0392b; font-weight: bold")
+        self.model_error.hide()
+        form = QFormLayout()
+        form.addRow("Model file", row)
+        form.addRow("Device", self.device)
+        form.addRow("Active model", self.current_model)
+        form.addRow(self.model_error)
+        return _page(form)
+
+    def _processing_tab(self) -> QWidget:
+        self.smoothing = QComboBox()
+        self.smoothing_pages = QStackedWidget()
+        self.smoothing_spins: dict[str, dict[str, QDoubleSpinBox]] = {}
+        for method in SMOOTHERS:
+            self.smoothing.addItem(SMOOTHING_LABELS.get(method, method), method)
+            page_form = QFormLayout()
+            page_form.setContentsMargins(0, 0, 0, 0)
+            self.smoothing_spins[method] = {}
+            for param in SMOOTHING_PARAMS.get(method, ()):
+                spin = QDoubleSpinBox(minimum=param.minimum, maximum=param.maximum, decimals=param.decimals,
+                                      singleStep=param.step)
+                self.smoothing_spins[method][param.name] = spin
+                page_form.addRow(param.label, spin)
+            page = QWidget()
+            page.setLayout(page_form)
+            self.smoothing_pages.addWidget(page)
+        self.smoothing.currentIndexChanged.connect(self.smoothing_pages.setCurrentIndex)
+        self.threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, decimals=2, singleStep=0.05)
+        self.threshold.setToolTip("Anchors below this confidence are left out of the weighted mean")
+        self.strategy = QComboBox()
+        for strategy in STRATEGIES:
+            self.strategy.addItem(STRATEGY_LABELS.get(strategy, strategy), strategy)
+        # The threshold only takes part in the weighted strategy.
+        self.strategy.currentIndexChanged.connect(
+            lambda: self.threshold.setEnabled(self.strategy.currentData() == "weighted"))
+        self.detection_interval = QSpinBox(minimum=1, maximum=MAX_DETECTION_INTERVAL, suffix=" frames")
+        form = QFormLayout()
+        form.addRow("Smoothing", self.smoothing)
+        form.addRow(self.smoothing_pages)
+        form.addRow("Anchor aggregation", self.strategy)
+        form.addRow("Confidence threshold", self.threshold)
+        form.addRow("Detect new faces every", self.detection_interval)
+        return _page(form)
+
+    def _overlay_tab(self) -> QWidget:
+        self.draw_boxes = {name: QCheckBox(DRAW_LABELS.get(name, name)) for name in draw_switches()}
+        layout = QVBoxLayout()
+        for box in self.draw_boxes.values():
+            layout.addWidget(box)
+        layout.addStretch()
+        return _page(layout)
+
+    def _recording_tab(self) -> QWidget:
+        self.recording_folder = QLineEdit()
+        browse = QPushButton("Browse…")
+        browse.clicked.connect(self._browse_folder)
+        row = QHBoxLayout()
+        row.addWidget(self.recording_folder, 1)
+        row.addWidget(browse)
+        form = QFormLayout()
+        form.addRow("Save recordings and snapshots in", row)
+        return _page(form)
+
+    # --- values -------------------------------------------------------------------------------------
+
+    def show_settings(self, settings: AppSettings) -> None:
+        """Put ``settings`` into the widgets."""
+        self.camera_index.setValue(settings.camera_index)
+        select_data(self.resolution, settings.resolution)
+        self.model_path.setText(settings.model_path)
+        select_data(self.device, settings.device)
+        select_data(self.smoothing, settings.smoothing)
+        for method, spins in self.smoothing_spins.items():
+            for name, spin in spins.items():
+                spin.setValue(settings.smoothing_params[method][name])
+        self.threshold.setValue(settings.threshold)
+        select_data(self.strategy, settings.strategy)
+        self.detection_interval.setValue(settings.detection_interval)
+        for name, box in self.draw_boxes.items():
+            box.setChecked(getattr(settings.draw, name))
+        self.recording_folder.setText(settings.recording_folder)
+
+    def edited_settings(self) -> AppSettings:
+        """The settings as the widgets show them now."""
+        width, height = self.resolution.currentData()
+        return AppSettings(
+            camera_index=self.camera_index.value(), camera_width=width, camera_height=height,
+            model_path=self.model_path.text().strip(), device=self.device.currentData(),
+            smoothing=self.smoothing.currentData(),
+            smoothing_params={m: {n: spin.value() for n, spin in spins.items()}
+                              for m, spins in self.smoothing_spins.items()},
+            threshold=self.threshold.value(), strategy=self.strategy.currentData(),
+            detection_interval=self.detection_interval.value(),
+            draw=replace(self.initial.draw, **{n: box.isChecked() for n, box in self.draw_boxes.items()}),
+            recording_folder=self.recording_folder.text().strip() or AppSettings().recording_folder,
+        )
+
+    def accept(self) -> None:
+        """Accept only if a changed model file or device really loads; otherwise show why and stay open."""
+        edited = self.edited_settings()
+        if (edited.model_file, edited.device) != (self.initial.model_file, self.initial.device):
+            if not self._try_model(edited.model_file, edited.device):
+                return
+        else:
+            self.loaded_model = None
+        self.settings = edited
+        super().accept()
+
+    def _try_model(self, path: Path, device: str) -> bool:
+        if self._loaded_key == (path, device):
+            return True
+        try:
+            model = self._load(path, device)
+        except ModelError as exc:
+            self.loaded_model, self._loaded_key = None, None
+            self.model_error.setText(f"This model cannot be used: {exc}\nThe current model stays active.")
+            self.model_error.show()
+            self.tabs.setCurrentIndex(1)
+            return False
+        self.loaded_model, self._loaded_key = model, (path, device)
+        self.model_error.hide()
+        self.current_model.setText(describe_model(model.info, model.provider))
+        return True
+
+    def _browse_model(self) -> None:
+        start = self.model_path.text() or str(DEFAULT_MODEL_PATH.parent)
+        path, _ = QFileDialog.getOpenFileName(self, "Choose an AnchorFace model", start, "ONNX models (*.onnx)")
+        if path:
+            self.model_path.setText(path)
+            self._try_model(Path(path), self.device.currentData())
+
+    def _browse_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder for recordings", self.recording_folder.text())
+        if folder:
+            self.recording_folder.setText(folder)
+
+
+def select_data(combo: QComboBox, value: object) -> None:
+    """Select the item whose data equals ``value`` (``findData`` cannot compare Python tuples)."""
+    for index in range(combo.count()):
+        if combo.itemData(index) == value:
+            combo.setCurrentIndex(index)
+            return
+    raise ValueError(f"{value!r} is not offered in {combo.objectName() or 'the list'}")
+
+
+def _page(layout: QFormLayout | QVBoxLayout) -> QWidget:
+    page = QWidget()
+    page.setLayout(layout)
+    return page
+

@@ -1,0 +1,388 @@
+"""The main window: wires sources, the processing worker, the settings and the recorder to the user.
+
+It holds no algorithm and does no per-frame work: the capture thread reads, the worker processes,
+draws and records, and the window only shows the newest result and turns clicks into commands.
+Everything that can go wrong because of the outside world (no camera, a bad file, a model that does
+not load, an unwritable folder) ends up as a sentence in the window, never as a traceback.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from PyQt6.QtCore import QSettings, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence
+from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QStackedWidget, QToolBar, QToolButton,
+                             QVBoxLayout, QWidget)
+
+from app.capture import DEMO_CLIP, CaptureThread, SourceSpec, available_cameras, open_source
+from app.settings import AppSettings, load_settings, save_settings
+from app.settings_dialog import SettingsDialog
+from app.view import MessagePanel, NoticeBar, VideoView
+from app.worker import FrameStats, ProcessingWorker, RecordingSummary, timestamped_stem, unused_path
+from core.pipeline import FramePipeline
+from core.runtime import LandmarkModel, ModelError, load_model
+from core.video import SourceError, parse_source
+
+log = logging.getLogger(__name__)
+
+VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
+
+
+class MainWindow(QMainWindow):
+    """The AnchorFace Live window. ``store`` is where settings persist (tests pass a temporary one);
+    ``overrides`` replace settings for this run only (command-line options)."""
+
+    frameShown = pyqtSignal(object)  # FrameStats of the frame now on screen
+    sessionStopped = pyqtSignal(str)  # why the source stopped ("" when the user stopped it)
+
+    def __init__(self, store: QSettings, overrides: dict | None = None, max_frames: int | None = None) -> None:
+        super().__init__()
+        self.store = store
+        settings, warnings = load_settings(store)
+        self.settings: AppSettings = replace(settings, **(overrides or {}))
+        self.max_frames = max_frames
+        self.model: LandmarkModel | None = None
+        self.worker: ProcessingWorker | None = None
+        self.spec: SourceSpec | None = None  # the chosen source (kept while stopped, so Start resumes it)
+        self.capture: CaptureThread | None = None  # the running capture, if any
+        self.recording_path: Path | None = None
+        self.recording_since: float | None = None
+        self.last_stats: FrameStats | None = None
+        self.source_error = ""  # why the last source could not be opened
+        self.setWindowTitle("AnchorFace Live")
+        self._build_ui()
+        if warnings:
+            log.warning("settings: %s", " ".join(warnings))
+            self.notice.show_notice("Some settings could not be read and were reset to defaults: "
+                                    + " ".join(warnings))
+        self._load_startup_model()
+        self._update_actions()
+
+    # --- layout -------------------------------------------------------------------------------------
+
+    def _build_ui(self) -> None:
+        self.view = VideoView()
+        self.message = MessagePanel()
+        self.message.openVideoRequested.connect(self.open_video_file)
+        self.message.demoRequested.connect(self.play_demo)
+        self.stack = QStackedWidget()
+        self.stack.addWidget(self.view)
+        self.stack.addWidget(self.message)
+        self.notice = NoticeBar()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        layout.addWidget(self.notice)
+        layout.addWidget(self.stack, 1)
+        self.setCentralWidget(central)
+
+        self.source_menu = QMenu("Source", self)
+        self.source_menu.aboutToShow.connect(self._fill_source_menu)
+        self.source_button = QToolButton(text="Source", popupMode=QToolButton.ToolButtonPopupMode.InstantPopup)
+        self.source_button.setMenu(self.source_menu)
+        self.source_button.setToolTip("Choose a camera or open a video file")
+        self.open_action = self._action("Open video…", QKeySequence.StandardKey.Open, self.open_video_file)
+        self.start_action = self._action("Start", "Space", self.toggle_running, checkable=True)
+        self.record_action = self._action("Record", "R", self.toggle_recording, checkable=True)
+        self.snapshot_action = self._action("Snapshot", "S", self.save_snapshot)
+        self.settings_action = self._action("Settings…", "Ctrl+,", self.open_settings)
+        self.quit_action = self._action("Quit", "Ctrl+Q", self.close)
+        toolbar = QToolBar("Main", movable=False)
+        toolbar.addWidget(self.source_button)
+        for action in (self.start_action, self.record_action, self.snapshot_action, self.settings_action):
+            toolbar.addAction(action)
+        self.addToolBar(toolbar)
+        self.addAction(self.open_action)
+        self.addAction(self.quit_action)
+
+        self.model_label, self.provider_label = QLabel(), QLabel()
+        self.capture_label, self.processing_label, self.faces_label = QLabel(), QLabel(), QLabel()
+        self.recording_label = QLabel()
+        self.recording_label.setStyleSheet("color: #d62828; font-weight: bold")
+        self.recording_label.hide()
+        for label in (self.recording_label, self.model_label, self.provider_label, self.capture_label,
+                      self.processing_label, self.faces_label):
+            label.setContentsMargins(8, 0, 8, 0)
+            self.statusBar().addPermanentWidget(label)
+        self.recording_timer = QTimer(self, interval=500)
+        self.recording_timer.timeout.connect(self._show_recording_time)
+        self._show_stats(None)
+
+    def _action(self, text: str, shortcut: str | QKeySequence.StandardKey, slot, checkable: bool = False) -> QAction:
+        action = QAction(text, self, checkable=checkable)
+        action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(f"{text} ({QKeySequence(shortcut).toString(QKeySequence.SequenceFormat.NativeText)})")
+        action.triggered.connect(lambda _checked=False: slot())
+        return action
+
+    def _fill_source_menu(self) -> None:
+        self.source_menu.clear()
+        for index in sorted(set(available_cameras()) | {self.settings.camera_index}):
+            self.source_menu.addAction(f"Camera {index}", lambda i=index: self.start_camera(i))
+        self.source_menu.addSeparator()
+        self.source_menu.addAction(self.open_action)
+        if DEMO_CLIP.is_file():
+            self.source_menu.addAction("Demo clip", self.play_demo)
+
+    # --- model --------------------------------------------------------------------------------------
+
+    def _load_startup_model(self) -> None:
+        """The configured model; if it fails, the bundled one on automatic device, with a notice."""
+        wanted = (self.settings.model_file, self.settings.device)
+        fallback = (AppSettings().model_file, "auto")
+        for path, device in dict.fromkeys([wanted, fallback]):
+            try:
+                model = load_model(path, device)
+            except ModelError as exc:
+                problem = str(exc)
+                log.error("model %s on %s: %s", path, device, problem)
+                continue
+            if (path, device) != wanted:
+                self.notice.show_notice(f"The configured model could not be used ({problem}); "
+                                        f"running the bundled model instead.")
+            self._install_model(model)
+            return
+        self.show_message(f"No usable model: {problem}\nChoose a model file under Settings → Model.")
+
+    def _install_model(self, model: LandmarkModel) -> None:
+        self.model = model
+        if self.worker is None:
+            pipeline = FramePipeline(model, self.settings.pipeline_config())
+            self.worker = ProcessingWorker(pipeline, self.settings.draw, self.max_frames)
+            self.worker.frameReady.connect(self._on_frame_ready)
+            self.worker.sessionEnded.connect(self._on_session_ended)
+            self.worker.recordingStarted.connect(self._on_recording_started)
+            self.worker.recordingFinished.connect(self._on_recording_finished)
+            self.worker.recordingFailed.connect(self._on_recording_failed)
+            self.worker.start()
+        else:
+            self.worker.set_model(model)
+        self.model_label.setText(f"Model: {model.info.name}")
+        self.model_label.setToolTip(str(model.info.path))
+        self.provider_label.setText(f"Provider: {model.provider}")
+
+    # --- sources ------------------------------------------------------------------------------------
+
+    def start_initial(self, source: str | None) -> None:
+        """Start-up: ``source`` if given; else the configured camera, or the demo clip (looping) without one."""
+        if source is not None:
+            target = parse_source(source)
+            if isinstance(target, int):
+                self.start_camera(target)
+            else:
+                self.start_source(SourceSpec(target))
+            return
+        if self.start_camera(self.settings.camera_index) or not DEMO_CLIP.is_file() or self.worker is None:
+            return
+        reason = self.source_error
+        if self.play_demo():
+            self.notice.show_notice(f"{reason} Playing the demo clip instead — use Source to pick a camera or "
+                                    f"open a video.")
+
+    def start_camera(self, index: int) -> bool:
+        return self.start_source(SourceSpec(index, *self._camera_size()))
+
+    def _camera_size(self) -> tuple[int, int]:
+        return self.settings.camera_width, self.settings.camera_height
+
+    def play_demo(self) -> bool:
+        return self.start_source(SourceSpec(DEMO_CLIP, loop=True))
+
+    def open_video_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open a video", str(Path.home()), VIDEO_FILTER)
+        if path:
+            self.start_source(SourceSpec(Path(path)))
+
+    def start_source(self, spec: SourceSpec) -> bool:
+        """Open ``spec`` and start processing it; on failure show why (and how to go on) in the window."""
+        self.stop_source()
+        self.spec = spec
+        if self.worker is None:
+            self._update_actions()
+            return False
+        try:
+            source = open_source(spec)
+        except SourceError as exc:
+            log.warning("%s", exc)
+            self.source_error = f"{str(exc)[:1].upper()}{str(exc)[1:]}."
+            hint = ("Connect a camera and choose it under Source, or open a video file." if spec.is_camera
+                    else "Choose another file.")
+            self.show_message(f"{self.source_error}\n{hint}")
+            self._update_actions()
+            return False
+        self.capture = CaptureThread(source, spec, self.worker)
+        self.worker.begin_session(self.capture)
+        self.view.clear()  # no frame of the previous source lingers
+        self.stack.setCurrentWidget(self.view)
+        self.setWindowTitle(f"AnchorFace Live — {spec.label}")
+        self.statusBar().showMessage(f"Playing {spec.label}" + (" (looping)" if spec.loop else ""), 3000)
+        self._update_actions()
+        return True
+
+    def stop_source(self) -> None:
+        """Stop the running source (a recording in progress is finalised by the worker)."""
+        capture, self.capture = self.capture, None
+        if capture is not None:
+            capture.stop()
+            self.worker.end_session(capture)
+        self._show_stats(None)
+        self._update_actions()
+
+    def toggle_running(self) -> None:
+        if self.capture is not None:
+            self.stop_source()
+        elif self.spec is not None:
+            self.start_source(self.spec)
+        else:
+            self.start_camera(self.settings.camera_index)
+
+    def show_message(self, text: str) -> None:
+        self.message.show_message(text, DEMO_CLIP.is_file() and self.worker is not None)
+        self.stack.setCurrentWidget(self.message)
+
+    def _on_frame_ready(self) -> None:
+        shown = self.worker.take_shown() if self.worker else None
+        if shown is None or self.capture is None:
+            return
+        self.view.set_image(shown.image)
+        self.snapshot_action.setEnabled(True)
+        self._show_stats(shown.stats)
+        self.frameShown.emit(shown.stats)
+
+    def _on_session_ended(self, capture: CaptureThread, reason: str) -> None:
+        if capture is self.capture:
+            self.capture = None
+            self._show_stats(None)
+            self._update_actions()
+            if capture.spec.is_camera and reason:
+                self.show_message(reason)
+            elif reason:
+                self.statusBar().showMessage(reason)
+        self.sessionStopped.emit(reason)
+
+    def _show_stats(self, stats: FrameStats | None) -> None:
+        self.last_stats = stats
+        if stats is None:
+            self.capture_label.setText("Capture – fps")
+            self.processing_label.setText("Processing – fps")
+            self.faces_label.setText("Faces: –")
+            return
+        self.capture_label.setText(f"Capture {stats.capture_fps:.1f} fps")
+        self.processing_label.setText(f"Processing {stats.processing_fps:.1f} fps")
+        self.faces_label.setText(f"Faces: {stats.faces}")
+
+    def _update_actions(self) -> None:
+        running = self.capture is not None
+        self.start_action.setChecked(running)
+        self.start_action.setText("Stop" if running else "Start")
+        self.start_action.setEnabled(self.worker is not None)
+        self.record_action.setEnabled(running or self.recording_since is not None)
+        self.record_action.setChecked(self.recording_since is not None)
+        self.snapshot_action.setEnabled(not self.view.image.isNull())
+
+    # --- recording and snapshots ----------------------------------------------------------------------
+
+    def toggle_recording(self) -> None:
+        if self.worker is None:
+            return
+        if self.recording_since is not None:
+            self.worker.stop_recording()
+        else:
+            info = self.model.info
+            sidecar = {"model": info.name, "model_path": str(info.path), "provider": self.model.provider,
+                       "smoothing": self.settings.smoothing,
+                       "smoothing_params": self.settings.smoothing_params.get(self.settings.smoothing, {}),
+                       "strategy": self.settings.strategy, "threshold": self.settings.threshold,
+                       "detection_interval": self.settings.detection_interval}
+            self.worker.start_recording(Path(self.settings.recording_folder), sidecar)
+        self._update_actions()  # the checked state follows the worker's answer, not the click
+
+    def _on_recording_started(self, video: Path) -> None:
+        self.recording_path, self.recording_since = video, time.monotonic()
+        self.recording_label.show()
+        self._show_recording_time()
+        self.recording_timer.start()
+        self.statusBar().showMessage(f"Recording to {video}", 3000)
+        self._update_actions()
+
+    def _on_recording_finished(self, summary: RecordingSummary) -> None:
+        self.recording_since = None
+        self.recording_timer.stop()
+        self.recording_label.hide()
+        if summary.error:
+            self.notice.show_notice(f"{summary.error} The {summary.frames} frames recorded before are in "
+                                    f"{summary.video}.")
+        else:
+            self.statusBar().showMessage(f"Saved {summary.frames} frames to {summary.video} "
+                                         f"(+ {summary.csv.name} and the JSON sidecar)", 8000)
+        self._update_actions()
+
+    def _on_recording_failed(self, message: str) -> None:
+        self.notice.show_notice(message)
+        self._update_actions()
+
+    def _show_recording_time(self) -> None:
+        if self.recording_since is not None:
+            seconds = int(time.monotonic() - self.recording_since)
+            self.recording_label.setText(f"● REC {seconds // 60:02d}:{seconds % 60:02d}")
+
+    def save_snapshot(self) -> Path | None:
+        """Save the annotated frame on screen (full resolution) as a PNG in the recording folder."""
+        image = self.view.image
+        if image.isNull():
+            self.statusBar().showMessage("Nothing to save yet.", 3000)
+            return None
+        folder = Path(self.settings.recording_folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            self.notice.show_notice(f"Cannot create the folder {folder}: {exc}")
+            return None
+        path = unused_path(folder, timestamped_stem(), (".png",)).with_suffix(".png")
+        if not image.save(str(path), "PNG"):
+            self.notice.show_notice(f"Could not write the snapshot {path}.")
+            return None
+        self.statusBar().showMessage(f"Snapshot saved to {path}", 5000)
+        return path
+
+    # --- settings -------------------------------------------------------------------------------------
+
+    def open_settings(self) -> SettingsDialog:
+        """Open the (window-modal, non-blocking) settings dialog; accepted changes apply live."""
+        dialog = SettingsDialog(self.settings, self.model, load_model, self)
+        dialog.accepted.connect(lambda: self.apply_settings(dialog.settings, dialog.loaded_model))
+        dialog.open()
+        return dialog
+
+    def apply_settings(self, settings: AppSettings, model: LandmarkModel | None = None) -> None:
+        """Persist ``settings`` and apply them without restarting anything that need not restart."""
+        old, self.settings = self.settings, settings
+        save_settings(self.store, settings)
+        if model is not None:
+            self._install_model(model)
+        if self.worker is not None:
+            if settings.pipeline_config() != old.pipeline_config():
+                self.worker.reconfigure(settings.pipeline_config())
+            if settings.draw != old.draw:
+                self.worker.set_draw_options(settings.draw)
+        camera_changed = (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution)
+        if camera_changed and self.spec is not None and self.spec.is_camera:
+            new_spec = SourceSpec(settings.camera_index, settings.camera_width, settings.camera_height)
+            if self.capture is not None:
+                self.start_source(new_spec)  # a camera cannot change device or resolution while open
+            else:
+                self.spec = new_spec
+
+    # --- closing --------------------------------------------------------------------------------------
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        """Stop capture, finalise any recording and end the worker before the window goes."""
+        self.stop_source()
+        if self.worker is not None:
+            self.worker.shutdown()
+            self.worker.wait()
+        event.accept()

@@ -1,0 +1,299 @@
+"""The processing thread: newest frame → core pipeline → overlay → recorder → image for the view.
+
+Everything that touches the pipeline or the recorder runs here, so the UI thread never waits on
+inference or disk writes, and the pipeline (tracks, smoothers) needs no locks. The UI talks to the
+worker through commands (closures run between frames: settings, model swaps, recording, sessions);
+the capture thread talks to it through a one-frame mailbox that keeps only the newest frame. Results
+go back the same way: one pending image at most, so a busy UI skips stale frames instead of queueing.
+"""
+from __future__ import annotations
+
+import datetime
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PyQt6.QtCore import QThread, pyqtSignal
+from PyQt6.QtGui import QImage
+
+from app.capture import CaptureThread
+from app.rate import RateMeter
+from core.draw import DrawOptions, draw_faces
+from core.pipeline import FramePipeline, PipelineConfig
+from core.recorder import Recorder, RecordingError
+from core.runtime import LandmarkModel
+from core.video import Frame
+
+log = logging.getLogger(__name__)
+
+#: Recordings are named ``anchorface_<date>_<time>`` (sortable, no characters any file system rejects).
+RECORDING_PREFIX = "anchorface"
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    """What the status bar shows about the frame on screen."""
+
+    processed: int  # frames processed since the source started
+    frame_index: int  # the frame's position in the stream (files: in the file, until it loops)
+    capture_fps: float
+    processing_fps: float
+    faces: int
+
+
+@dataclass(frozen=True)
+class ShownFrame:
+    image: QImage  # the annotated frame, owned (a deep copy of the numpy buffer)
+    stats: FrameStats
+
+
+@dataclass(frozen=True)
+class RecordingSummary:
+    """A finalised recording: its files, how many frames went in, and why it stopped if it failed."""
+
+    video: Path
+    csv: Path
+    frames: int
+    seconds: float
+    error: str = ""
+
+
+@dataclass
+class _Recording:
+    recorder: Recorder
+    video: Path
+    csv: Path
+    started: float = field(default_factory=time.monotonic)
+    frames: int = 0
+
+
+def timestamped_stem(now: datetime.datetime | None = None) -> str:
+    """``anchorface_2026-11-28_17-30-05``: the base name of a recording or snapshot taken ``now``."""
+    return f"{RECORDING_PREFIX}_{(now or datetime.datetime.now()):%Y-%m-%d_%H-%M-%S}"
+
+
+def unused_path(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path:
+    """``folder/stem`` (without suffix), made unique so that no file with any of ``suffixes`` exists."""
+    candidate, n = folder / stem, 1
+    while any(candidate.with_suffix(s).exists() for s in suffixes):
+        n += 1
+        candidate = folder / f"{stem}_{n}"
+    return candidate
+
+
+def to_qimage(image: np.ndarray) -> QImage:
+    """BGR uint8 ``[H, W, 3]`` → a QImage that owns its pixels (safe to hand to the UI thread)."""
+    height, width = image.shape[:2]
+    image = np.ascontiguousarray(image)
+    return QImage(image.data, width, height, image.strides[0], QImage.Format.Format_BGR888).copy()
+
+
+class ProcessingWorker(QThread):
+    """Long-lived thread that owns the pipeline; sources come and go as sessions.
+
+    Public methods are called from the UI thread; they only queue work. Signals are delivered to the
+    UI thread by Qt's queued connections.
+    """
+
+    frameReady = pyqtSignal()  # a new frame waits in take_shown()
+    sessionEnded = pyqtSignal(object, str)  # the CaptureThread, the reason ("" when the user stopped it)
+    recordingStarted = pyqtSignal(object)  # Path of the video file
+    recordingFinished = pyqtSignal(object)  # RecordingSummary
+    recordingFailed = pyqtSignal(str)
+
+    def __init__(self, pipeline: FramePipeline, draw_options: DrawOptions, max_frames: int | None = None) -> None:
+        super().__init__()
+        self.pipeline = pipeline
+        self.draw_options = draw_options
+        self.max_frames = max_frames
+        self._cond = threading.Condition()
+        self._commands: list[Callable[[], None]] = []
+        self._frame: tuple[CaptureThread, Frame] | None = None
+        self._ended: tuple[CaptureThread, str] | None = None
+        self._shown: ShownFrame | None = None
+        self._quit = False
+        self.dropped = 0  # frames overwritten before processing (the price of never lagging)
+        # Worker-thread state:
+        self._capture: CaptureThread | None = None
+        self._recording: _Recording | None = None
+        self._rate = RateMeter()
+        self._processed = 0
+        self._frame_size: tuple[int, int] | None = None
+
+    # --- called from the UI thread ------------------------------------------------------------
+
+    def begin_session(self, capture: CaptureThread) -> None:
+        """Start processing ``capture`` (not yet started; the worker starts it)."""
+        self._submit(lambda: self._begin(capture))
+
+    def end_session(self, capture: CaptureThread) -> None:
+        """Finish the session of ``capture`` (already stopped by the caller): finalise any recording."""
+        self._submit(lambda: self._end(capture, ""))
+
+    def reconfigure(self, config: PipelineConfig) -> None:
+        self._submit(lambda: self.pipeline.reconfigure(config))
+
+    def set_model(self, model: LandmarkModel) -> None:
+        self._submit(lambda: self.pipeline.set_model(model))
+
+    def set_draw_options(self, options: DrawOptions) -> None:
+        self._submit(lambda: setattr(self, "draw_options", options))
+
+    def start_recording(self, folder: Path, sidecar: dict) -> None:
+        self._submit(lambda: self._start_recording(Path(folder), sidecar))
+
+    def stop_recording(self) -> None:
+        self._submit(self._stop_recording)
+
+    def shutdown(self) -> None:
+        """Finish the session (finalising a recording) and end the thread; the caller then ``wait()``s."""
+        def quit_() -> None:
+            self._quit = True
+        self._submit(quit_)
+
+    def take_shown(self) -> ShownFrame | None:
+        """The newest processed frame, once (None if it was already taken)."""
+        with self._cond:
+            shown, self._shown = self._shown, None
+        return shown
+
+    # --- called from the capture thread (FrameSink) ---------------------------------------------
+
+    def offer_frame(self, capture: CaptureThread, frame: Frame) -> None:
+        with self._cond:
+            if self._frame is not None:
+                self.dropped += 1
+            self._frame = (capture, frame)
+            self._cond.notify()
+
+    def source_ended(self, capture: CaptureThread, reason: str) -> None:
+        with self._cond:
+            self._ended = (capture, reason)
+            self._cond.notify()
+
+    # --- the worker thread ----------------------------------------------------------------------
+
+    def _submit(self, command: Callable[[], None]) -> None:
+        with self._cond:
+            self._commands.append(command)
+            self._cond.notify()
+
+    def run(self) -> None:
+        try:
+            while not self._quit:
+                with self._cond:
+                    while not (self._commands or self._frame or self._ended):
+                        self._cond.wait()
+                    commands, self._commands = self._commands, []
+                    pending, self._frame = self._frame, None
+                    ended, self._ended = self._ended, None
+                for command in commands:
+                    command()
+                if pending is not None and pending[0] is self._capture:
+                    self._process(pending[1])
+                if ended is not None and ended[0] is self._capture:
+                    self._end(ended[0], ended[1])
+        finally:
+            if self._capture is not None:
+                self._capture.stop()
+                self._end(self._capture, "")
+
+    def _begin(self, capture: CaptureThread) -> None:
+        if self._capture is not None:
+            self._capture.stop()
+            self._end(self._capture, "")
+        self.pipeline.reset()
+        self._capture, self._processed, self._rate, self._frame_size = capture, 0, RateMeter(), None
+        with self._cond:
+            self.dropped = 0
+        capture.start()
+
+    def _end(self, capture: CaptureThread, reason: str) -> None:
+        if capture is not self._capture:
+            return
+        self._stop_recording()
+        self._capture = None
+        with self._cond:
+            self._frame = None
+        log.info("%s: %d frames processed, %d stale frames dropped. %s", capture.spec.label, self._processed,
+                 self.dropped, reason)
+        self.sessionEnded.emit(capture, reason)
+
+    def _process(self, frame: Frame) -> None:
+        capture = self._capture
+        image = frame.image
+        try:
+            result = self.pipeline.process(image, frame.timestamp)
+            self._rate.tick()
+            processing_fps = self._rate.rate()
+            draw_faces(image, result.faces, self.pipeline.model.scheme, self.draw_options, processing_fps or None)
+        except Exception as exc:  # a failing frame must end the session with a message, not kill the thread
+            log.exception("processing frame %d failed", frame.index)
+            capture.stop()
+            self._end(capture, f"Processing failed: {exc}")
+            return
+        self._processed += 1
+        self._frame_size = (image.shape[1], image.shape[0])
+        self._record(frame, image, result.faces)
+        stats = FrameStats(self._processed, frame.index, capture.rate.rate(), processing_fps, len(result.faces))
+        shown = ShownFrame(to_qimage(image), stats)
+        with self._cond:
+            notify, self._shown = self._shown is None, shown
+        if notify:
+            self.frameReady.emit()
+        if self.max_frames and self._processed >= self.max_frames:
+            capture.stop()
+            self._end(capture, f"Stopped after {self._processed} frames (--max-frames).")
+
+    # --- recording --------------------------------------------------------------------------------
+
+    def _start_recording(self, folder: Path, sidecar: dict) -> None:
+        if self._recording is not None:
+            return
+        if self._capture is None:
+            self.recordingFailed.emit("Nothing to record: start a camera or open a video first.")
+            return
+        info = self._capture.info
+        # Frames are written as fast as they are processed, so that is the rate the video plays at.
+        fps = min(self._rate.rate(), info.fps) or info.fps
+        size = self._frame_size or (info.width, info.height)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            base = unused_path(folder, timestamped_stem(), (".mp4", ".csv", ".json"))
+            video, csv = base.with_suffix(".mp4"), base.with_suffix(".csv")
+            # Frames arrive already drawn with the user's overlay, so the recording looks like the view.
+            recorder = Recorder(video, csv, fps, size, self.pipeline.model.info.scheme,
+                                {**sidecar, "source": info.name}, annotate=False)
+        except (RecordingError, OSError, ValueError) as exc:
+            self.recordingFailed.emit(f"Cannot start recording in {folder}: {exc}")
+            return
+        self._recording = _Recording(recorder, video, csv)
+        log.info("recording to %s at %.1f fps", video, fps)
+        self.recordingStarted.emit(video)
+
+    def _record(self, frame: Frame, image: np.ndarray, faces: list) -> None:
+        if self._recording is None:
+            return
+        try:
+            self._recording.recorder.write(frame.index, frame.timestamp, image, faces)
+            self._recording.frames += 1
+        except (RecordingError, OSError, ValueError) as exc:  # ValueError: the frame size changed
+            log.error("recording failed: %s", exc)
+            self._stop_recording(f"Recording stopped: {exc}")
+
+    def _stop_recording(self, error: str = "") -> None:
+        recording, self._recording = self._recording, None
+        if recording is None:
+            return
+        try:
+            recording.recorder.close()
+        except (RecordingError, OSError) as exc:
+            error = error or f"Finalising the recording failed: {exc}"
+        summary = RecordingSummary(recording.video, recording.csv, recording.frames,
+                                   time.monotonic() - recording.started, error)
+        log.info("recording finished: %s (%d frames)", recording.video, recording.frames)
+        self.recordingFinished.emit(summary)
