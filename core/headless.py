@@ -72,13 +72,14 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
     """Run the pipeline over ``source``, optionally recording; raises :class:`HeadlessError`."""
     video_path, csv_path = output_paths(output, landmarks)
     try:
-        model = load_model(model_path or DEFAULT_MODEL_PATH, device=device)
-    except ModelError as exc:
-        raise HeadlessError(f"invalid model: {exc}") from exc
-    try:
         stream = VideoSource(source)
     except SourceError as exc:
         raise HeadlessError(str(exc)) from exc
+    try:
+        model = load_model(model_path or DEFAULT_MODEL_PATH, device=device)
+    except ModelError as exc:
+        stream.release()
+        raise HeadlessError(f"invalid model: {exc}") from exc
     pipeline = FramePipeline(model, config)
     info = stream.info
     recorder = None
