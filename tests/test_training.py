@@ -43,6 +43,16 @@ def test_resume_continues_from_last_epoch(tiny_run: Path, shared_data: Path) -> 
     assert [line.split(",")[0] for line in (tiny_run / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
 
 
+def test_second_stage_starts_from_a_checkpoint(tiny_run: Path, shared_data: Path, tmp_path: Path) -> None:
+    code = train.main(["--data", str(shared_data), "--out", str(tmp_path), "--epochs", "1", "--max-train", "8",
+                       "--batch-size", "8", "--workers", "0", "--threads", "1", "--init", str(tiny_run / "best.pt")])
+    assert code == 0
+    first, _, _ = load_model_from_checkpoint(tiny_run / "best.pt")
+    second, config, _ = load_model_from_checkpoint(tmp_path / "last.pt")
+    assert config.width == 0.5, "the architecture comes from the checkpoint, not the CLI defaults"
+    assert torch.equal(first.templates, second.templates)
+
+
 def test_export_round_trip_and_evaluation_agree(tiny_run: Path, shared_data: Path, tmp_path: Path) -> None:
     onnx_path = tmp_path / "tiny.onnx"
     result = export.export(tiny_run / "best.pt", onnx_path)

@@ -71,8 +71,9 @@ def metadata(config: ModelConfig, checkpoint: dict, name: str) -> dict[str, str]
     """The contract's metadata_props, all strings."""
     run = json.loads(checkpoint.get("run", "{}") or "{}")
     args = run.get("args", {})
+    stage = f", second stage from {args['init']}" if args.get("init") else ""
     summary = (f"{args.get('data', '?')}: {run.get('train_faces', '?')} training faces "
-               f"({args.get('epochs', '?')} epochs, split assets/split.json), validated on {run.get('val_faces', '?')}")
+               f"({args.get('epochs', '?')} epochs{stage}, split assets/split.json), validated on {run.get('val_faces', '?')}")
     best = checkpoint.get("best_nme")
     anchors = config.model_type == "anchorface"
     return {

@@ -34,7 +34,7 @@ from core.schemes import get_scheme
 from models.anchorface import ModelConfig, build_model
 from models.losses import LossConfig, anchorface_loss, direct_loss
 from training.augment import AugmentConfig
-from training.checkpoint import read_checkpoint, save_checkpoint
+from training.checkpoint import load_model_from_checkpoint, read_checkpoint, save_checkpoint
 from training.data import FaceDataset, cv2_threads_off
 
 log = logging.getLogger("training.train")
@@ -71,6 +71,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed for templates, augmentation and initialisation")
     p.add_argument("--max-train", type=int, default=0, help="use only the first N training faces (smoke tests)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    p.add_argument("--init", help="start from this checkpoint's weights and templates (fresh optimizer and "
+                                  "schedule): a second training stage")
     return p.parse_args(argv)
 
 
@@ -182,16 +184,21 @@ def main(argv: list[str] | None = None) -> int:
 
     anchor_config = AnchorConfig(grid=args.grid, area=args.anchor_area, num_base=args.num_base,
                                  num_rolls=args.num_rolls, method=args.templates, seed=args.seed)
-    shapes = train_set.policy_shapes()
-    if args.model_type == "anchorface":
-        prior = build_templates(shapes, scheme, anchor_config)
-        save_templates(out / "templates.npz", prior, anchor_config, scheme)
+    if args.init:
+        model, config, _ = load_model_from_checkpoint(args.init)
+        model = model.to(device)
+        log.info("initialised from %s (its architecture and templates)", args.init)
     else:
-        prior = shapes.mean(axis=0)
-    config = ModelConfig(model_type=args.model_type, scheme=scheme_name, num_points=scheme.num_points,
-                         width=args.width, grid=args.grid, anchor_area=args.anchor_area,
-                         num_templates=anchor_config.num_templates, head_channels=args.head_channels)
-    model = build_model(config, prior).to(device)
+        shapes = train_set.policy_shapes()
+        if args.model_type == "anchorface":
+            prior = build_templates(shapes, scheme, anchor_config)
+            save_templates(out / "templates.npz", prior, anchor_config, scheme)
+        else:
+            prior = shapes.mean(axis=0)
+        config = ModelConfig(model_type=args.model_type, scheme=scheme_name, num_points=scheme.num_points,
+                             width=args.width, grid=args.grid, anchor_area=args.anchor_area,
+                             num_templates=anchor_config.num_templates, head_channels=args.head_channels)
+        model = build_model(config, prior).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     loss_config = LossConfig(beta=args.beta, lam=args.lam)
 
@@ -230,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
             images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
             landmarks, logits = net(images)
             terms = (anchorface_loss(landmarks, logits, model.placed_templates, targets, loss_config)
-                     if args.model_type == "anchorface" else direct_loss(landmarks, targets, loss_config))
+                     if config.model_type == "anchorface" else direct_loss(landmarks, targets, loss_config))
             optimizer.zero_grad(set_to_none=True)
             terms.total.backward()
             optimizer.step()
