@@ -82,11 +82,17 @@ class KalmanSmoother:
 
       The estimate then catches up within a frame or two, and the gain decays back by itself once the
       innovation is noise again.
+
+      Both tests look at the innovation's shape, not its size, and a landmark model's own noise is
+      itself coherent (the whole shape shivers together as the tracking crop moves). So neither test
+      runs while the innovation's RMS stays below ``noise_gate`` × the expected measurement standard
+      deviation ``√R``: such a small change is smoothed as noise, whatever its shape. A real movement
+      exceeds it within a frame, and the lag this can leave is smaller than √R itself.
     """
 
     def __init__(self, measurement_noise: float = 0.005, process_noise: float = 0.005,
                  motion_threshold: float = 3.0, correlation_threshold: float = 0.3,
-                 motion_gain: float = 0.8) -> None:
+                 motion_gain: float = 0.8, noise_gate: float = 1.0) -> None:
         if min(measurement_noise, process_noise, motion_threshold) <= 0:
             raise ValueError("measurement_noise, process_noise and motion_threshold must be positive, got "
                              f"{measurement_noise}, {process_noise}, {motion_threshold}")
@@ -98,6 +104,7 @@ class KalmanSmoother:
         self.motion_threshold = motion_threshold
         self.correlation_threshold = correlation_threshold
         self.motion_gain = motion_gain
+        self.noise_gate = noise_gate
         self._kf: KalmanFilter | None = None
         self._t = 0.0
         self._shape: tuple[int, ...] = ()
@@ -132,6 +139,9 @@ class KalmanSmoother:
     def _adapt_to_motion(self, innovation: np.ndarray, predicted: np.ndarray, r: float) -> None:
         """Inflate the prior covariance when the innovation looks like motion (see the class docstring)."""
         kf = self._kf
+        if np.sqrt(np.mean(innovation ** 2)) < self.noise_gate * np.sqrt(r):
+            self._last_innovation = innovation
+            return
         factor = 1.0
         coherence = _coherent_motion_ratio(innovation.reshape(predicted.shape), predicted)
         if coherence > self.motion_threshold:
