@@ -1,7 +1,9 @@
 """Multi-face tracking with stable ids: detect sometimes, follow landmarks otherwise.
 
-Each frame, a track's crop comes from its previous landmarks (the crop policy applied to them), which
-is faster and steadier than detecting. The detector runs on the first frame, whenever a track's
+Each frame, a track's crop comes from its previous smoothed landmarks (the crop policy applied to them),
+which is faster and steadier than detecting. Smoothed, not raw: cropping from the raw output feeds the
+model's own noise back into the next crop, a slow random walk the smoother then has to chase (on a still
+face, Kalman jitter fell from 0.129 to 0.086 % of the inter-ocular distance when the loop was broken). The detector runs on the first frame, whenever a track's
 confidence falls below ``lost_confidence``, and every ``detection_interval`` frames to pick up new
 faces. Detections are matched to tracks by box overlap; a track that stays lost for
 ``max_lost_frames`` consecutive frames is dropped.
@@ -32,8 +34,8 @@ class TrackerConfig:
 
 @dataclass
 class Track:
-    """One followed face. ``landmarks`` are the raw model output (the next crop's source);
-    ``smoothed`` what is shown and recorded."""
+    """One followed face. ``landmarks`` are the raw model output; ``smoothed`` is what is shown,
+    recorded and cropped from next."""
 
     track_id: int
     landmarks: np.ndarray
@@ -78,7 +80,7 @@ class Tracker:
         the detector did not run. A lost track matched by a detection restarts from the detection."""
         if detections is None:
             self.frames_since_detection += 1
-            return [CropRequest(t.track_id, crop_from_landmarks(t.landmarks, input_size, margin), False)
+            return [CropRequest(t.track_id, crop_from_landmarks(t.smoothed, input_size, margin), False)
                     for t in self.tracks]
         self.frames_since_detection = 0
         requests: list[CropRequest] = []
@@ -90,7 +92,7 @@ class Tracker:
                 if track.lost_frames > 0:
                     requests.append(CropRequest(track.track_id, crop_from_box(match, input_size, margin), True))
                     continue
-            requests.append(CropRequest(track.track_id, crop_from_landmarks(track.landmarks, input_size, margin), False))
+            requests.append(CropRequest(track.track_id, crop_from_landmarks(track.smoothed, input_size, margin), False))
         room = self.config.max_faces - len(self.tracks)
         requests += [CropRequest(None, crop_from_box(b, input_size, margin), True) for b in unmatched[:max(room, 0)]]
         return requests

@@ -91,3 +91,26 @@ def test_max_faces_caps_new_tracks() -> None:
     tracker = make_tracker(max_faces=2)
     boxes = [landmark_box(face_at(100 + 150 * i, 100)) for i in range(4)]
     assert len(tracker.plan(boxes, 224, 1.5)) == 2
+
+
+class ShiftingSmoother:
+    """A stand-in filter whose output is visibly different from its input."""
+
+    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray:
+        return landmarks + 7.0
+
+    def reset(self) -> None:
+        pass
+
+
+def test_tracking_crop_comes_from_the_smoothed_shape() -> None:
+    """Cropping from the raw output would feed the model's noise back into the next crop."""
+    from core.geometry import crop_from_landmarks
+
+    tracker = Tracker(TrackerConfig(), ShiftingSmoother)
+    face = face_at(200, 200)
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    track = tracker.update(req, face, 0.9, 0.0)
+    (req,) = tracker.plan(None, 224, 1.5)
+    np.testing.assert_allclose(req.matrix, crop_from_landmarks(track.smoothed, 224, 1.5))
+    assert not np.allclose(req.matrix, crop_from_landmarks(track.landmarks, 224, 1.5))
