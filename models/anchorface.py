@@ -84,11 +84,11 @@ class AnchorFace(nn.Module):
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         feats = self.neck(self.backbone(self.normalise(image)))
-        n, _, h, w = feats.shape
-        k, points = self.config.num_templates, self.config.num_points
-        # [N, K*L*2, H, W] -> [N, H, W, K, L, 2] -> [N, M, L, 2]
-        offsets = self.regression(feats).permute(0, 2, 3, 1).reshape(n, h * w * k, points, 2)
-        logits = self.confidence(feats).permute(0, 2, 3, 1).reshape(n, h * w * k)
+        anchors, points = self.placed_templates.shape[:2]
+        # [N, K*L*2, H, W] -> [N, H, W, K, L, 2] -> [N, M, L, 2]; sizes are Python ints so the exported
+        # graph reshapes with constants instead of computing shapes at run time.
+        offsets = self.regression(feats).permute(0, 2, 3, 1).reshape(-1, anchors, points, 2)
+        logits = self.confidence(feats).permute(0, 2, 3, 1).reshape(-1, anchors)
         return self.placed_templates + offsets * self.config.offset_scale, logits
 
 

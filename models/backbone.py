@@ -16,9 +16,14 @@ STAGE_CHANNELS: dict[float, tuple[int, int, int, int, int]] = {
 STAGE_REPEATS = (4, 8, 4)
 
 
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    n, c, h, w = x.shape
-    return x.view(n, groups, c // groups, h, w).transpose(1, 2).reshape(n, c, h, w)
+def shuffle_order(channels: int, groups: int = 2) -> torch.Tensor:
+    """Channel indices of ShuffleNet's shuffle as one fixed permutation.
+
+    Equivalent to the usual view → transpose → reshape, but exported as a single Gather with constant
+    indices: the reshape form makes the ONNX graph compute shapes at run time (Shape, Gather, Div,
+    Unsqueeze, Concat nodes in every unit), which cost about a quarter of the CPU inference time.
+    """
+    return torch.arange(channels).view(groups, channels // groups).t().reshape(-1)
 
 
 def conv_bn(cin: int, cout: int, kernel: int, stride: int = 1, groups: int = 1, relu: bool = True) -> nn.Sequential:
@@ -46,14 +51,15 @@ class ShuffleUnit(nn.Module):
             conv_bn(cin, cin, 3, stride, groups=cin, relu=False),
             conv_bn(cin, half, 1),
         ) if stride == 2 else nn.Identity()
+        self.split = cin // 2  # a Python int, so the split exports as a constant Slice
+        self.register_buffer("order", shuffle_order(cout), persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride == 1:
-            keep, work = x.chunk(2, dim=1)
-            out = torch.cat([keep, self.branch2(work)], dim=1)
+            out = torch.cat([x[:, :self.split], self.branch2(x[:, self.split:])], dim=1)
         else:
             out = torch.cat([self.branch1(x), self.branch2(x)], dim=1)
-        return channel_shuffle(out, 2)
+        return out.index_select(1, self.order)
 
 
 class ShuffleNetV2(nn.Module):
