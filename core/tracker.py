@@ -16,7 +16,7 @@ from typing import Callable
 
 import numpy as np
 
-from core.geometry import Box, crop_from_box, crop_from_landmarks, landmark_box
+from core.geometry import Box, crop_from_box, landmark_box
 from core.smoothing import Smoother
 
 
@@ -30,6 +30,11 @@ class TrackerConfig:
     match_iou: float = 0.3
     max_faces: int = 4
     duplicate_iou: float = 0.6
+    #: A track keeps its crop until its smoothed landmark box moves or resizes by more than this fraction
+    #: of the box size. Re-cropping on every sub-pixel change lets the model's noise walk the crop
+    #: around (the output partly follows its crop); a small dead band breaks that loop, and is far
+    #: inside the ±6 % crop jitter the model was trained with.
+    recrop_threshold: float = 0.02
 
 
 @dataclass
@@ -44,6 +49,16 @@ class Track:
     smoother: Smoother
     lost_frames: int = 0
     age: int = 0
+    crop_box: Box | None = None  # the landmark box the current tracking crop was made from
+
+    def tracking_crop(self, threshold: float, input_size: int, margin: float) -> np.ndarray:
+        """The crop for the next frame: the current one unless the smoothed box left the dead band."""
+        box = landmark_box(self.smoothed)
+        old = self.crop_box
+        if old is None or max(abs(box.center[0] - old.center[0]), abs(box.center[1] - old.center[1]),
+                              abs(box.size - old.size)) > threshold * old.size:
+            self.crop_box = old = box
+        return crop_from_box(old, input_size, margin)
 
     @property
     def box(self) -> Box:
@@ -80,7 +95,7 @@ class Tracker:
         the detector did not run. A lost track matched by a detection restarts from the detection."""
         if detections is None:
             self.frames_since_detection += 1
-            return [CropRequest(t.track_id, crop_from_landmarks(t.smoothed, input_size, margin), False)
+            return [CropRequest(t.track_id, t.tracking_crop(self.config.recrop_threshold, input_size, margin), False)
                     for t in self.tracks]
         self.frames_since_detection = 0
         requests: list[CropRequest] = []
@@ -92,7 +107,8 @@ class Tracker:
                 if track.lost_frames > 0:
                     requests.append(CropRequest(track.track_id, crop_from_box(match, input_size, margin), True))
                     continue
-            requests.append(CropRequest(track.track_id, crop_from_landmarks(track.smoothed, input_size, margin), False))
+            requests.append(CropRequest(track.track_id,
+                                        track.tracking_crop(self.config.recrop_threshold, input_size, margin), False))
         room = self.config.max_faces - len(self.tracks)
         requests += [CropRequest(None, crop_from_box(b, input_size, margin), True) for b in unmatched[:max(room, 0)]]
         return requests

@@ -114,3 +114,17 @@ def test_tracking_crop_comes_from_the_smoothed_shape() -> None:
     (req,) = tracker.plan(None, 224, 1.5)
     np.testing.assert_allclose(req.matrix, crop_from_landmarks(track.smoothed, 224, 1.5))
     assert not np.allclose(req.matrix, crop_from_landmarks(track.landmarks, 224, 1.5))
+
+
+def test_tracking_crop_stays_put_inside_the_dead_band_and_follows_beyond_it() -> None:
+    tracker = make_tracker(recrop_threshold=0.02)
+    face = face_at(200, 200)  # a ~100 px landmark box
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    tracker.update(req, face, 0.9, 0.0)
+    (first,) = tracker.plan(None, 224, 1.5)
+    tracker.update(first, face + 1.0, 0.9, 0.03)  # 1 % of the box: noise, the crop must not move
+    (second,) = tracker.plan(None, 224, 1.5)
+    np.testing.assert_array_equal(second.matrix, first.matrix)
+    tracker.update(second, face + 5.0, 0.9, 0.06)  # 5 %: real motion, the crop follows
+    (third,) = tracker.plan(None, 224, 1.5)
+    assert not np.allclose(third.matrix, first.matrix)
