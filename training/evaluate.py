@@ -25,7 +25,7 @@ from core.datasets import DatasetError, FaceRecord, read_dataset, select_split
 from core.datasets import FaceSample
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate
 from core.detection import best_match, calibrated_box, make_detector, pad_image
-from core.geometry import crop_from_box, crop_from_landmarks, invert_affine, landmark_box, transform_points, warp_to_crop
+from core.geometry import Box, crop_from_box, crop_from_landmarks, invert_affine, landmark_box, transform_points, warp_to_crop
 from core.metrics import anchor_errors, auc, ced_curve, failure_rate, nme, pearson
 from core.schemes import get_scheme
 from training.predictors import AnchorPredictor, open_predictor
@@ -67,7 +67,7 @@ class DetectorCrops:
         if match is None:
             return None
         box = calibrated_box(match, self.detector.name)
-        shifted = type(box)(box.x0 - border, box.y0 - border, box.x1 - border, box.y1 - border)
+        shifted = Box(box.x0 - border, box.y0 - border, box.x1 - border, box.y1 - border)
         return crop_from_box(shifted, size, margin)
 
 
