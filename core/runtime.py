@@ -79,6 +79,20 @@ class ModelInfo:
     created: str
 
 
+def to_model_input(crops: np.ndarray) -> np.ndarray:
+    """The model-file input convention in one place: uint8 BGR ``[N, S, S, 3]`` → float32 RGB
+    ``[N, 3, S, S]`` in 0..1. Run time, evaluation of checkpoints, export checks and training all
+    use it, so none can drift from the others.
+
+    The channel flip and the transpose are strided views, so the only real work is the single
+    multiply that writes the contiguous float tensor.
+    """
+    n, h, w, _ = crops.shape
+    out = np.empty((n, 3, h, w), dtype=np.float32)
+    np.multiply(crops[..., ::-1].transpose(0, 3, 1, 2), np.float32(1.0 / 255.0), out=out, casting="unsafe")
+    return out
+
+
 class LandmarkModel:
     """One ONNX Runtime session, created once and reused for every batch of crops."""
 
@@ -96,19 +110,13 @@ class LandmarkModel:
         return self.info.input_size
 
     def preprocess(self, crops: np.ndarray) -> np.ndarray:
-        """uint8 BGR ``[N, S, S, 3]`` → float32 RGB ``[N, 3, S, S]`` in 0..1, in one pass over the pixels.
-
-        The channel flip and the transpose are strided views, so the only real work is the single
-        multiply that writes the contiguous float tensor.
-        """
+        """Validate uint8 BGR ``[N, S, S, 3]`` crops and convert them with :func:`to_model_input`."""
         crops = np.asarray(crops)
         s = self.info.input_size
         if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (s, s, 3):
             raise ValueError(f"crops must be uint8 BGR [N, {s}, {s}, 3] (what core.geometry.warp_to_crop gives), "
                              f"got {crops.dtype} {list(crops.shape)}")
-        out = np.empty((len(crops), 3, s, s), dtype=np.float32)
-        np.multiply(crops[..., ::-1].transpose(0, 3, 1, 2), np.float32(1.0 / 255.0), out=out, casting="unsafe")
-        return out
+        return to_model_input(crops)
 
     def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """All faces of a frame in one call: ``(anchor_landmarks [N, M, L, 2], anchor_confidence [N, M])``."""

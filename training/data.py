@@ -9,6 +9,7 @@ from tqdm import tqdm
 
 from core.datasets import FaceRecord
 from core.geometry import crop_from_landmarks, transform_points, warp_to_crop
+from core.runtime import to_model_input
 from core.schemes import get_scheme
 from training.augment import AugmentConfig, augment, crop_with_jitter
 
@@ -31,7 +32,7 @@ def load_cached(records: list[FaceRecord], desc: str = "loading faces") -> list[
 
 def to_tensor(crop_bgr: np.ndarray) -> torch.Tensor:
     """uint8 BGR HWC → float RGB CHW in [0, 1], the model-file input convention."""
-    return torch.from_numpy(np.ascontiguousarray(crop_bgr[:, :, ::-1].transpose(2, 0, 1))).float().div_(255.0)
+    return torch.from_numpy(to_model_input(crop_bgr[None]))[0]
 
 
 class FaceDataset(Dataset):

@@ -26,6 +26,7 @@ import onnxruntime as ort
 import torch
 
 from core.geometry import CROP_MARGIN, crop_from_landmarks, warp_to_crop
+from core.runtime import to_model_input
 from models.anchorface import ExportWrapper, ModelConfig
 from models.complexity import count_macs, count_parameters
 from training.checkpoint import CheckpointError, load_model_from_checkpoint
@@ -116,7 +117,7 @@ def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None
         onnx.save(graph, str(staged))
 
         crops = real_crops(config)
-        x = np.ascontiguousarray(crops[..., ::-1].transpose(0, 3, 1, 2), dtype=np.float32) / 255.0
+        x = to_model_input(crops)
         with torch.no_grad():
             ref_landmarks, ref_conf = (t.numpy() for t in wrapper(torch.from_numpy(x)))
         session = ort.InferenceSession(str(staged), providers=["CPUExecutionProvider"])

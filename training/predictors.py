@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from core.geometry import CROP_MARGIN
+from core.runtime import load_model, to_model_input
 
 
 class AnchorPredictor(Protocol):
@@ -41,7 +42,7 @@ class TorchPredictor:
 
     @torch.no_grad()
     def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = torch.from_numpy(np.ascontiguousarray(crops_bgr[..., ::-1].transpose(0, 3, 1, 2))).float().div_(255)
+        x = torch.from_numpy(to_model_input(crops_bgr))
         landmarks, logits = self.model(x.to(self.device))
         return landmarks.cpu().numpy(), torch.sigmoid(logits).cpu().numpy()
 
@@ -57,8 +58,6 @@ class OnnxPredictor:
 
     @classmethod
     def from_file(cls, path: str | Path, device: str = "auto") -> "OnnxPredictor":
-        from core.runtime import load_model
-
         model = load_model(path, device=device)
         return cls(model, model.info.scheme, model.info.input_size, model.info.crop_margin)
 
