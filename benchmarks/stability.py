@@ -1,29 +1,37 @@
 """Stability, side by side: how much the landmarks shake on a still face, how far they trail a moving
 one, and how smooth they are on real clips — raw, Kalman (default), One-Euro and MediaPipe Face Mesh.
 
-    python -m benchmarks.stability [--model FILE] [--video CLIP ...] [--still-frames N] [--moving-frames N]
+    python -m benchmarks.stability [--model FILE] [--video CLIP ...] [--still-frames N] [--seeds N]
 
 Inputs are real frames, so the model sees real texture, compression and lighting:
 
 (a) still face: one frame of the first clip repeated with sensor noise (Gaussian, ``--noise`` grey
-    levels) and brightness flicker (a per-frame gain, ``--flicker`` std);
+    levels) and brightness flicker (a per-frame gain, ``--flicker`` std), 10 s by default;
 (b) moving face: the same frame warped along a known path (sines in x, y and in-plane roll about the
     face, ``Motion``) with the same noise. The reference is each method's own mean still-face shape
     carried along the path, so a method's constant bias does not count as lag or error;
 (c) the clips themselves: mean frame-to-frame acceleration (second difference) of the landmarks.
 
+(a) and (b) are repeated with ``--seeds`` independent noise draws and averaged: one 3-second draw
+varies by ±15 % in the jitter ratio, more than the differences worth reporting.
+
 Metrics, all divided by the inter-ocular (outer eye corner) distance — iBUG 36/45 for ours, mesh
 33/263 for MediaPipe — so 68 points and 468 points compare:
 
-* jitter: RMS distance of each landmark from its temporal mean on (a), averaged over landmarks;
+* jitter: RMS distance of each landmark from its temporal mean on (a), averaged over landmarks, in two
+  windows: *settling* (from ``--settle-frames`` to ``--steady-after``, the first seconds after the face
+  is acquired, while a filter is still converging) and *steady* (the rest: a face held still). A
+  constant-velocity Kalman filter with a small process noise is, at first, a least-squares line fit
+  over a growing window, so its jitter keeps falling for a few seconds; the two windows show both the
+  first impression and the steady state instead of an average that depends on the clip length;
 * lag: the delay d (frames, fractional) minimising the squared distance between the estimate at frame
   k and the reference path at k − d on (b);
 * error: mean landmark distance to the reference path (no delay) on (b).
 
-Raw, Kalman and One-Euro come from our FramePipeline with that smoother. Crops follow the raw
-landmarks, so the raw sequence is the same whatever the smoother; One-Euro is therefore also swept
-offline over its parameters (``core.smoothing`` on the raw sequence) to find its lowest jitter at a
-lag no larger than Kalman's: the "at equal lag" comparison of the target.
+Raw, Kalman and One-Euro come from our FramePipeline with that smoother (crops follow the smoothed
+landmarks with the tracker's dead band). One-Euro is also swept offline over its parameters
+(``core.smoothing`` on the raw sequences) to find its lowest steady jitter at a lag no larger than
+Kalman's: the "at equal lag" comparison of the target.
 """
 from __future__ import annotations
 
@@ -192,9 +200,10 @@ def mean_shape(seq: Sequence, start: int) -> np.ndarray:
     return np.mean(found, axis=0)
 
 
-def jitter(seq: Sequence, start: int) -> float:
-    """Still face: RMS distance from each landmark's temporal mean, averaged over landmarks, / IOD."""
-    found = np.stack([p for p in seq.points[start:] if p is not None])
+def jitter(seq: Sequence, start: int, stop: int | None = None) -> float:
+    """Still face: RMS distance from each landmark's temporal mean over frames ``start:stop``, averaged
+    over landmarks, / IOD."""
+    found = np.stack([p for p in seq.points[start:stop] if p is not None])
     mean = found.mean(axis=0)
     rms = np.sqrt(((found - mean) ** 2).sum(axis=2).mean(axis=0))
     return float(rms.mean() / inter_ocular(mean, seq.eye_corners))
@@ -242,10 +251,19 @@ def acceleration(seq: Sequence) -> float:
 
 @dataclass
 class SyntheticResult:
-    """Jitter on (a) and tracking on (b) for one method."""
+    """Jitter on (a), settling and steady, and tracking on (b) for one method."""
 
-    jitter: float
+    settling: float
+    steady: float
     tracking: Tracking
+
+
+def average(results: list[SyntheticResult]) -> SyntheticResult:
+    """The mean over noise draws of every number (lags and errors too)."""
+    def mean(values: Iterable[float]) -> float:
+        return float(np.mean(list(values)))
+    return SyntheticResult(mean(r.settling for r in results), mean(r.steady for r in results),
+                           Tracking(mean(r.tracking.lag for r in results), mean(r.tracking.error for r in results)))
 
 
 @dataclass
@@ -260,45 +278,57 @@ class Study:
 
 def measure_synthetic(model: LandmarkModel, image: np.ndarray, args: argparse.Namespace, use_mesh: bool,
                       study: Study) -> None:
-    """(a) and (b) for every method, and the offline One-Euro sweep on the same raw sequences."""
-    noise = Noise(args.noise, args.flicker, args.seed)
+    """(a) and (b) for every method over ``args.seeds`` noise draws, and the offline One-Euro sweep."""
+    per_seed: dict[str, list[SyntheticResult]] = {}
+    sweep: dict[tuple[float, float], list[SyntheticResult]] = {}
+    for seed in range(args.seed, args.seed + args.seeds):
+        for label, result in measure_one_draw(model, image, args, seed, use_mesh, sweep).items():
+            per_seed.setdefault(label, []).append(result)
+    study.synthetic = {label: average(results) for label, results in per_seed.items()}
+    kalman_lag = study.synthetic[SMOOTHERS["kalman"]].tracking.lag
+    candidates = [({"min_cutoff": cutoff, "beta": beta}, average(results))
+                  for (cutoff, beta), results in sweep.items()]
+    candidates = [c for c in candidates if c[1].tracking.lag <= kalman_lag + 0.05]
+    if candidates:
+        study.one_euro_best = min(candidates, key=lambda c: c[1].steady)
+
+
+def measure_one_draw(model: LandmarkModel, image: np.ndarray, args: argparse.Namespace, seed: int, use_mesh: bool,
+                     sweep: dict[tuple[float, float], list[SyntheticResult]]) -> dict[str, SyntheticResult]:
+    """(a) and (b) with one noise draw; adds this draw's One-Euro grid results to ``sweep``."""
+    noise = Noise(args.noise, args.flicker, seed)
     motion = Motion()
-    start = args.settle_frames
+    start, steady_from = args.settle_frames, max(args.settle_frames + 1, min(args.steady_after, args.still_frames - 2))
 
     def still() -> Iterator[tuple[float, np.ndarray]]:
         return noise.frames(image, args.still_frames, args.fps)
 
-    raw_still = run_ours(model, still(), "none", "still, raw")
+    raw_still = run_ours(model, still(), "none", f"still, raw, seed {seed}")
     shape = mean_shape(raw_still, start)
     box = landmark_box(shape)
     warps = motion.matrices(np.arange(args.moving_frames) / args.fps, box.center, box.size)
 
     def moving() -> Iterator[tuple[float, np.ndarray]]:
-        return Noise(args.noise, args.flicker, args.seed + 1).frames(image, args.moving_frames, args.fps, warps)
+        return Noise(args.noise, args.flicker, seed + 1000).frames(image, args.moving_frames, args.fps, warps)
 
     def score(still_seq: Sequence, moving_seq: Sequence, reference: np.ndarray) -> SyntheticResult:
-        return SyntheticResult(jitter(still_seq, start),
+        return SyntheticResult(jitter(still_seq, start, steady_from), jitter(still_seq, steady_from),
                                fit_lag(moving_seq, reference, motion, box.center, box.size, args.fps, start))
 
-    raw_moving = run_ours(model, moving(), "none", "moving, raw")
-    study.synthetic[SMOOTHERS["none"]] = score(raw_still, raw_moving, shape)
+    raw_moving = run_ours(model, moving(), "none", f"moving, raw, seed {seed}")
+    results = {SMOOTHERS["none"]: score(raw_still, raw_moving, shape)}
     for name in ("kalman", "one-euro"):
-        study.synthetic[SMOOTHERS[name]] = score(run_ours(model, still(), name, f"still, {name}"),
-                                                 run_ours(model, moving(), name, f"moving, {name}"), shape)
-    kalman_lag = study.synthetic[SMOOTHERS["kalman"]].tracking.lag
-    candidates = []
+        results[SMOOTHERS[name]] = score(run_ours(model, still(), name, f"still, {name}, seed {seed}"),
+                                         run_ours(model, moving(), name, f"moving, {name}, seed {seed}"), shape)
     for cutoff, beta in itertools.product(ONE_EURO_CUTOFFS, ONE_EURO_BETAS):
         params = {"min_cutoff": cutoff, "beta": beta}
-        result = score(smooth_offline(raw_still, "one-euro", **params),
-                       smooth_offline(raw_moving, "one-euro", **params), shape)
-        if result.tracking.lag <= kalman_lag + 0.05:
-            candidates.append((params, result))
-    if candidates:
-        study.one_euro_best = min(candidates, key=lambda c: c[1].jitter)
+        sweep.setdefault((cutoff, beta), []).append(score(smooth_offline(raw_still, "one-euro", **params),
+                                                          smooth_offline(raw_moving, "one-euro", **params), shape))
     if use_mesh:
-        mesh_still = run_mesh(still(), "still, mesh")
-        mesh_shape = mean_shape(mesh_still, start)
-        study.synthetic[MESH_LABEL] = score(mesh_still, run_mesh(moving(), "moving, mesh"), mesh_shape)
+        mesh_still = run_mesh(still(), f"still, mesh, seed {seed}")
+        results[MESH_LABEL] = score(mesh_still, run_mesh(moving(), f"moving, mesh, seed {seed}"),
+                                    mean_shape(mesh_still, start))
+    return results
 
 
 def measure_videos(model: LandmarkModel, videos: list[Path], limit: int | None, use_mesh: bool, study: Study) -> None:
@@ -314,18 +344,22 @@ def measure_videos(model: LandmarkModel, videos: list[Path], limit: int | None, 
 
 
 def synthetic_table(study: Study) -> str:
-    raw = study.synthetic[SMOOTHERS["none"]].jitter
+    raw = study.synthetic[SMOOTHERS["none"]]
     rows = []
     entries = list(study.synthetic.items())
     if study.one_euro_best is not None:
         params, result = study.one_euro_best
-        label = (f"One-Euro, least jitter at <= Kalman's lag "
+        label = (f"One-Euro, least steady jitter at <= Kalman's lag "
                  f"(min_cutoff {params['min_cutoff']:g}, beta {params['beta']:g})")
         entries.insert(3, (label, result))
     for label, r in entries:
-        rows.append([label, f"{100 * r.jitter:.3f}", "—" if label == MESH_LABEL else f"{raw / r.jitter:.1f}x",
+        ours = label != MESH_LABEL
+        rows.append([label, f"{100 * r.settling:.3f}", f"{100 * r.steady:.3f}",
+                     f"{raw.settling / r.settling:.1f}x" if ours else "—",
+                     f"{raw.steady / r.steady:.1f}x" if ours else "—",
                      lag_text(r.tracking.lag), f"{100 * r.tracking.error:.2f}"])
-    return markdown_table(["method", "still jitter % IOD", "jitter reduction vs raw", "lag on path (frames)",
+    return markdown_table(["method", "still jitter % IOD, settling", "still jitter % IOD, steady",
+                           "reduction vs raw, settling", "reduction vs raw, steady", "lag on path (frames)",
                            "path error % IOD"], rows)
 
 
@@ -346,13 +380,14 @@ def video_table(study: Study) -> str:
 
 
 def verdicts(study: Study) -> list[str]:
-    """The issue's targets, each with the numbers that decide it."""
+    """The issue's targets, each with the numbers that decide it (jitter on a face held still: steady)."""
     raw = study.synthetic[SMOOTHERS["none"]]
     kalman = study.synthetic[SMOOTHERS["kalman"]]
-    ratio = raw.jitter / kalman.jitter
+    ratio = raw.steady / kalman.steady
     lag_ok = kalman.tracking.lag <= TARGET_MAX_LAG and not lag_at_limit(kalman.tracking.lag)
-    lines = [f"target Kalman jitter >= {TARGET_JITTER_RATIO:g}x lower than raw: {ratio:.1f}x — "
-             f"{'holds' if ratio >= TARGET_JITTER_RATIO else 'NOT met'}",
+    lines = [f"target Kalman jitter >= {TARGET_JITTER_RATIO:g}x lower than raw on a still face: {ratio:.1f}x steady — "
+             f"{'holds' if ratio >= TARGET_JITTER_RATIO else 'NOT met'} (settling: "
+             f"{raw.settling / kalman.settling:.1f}x)",
              f"target Kalman lag <= {TARGET_MAX_LAG:g} frame: {lag_text(kalman.tracking.lag)} frames — "
              f"{'holds' if lag_ok else 'NOT met'}"]
     if study.one_euro_best is None:
@@ -360,9 +395,9 @@ def verdicts(study: Study) -> list[str]:
                       f"Kalman's lag ({kalman.tracking.lag:+.2f} frames), so Kalman is ahead at that lag")
     else:
         params, best = study.one_euro_best
-        lines.append(f"target lower jitter than One-Euro at equal lag: Kalman {100 * kalman.jitter:.3f} vs the best "
+        lines.append(f"target lower jitter than One-Euro at equal lag: Kalman {100 * kalman.steady:.3f} vs the best "
                      f"One-Euro at lag {best.tracking.lag:+.2f} <= {kalman.tracking.lag:+.2f} frames "
-                     f"{100 * best.jitter:.3f} % IOD — {'holds' if kalman.jitter < best.jitter else 'NOT met'}")
+                     f"{100 * best.steady:.3f} % IOD steady — {'holds' if kalman.steady < best.steady else 'NOT met'}")
     return lines
 
 
@@ -373,14 +408,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--video", nargs="+", default=[str(v) for v in DEFAULT_VIDEOS],
                    help="real clips for (c); the first one also gives the frame of (a) and (b)")
     p.add_argument("--frame-index", type=int, default=0, help="frame of the first clip used for (a) and (b)")
-    p.add_argument("--still-frames", type=int, default=90, help="length of the still sequence (a)")
+    p.add_argument("--still-frames", type=int, default=300, help="length of the still sequence (a)")
+    p.add_argument("--steady-after", type=int, default=90,
+                   help="frame of (a) where the steady jitter window starts (the settling window ends)")
     p.add_argument("--moving-frames", type=int, default=180, help="length of the moving sequence (b)")
     p.add_argument("--settle-frames", type=int, default=10, help="first frames of (a) and (b) not scored")
     p.add_argument("--video-frames", type=int, help="use only the first N frames of each clip in (c)")
     p.add_argument("--fps", type=float, default=30.0, help="frame rate of the synthetic sequences")
     p.add_argument("--noise", type=float, default=3.0, help="sensor noise std in grey levels (0-255)")
     p.add_argument("--flicker", type=float, default=0.015, help="per-frame brightness gain std")
-    p.add_argument("--seed", type=int, default=0, help="noise seed")
+    p.add_argument("--seed", type=int, default=0, help="first noise seed")
+    p.add_argument("--seeds", type=int, default=3, help="independent noise draws averaged for (a) and (b)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     p.add_argument("--no-mesh", action="store_true", help="leave MediaPipe Face Mesh out")
     p.add_argument("--results", default=str(RESULTS_PATH), help="markdown file the section is appended to")
@@ -416,8 +454,9 @@ def main(argv: list[str] | None = None) -> int:
     synthetic, real = synthetic_table(study), video_table(study)
     notes = verdicts(study) + notes + [
         f"(a)/(b): frame {args.frame_index} of {videos[0].name}; {args.still_frames} still + {args.moving_frames} "
-        f"moving frames at {args.fps:g} fps, noise {args.noise:g} grey levels, flicker {args.flicker:g}; first "
-        f"{args.settle_frames} frames not scored",
+        f"moving frames at {args.fps:g} fps, noise {args.noise:g} grey levels, flicker {args.flicker:g}, mean of "
+        f"{args.seeds} noise draws; first {args.settle_frames} frames not scored; settling = frames "
+        f"{args.settle_frames}-{args.steady_after - 1}, steady = frames {args.steady_after}-{args.still_frames - 1}",
         f"path: x {motion.shift_x:g} face sizes at {motion.freq_x:g} Hz, y {motion.shift_y:g} at {motion.freq_y:g} Hz, "
         f"roll {motion.roll_deg:g} deg at {motion.freq_roll:g} Hz (peak speed {motion.peak_speed():.2f} face sizes/s)",
         "lag > 0: the estimate trails the path; MediaPipe's jitter is over its 468 points, ours over 68",

@@ -108,7 +108,8 @@ def test_detector_box_inverts_the_calibration() -> None:
 def test_stability_smoke(model_path: Path, videos: dict[str, Path], tmp_path: Path) -> None:
     results = tmp_path / "RESULTS.md"
     argv = ["--model", str(model_path), "--video", str(videos["short"]), "--still-frames", "12",
-            "--moving-frames", "14", "--settle-frames", "3", "--video-frames", "8", "--results", str(results)]
+            "--moving-frames", "14", "--settle-frames", "3", "--steady-after", "7", "--seeds", "2",
+            "--video-frames", "8", "--results", str(results)]
     assert stability.main(argv) == 0
     text = section_of(results, "Stability")
     for label in (*stability.SMOOTHERS.values(), stability.MESH_LABEL):
@@ -133,11 +134,21 @@ def test_fit_lag_recovers_a_known_delay() -> None:
         assert (tracking.error == pytest.approx(0.0, abs=1e-9)) == (delay == 0.0)
 
 
+def test_average_takes_the_mean_of_every_number() -> None:
+    draws = [stability.SyntheticResult(0.2, 0.1, stability.Tracking(0.0, 0.02)),
+             stability.SyntheticResult(0.4, 0.3, stability.Tracking(1.0, 0.04))]
+    mean = stability.average(draws)
+    assert (mean.settling, mean.steady, mean.tracking.lag, mean.tracking.error) == pytest.approx((0.3, 0.2, 0.5, 0.03))
+
+
 def test_jitter_and_acceleration_measure_noise() -> None:
     rng = np.random.default_rng(2)
     shape = np.array([[0.0, 0.0], [100.0, 0.0], [50.0, 50.0], [50.0, 90.0]])
     still = stability.Sequence([shape.copy() for _ in range(50)], [1.0] * 50, list(range(50)), (0, 1))
     assert stability.jitter(still, 0) == 0.0 and stability.acceleration(still) == 0.0
+    shaken = stability.Sequence([shape + (k >= 25) * rng.normal(0, 1, shape.shape) for k in range(50)],
+                                [1.0] * 50, list(range(50)), (0, 1))
+    assert stability.jitter(shaken, 0, 25) == 0.0 and stability.jitter(shaken, 25) > 0.005
     noisy = stability.Sequence([shape + rng.normal(0, 1.0, shape.shape) for _ in range(4000)], [1.0] * 4000,
                                list(range(4000)), (0, 1))
     # RMS of a 2-D unit Gaussian is sqrt(2); the inter-ocular distance is 100 px.
