@@ -6,9 +6,15 @@
   is chosen so that C̄ = 0.6 (the aggregation threshold) falls at about 20 px RMS point error in a
   224 crop: anchors whose template is already roughly right get trained as confident.
 * Regression: L1 between predicted and true offsets (as fractions of the crop), weighted per anchor
-  by the TARGET confidence C̄ and normalised by ΣC̄. Weighting by the predicted confidence would let
-  the network shrink the loss by lowering every confidence; the target weight is a constant, needs
-  no detaching and concentrates learning on the anchors that aggregation will use.
+  by the TARGET confidence raised to a power, C̄^p, and normalised by ΣC̄^p. Weighting by the predicted
+  confidence would let the network shrink the loss by lowering every confidence; the target weight
+  is a constant and needs no detaching. The power exists because C̄ is flat: measured on the shared
+  data, the ~26 anchors per face above the aggregation threshold (C̄ > 0.6, the only ones decoding
+  averages) carry just 12 % of ΣC̄ — the other ~1150 anchors would take 88 % of the regression
+  effort; with p = 4 they carry 52 % (p = 8: 83 %). Measured, it does not matter: a 40-epoch stage
+  from the same checkpoint reached val NME 6.12 % with p = 1 and 6.10 % with p = 4, and the rest of
+  the curves overlap — the offsets of far anchors are learned nearly for free by the shared head. The
+  default stays p = 1, the paper's plain C̄ weight; ``--reg-power`` keeps the choice open.
 * Confidence: binary cross-entropy (on logits, for stability) between C and C̄; L = L_reg + λ·L_con.
 """
 from __future__ import annotations
@@ -25,6 +31,7 @@ class LossConfig:
     lam: float = 0.5
     distance_unit: float = 56.0  # px; the anchor-area side
     offset_unit: float = 224.0  # px; L1 on offsets as fractions of the crop
+    regression_power: float = 1.0  # p in the C̄^p regression weight (see the module docstring)
 
 
 def confidence_target(templates: torch.Tensor, target: torch.Tensor, config: LossConfig = LossConfig()) -> torch.Tensor:
@@ -47,7 +54,8 @@ def anchorface_loss(anchor_landmarks: torch.Tensor, logits: torch.Tensor, placed
     with torch.no_grad():
         c_bar = confidence_target(placed_templates, target, config)
     l1 = (anchor_landmarks - target[:, None]).abs().mean(dim=(2, 3)) / config.offset_unit
-    regression = (c_bar * l1).sum() / c_bar.sum().clamp_min(1e-6)
+    weight = c_bar ** config.regression_power
+    regression = (weight * l1).sum() / weight.sum().clamp_min(1e-6)
     confidence = F.binary_cross_entropy_with_logits(logits, c_bar)
     return LossTerms(regression + config.lam * confidence, regression, confidence)
 

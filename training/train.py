@@ -63,6 +63,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=32, help="batch size per process")
     p.add_argument("--beta", type=float, default=0.05, help="confidence target sharpness β")
     p.add_argument("--lam", type=float, default=0.5, help="weight λ of the confidence loss")
+    p.add_argument("--reg-power", type=float, default=1.0,
+                   help="regression weight C̄^p: p > 1 focuses the offset loss on the anchors decoding uses")
     for f in fields(AugmentConfig):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"augmentation: {f.name}")
     p.add_argument("--workers", type=int, default=1, help="data-loading worker processes")
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                              num_templates=anchor_config.num_templates, head_channels=args.head_channels)
         model = build_model(config, prior).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    loss_config = LossConfig(beta=args.beta, lam=args.lam)
+    loss_config = LossConfig(beta=args.beta, lam=args.lam, regression_power=args.reg_power)
 
     start_epoch, best, history = 0, math.inf, []
     if args.resume:
