@@ -79,6 +79,19 @@ def test_regression_is_weighted_by_the_target_confidence() -> None:
         10 * (anchorface_loss(far, logits, placed, truth).regression - base)
 
 
+def test_regression_power_shifts_the_weight_to_near_anchors() -> None:
+    """With C̄^p (p > 1) an error on the far anchor counts less than with the plain C̄ weight."""
+    truth = torch.zeros(1, 68, 2)
+    placed = torch.stack([truth[0], truth[0] + 30.0])
+    logits = torch.zeros(1, 2)
+    far_off = placed[None].clone()
+    far_off[0, 1] += 5
+
+    def regression(power: float) -> float:
+        return float(anchorface_loss(far_off, logits, placed, truth, LossConfig(regression_power=power)).regression)
+    assert 0 < regression(4.0) < 0.5 * regression(1.0)
+
+
 def test_loss_decreases_when_overfitting_a_few_real_faces(shared_data) -> None:
     records = [r for r in select_split(read_dataset(shared_data), "train") if r.scheme == "ibug68"][:4]
     dataset = FaceDataset(records, train=False)
