@@ -35,12 +35,13 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.peers import DlibPeer, dlib_unavailable_reason
-from benchmarks.reporting import RESULTS_PATH, Section, append_section, command_line, markdown_table
+from benchmarks.reporting import (RESULTS_PATH, Section, append_section, benchmark_parser, command_line,
+                                  markdown_table)
 from core.datasets import DatasetError, FaceRecord
 from core.detection import BoxCalibration, Detection, best_match, fit_calibration, pad_image
 from core.geometry import Box, CROP_MARGIN, INPUT_SIZE, crop_from_landmarks, landmark_box, transform_points, \
     warp_to_crop
-from core.runtime import DEFAULT_MODEL_PATH, ModelError
+from core.runtime import ModelError
 from training.evaluate import evaluate, load_records, plot_ced, summarise
 from training.predictors import open_predictor
 
@@ -137,9 +138,7 @@ def fit_dlib_framing(peer: DlibPeer, records: list[FaceRecord], input_size: int,
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.accuracy", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="our exported .onnx model (default: bundled)")
+    p = benchmark_parser("benchmarks.accuracy", __doc__)
     p.add_argument("--baseline", default=str(DEFAULT_BASELINE),
                    help="direct-regression baseline, .onnx or training checkpoint ('' to skip)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="shared data folder (its validation split is used)")

@@ -31,8 +31,9 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.reporting import RESULTS_PATH, Section, append_section, command_line, markdown_table
-from core.runtime import DEFAULT_MODEL_PATH, INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, ModelError, load_model
+from benchmarks.reporting import (RESULTS_PATH, Section, append_section, benchmark_parser, command_line,
+                                  markdown_table)
+from core.runtime import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, ModelError, load_model
 
 log = logging.getLogger("benchmarks.gpu")
 
@@ -133,9 +134,7 @@ def training_epoch(data: str, out: Path, workers: int, batch_size: int) -> tuple
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.gpu", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="exported .onnx model (default: bundled)")
+    p = benchmark_parser("benchmarks.gpu", __doc__)
     p.add_argument("--checkpoint", help="checkpoint for the torch rows (default: the training epoch's)")
     p.add_argument("--train-data", help="dataset for the timed training epoch (omit to skip it)")
     p.add_argument("--workers", type=int, default=8, help="data-loading workers of the training epoch")

@@ -6,6 +6,7 @@ compared with anything; writing them from one place keeps every section complete
 """
 from __future__ import annotations
 
+import argparse
 import datetime as dt
 import os
 import platform
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from core.runtime import physical_cores
+from core.runtime import DEFAULT_MODEL_PATH, physical_cores
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = """# Benchmark results
@@ -49,6 +50,15 @@ class Section:
             lines += [table, ""]
         lines += [f"- {note}" for note in self.notes]
         return "\n".join(lines).rstrip() + "\n"
+
+
+def benchmark_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
+    """The parser every benchmark starts from: its ``python -m`` name, its docstring as help, and
+    ``--model`` (the bundled default model unless told otherwise)."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="exported .onnx model (default: bundled)")
+    return p
 
 
 def command_line(module: str, argv: list[str] | None) -> str:

@@ -29,12 +29,13 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from benchmarks.peers import DlibPeer, FaceMeshPeer, dlib_unavailable_reason, mesh_unavailable_reason
-from benchmarks.reporting import RESULTS_PATH, Section, append_section, command_line, markdown_table
+from benchmarks.reporting import (RESULTS_PATH, Section, append_section, benchmark_parser, command_line,
+                                  markdown_table)
 from core.detection import calibrated_box, make_detector
 from core.draw import DrawOptions, draw_faces
 from core.geometry import Box, crop_from_box, warp_to_crop
 from core.pipeline import STAGES, FramePipeline, FrameResult, PipelineConfig
-from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, load_model
+from core.runtime import LandmarkModel, ModelError, load_model
 from core.video import SourceError, VideoSource
 
 log = logging.getLogger("benchmarks.speed")
@@ -248,9 +249,7 @@ def breakdown_table(b: Breakdown) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.speed", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="exported .onnx model (default: the bundled one)")
+    p = benchmark_parser("benchmarks.speed", __doc__)
     p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
                    help="training checkpoint of the same network for the torch eager rows ('' to skip)")
     p.add_argument("--video", default=str(DEFAULT_VIDEO), help="clip for the end-to-end race")

@@ -48,10 +48,11 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.peers import FaceMeshPeer, mesh_unavailable_reason
-from benchmarks.reporting import RESULTS_PATH, Section, append_section, command_line, markdown_table
+from benchmarks.reporting import (RESULTS_PATH, Section, append_section, benchmark_parser, command_line,
+                                  markdown_table)
 from core.geometry import landmark_box
 from core.pipeline import FramePipeline, PipelineConfig
-from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, load_model
+from core.runtime import LandmarkModel, ModelError, load_model
 from core.smoothing import make_smoother
 from core.video import SourceError, VideoSource
 
@@ -402,9 +403,7 @@ def verdicts(study: Study) -> list[str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m benchmarks.stability", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="exported .onnx model (default: bundled)")
+    p = benchmark_parser("benchmarks.stability", __doc__)
     p.add_argument("--video", nargs="+", default=[str(v) for v in DEFAULT_VIDEOS],
                    help="real clips for (c); the first one also gives the frame of (a) and (b)")
     p.add_argument("--frame-index", type=int, default=0, help="frame of the first clip used for (a) and (b)")
