@@ -35,7 +35,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.peers import DlibPeer, dlib_unavailable_reason
-from benchmarks.reporting import (RESULTS_PATH, Section, append_section, benchmark_parser, command_line,
+from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
 from core.datasets import DatasetError, FaceRecord
 from core.detection import BoxCalibration, Detection, best_match, fit_calibration, pad_image
@@ -147,7 +147,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="training faces used to fit dlib's detector framing")
     p.add_argument("--no-dlib", action="store_true", help="leave dlib out even if it is installed")
     p.add_argument("--plot", default=str(DEFAULT_PLOT), help="CED plot with every method's curve")
-    p.add_argument("--results", default=str(RESULTS_PATH), help="markdown file the section is appended to")
     return p
 
 

@@ -31,7 +31,7 @@ from typing import Callable
 
 import numpy as np
 
-from benchmarks.reporting import (RESULTS_PATH, Section, append_section, benchmark_parser, command_line,
+from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
 from core.runtime import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, ModelError, load_model
 
@@ -140,7 +140,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=8, help="data-loading workers of the training epoch")
     p.add_argument("--batch-size", type=int, default=32, help="batch size of the training epoch")
     p.add_argument("--calls", type=int, default=200, help="timed calls at batch 1 (fewer at larger batches)")
-    p.add_argument("--results", default=str(RESULTS_PATH), help="markdown file the section is appended to")
     return p
 
 

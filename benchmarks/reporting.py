@@ -53,11 +53,12 @@ class Section:
 
 
 def benchmark_parser(module: str, doc: str | None) -> argparse.ArgumentParser:
-    """The parser every benchmark starts from: its ``python -m`` name, its docstring as help, and
-    ``--model`` (the bundled default model unless told otherwise)."""
+    """The parser every benchmark starts from: its ``python -m`` name, its docstring as help, ``--model``
+    (the bundled default model unless told otherwise) and ``--results`` (where its section goes)."""
     p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", default=str(DEFAULT_MODEL_PATH), help="exported .onnx model (default: bundled)")
+    p.add_argument("--results", default=str(RESULTS_PATH), help="markdown file the section is appended to")
     return p
 
 

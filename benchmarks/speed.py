@@ -29,7 +29,7 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from benchmarks.peers import DlibPeer, FaceMeshPeer, dlib_unavailable_reason, mesh_unavailable_reason
-from benchmarks.reporting import (RESULTS_PATH, Section, append_section, benchmark_parser, command_line,
+from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
 from core.detection import calibrated_box, make_detector
 from core.draw import DrawOptions, draw_faces
@@ -267,7 +267,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--warmup-calls", type=int, default=3, help="untimed calls per engine and batch size first")
     p.add_argument("--peers", nargs="*", default=["mediapipe", "dlib"], choices=["mediapipe", "dlib"],
                    help="peers in the race (none: only ours)")
-    p.add_argument("--results", default=str(RESULTS_PATH), help="markdown file the section is appended to")
     return p
 
 

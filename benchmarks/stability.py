@@ -48,7 +48,7 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.peers import FaceMeshPeer, mesh_unavailable_reason
-from benchmarks.reporting import (RESULTS_PATH, Section, append_section, benchmark_parser, command_line,
+from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
 from core.geometry import landmark_box
 from core.pipeline import FramePipeline, PipelineConfig
@@ -420,7 +420,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="independent noise draws averaged for (a) and (b)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     p.add_argument("--no-mesh", action="store_true", help="leave MediaPipe Face Mesh out")
-    p.add_argument("--results", default=str(RESULTS_PATH), help="markdown file the section is appended to")
     return p
 
 
