@@ -294,12 +294,18 @@ def measure_synthetic(model: LandmarkModel, image: np.ndarray, args: argparse.Na
         study.one_euro_best = min(candidates, key=lambda c: c[1].steady)
 
 
+def still_windows(args: argparse.Namespace) -> tuple[int, int]:
+    """First scored frame of (a) and first frame of its steady window; the steady window starts at
+    ``--steady-after`` unless (a) is too short, so both windows always hold at least two frames."""
+    return args.settle_frames, max(args.settle_frames + 1, min(args.steady_after, args.still_frames - 2))
+
+
 def measure_one_draw(model: LandmarkModel, image: np.ndarray, args: argparse.Namespace, seed: int, use_mesh: bool,
                      sweep: dict[tuple[float, float], list[SyntheticResult]]) -> dict[str, SyntheticResult]:
     """(a) and (b) with one noise draw; adds this draw's One-Euro grid results to ``sweep``."""
     noise = Noise(args.noise, args.flicker, seed)
     motion = Motion()
-    start, steady_from = args.settle_frames, max(args.settle_frames + 1, min(args.steady_after, args.still_frames - 2))
+    start, steady_from = still_windows(args)
 
     def still() -> Iterator[tuple[float, np.ndarray]]:
         return noise.frames(image, args.still_frames, args.fps)
@@ -449,12 +455,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     motion = Motion()
+    start, steady_from = still_windows(args)
     synthetic, real = synthetic_table(study), video_table(study)
     notes = verdicts(study) + notes + [
         f"(a)/(b): frame {args.frame_index} of {videos[0].name}; {args.still_frames} still + {args.moving_frames} "
         f"moving frames at {args.fps:g} fps, noise {args.noise:g} grey levels, flicker {args.flicker:g}, mean of "
-        f"{args.seeds} noise draws; first {args.settle_frames} frames not scored; settling = frames "
-        f"{args.settle_frames}-{args.steady_after - 1}, steady = frames {args.steady_after}-{args.still_frames - 1}",
+        f"{args.seeds} noise draws; first {start} frames not scored; settling = frames "
+        f"{start}-{steady_from - 1}, steady = frames {steady_from}-{args.still_frames - 1}",
         f"path: x {motion.shift_x:g} face sizes at {motion.freq_x:g} Hz, y {motion.shift_y:g} at {motion.freq_y:g} Hz, "
         f"roll {motion.roll_deg:g} deg at {motion.freq_roll:g} Hz (peak speed {motion.peak_speed():.2f} face sizes/s)",
         "lag > 0: the estimate trails the path; MediaPipe's jitter is over its 468 points, ours over 68",
