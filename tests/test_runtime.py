@@ -13,8 +13,9 @@ import pytest
 from onnx import TensorProto
 
 from core.decode import aggregate
-from core.runtime import (DEFAULT_MODEL_PATH, LandmarkModel, ModelError, cuda_unavailable_reason, load_model,
-                          physical_cores)
+from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, load_model
+from core.runtime.providers import cuda_unavailable_reason
+from core.runtime.threads import physical_cores
 from helpers_onnx import expected_outputs, make_model
 
 
