@@ -17,7 +17,7 @@ from tqdm import tqdm
 from core.draw import DrawOptions, draw_faces
 from core.pipeline import FramePipeline, PipelineConfig
 from core.recorder import Recorder, RecordingError
-from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
+from core.runtime import DEFAULT_MODEL_PATH, DeviceError, ModelError, load_model
 from core.video import SourceError, VideoSource
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,9 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
         raise HeadlessError(str(exc)) from exc
     try:
         model = load_model(model_path or DEFAULT_MODEL_PATH, device=device)
+    except DeviceError as exc:
+        stream.release()
+        raise HeadlessError(f"device problem: {exc}") from exc
     except ModelError as exc:
         stream.release()
         raise HeadlessError(f"invalid model: {exc}") from exc

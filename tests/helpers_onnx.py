@@ -56,7 +56,7 @@ def make_model(path: str | Path, *, num_templates: int = 2, grid: int = 2, num_p
                input_type: int = TensorProto.FLOAT,
                outputs: tuple[str, ...] = ("anchor_landmarks", "anchor_confidence"),
                confidence_trailing_dim: bool = False, sigmoid: bool = True, symbolic_outputs: bool = False,
-               opset: int = 17) -> Path:
+               opset: int = 17, nan_on: str | None = None) -> Path:
     """Write a tiny model to ``path`` and return it.
 
     Defaults conform to the contract; each keyword breaks one thing for a negative test:
@@ -65,6 +65,8 @@ def make_model(path: str | Path, *, num_templates: int = 2, grid: int = 2, num_p
     ``confidence_trailing_dim`` makes ``anchor_confidence`` [N, M, 1] (a classic export slip),
     ``sigmoid=False`` exports raw logits, ``opset`` sets the opset. ``symbolic_outputs`` declares M
     and L as names instead of numbers, as torch's exporter often does (still conforming).
+    ``nan_on="real"`` adds ``sqrt(-f(x))`` to the landmarks: finite (0) on a blank crop, NaN on any
+    real one — a broken model a zeros-only probe would pass; ``nan_on="all"`` makes it NaN always.
     """
     num_anchors = num_templates * grid * grid
     base, logits = base_outputs(num_anchors, num_points)
@@ -77,12 +79,17 @@ def make_model(path: str | Path, *, num_templates: int = 2, grid: int = 2, num_p
     nodes += [
         helper.make_node("Mul", [graph_input, "channel_weights"], ["weighted"]),
         helper.make_node("ReduceMean", ["weighted"], ["feature"], axes=[1, 2, 3], keepdims=1),  # [N,1,1,1]
-        helper.make_node("Mul", ["feature", "gain"], ["shift"]),
+        helper.make_node("Mul", ["feature", "gain"], ["shift" if nan_on is None else "finite_shift"]),
         helper.make_node("Add", ["shift", "base_landmarks"], ["anchor_landmarks"]),  # [N,M,L,2]
         helper.make_node("Reshape", ["feature", "flat_shape"], ["feature_flat"]),  # [N,1]
         helper.make_node("Add", ["feature_flat", "base_logits"], ["logits"]),
         helper.make_node("Sigmoid" if sigmoid else "Identity", ["logits"], ["confidence"]),  # [N,M]
     ]
+    if nan_on is not None:
+        at = next(i for i, n in enumerate(nodes) if "finite_shift" in n.output) + 1
+        nodes[at:at] = [helper.make_node("Sub", ["nan_offset", "feature"], ["negated"]),
+                        helper.make_node("Sqrt", ["negated"], ["nan_term"]),
+                        helper.make_node("Add", ["finite_shift", "nan_term"], ["shift"])]
     m_dim, l_dim = ("M", "L") if symbolic_outputs else (num_anchors, num_points)
     confidence_shape = ["N", m_dim]
     if confidence_trailing_dim:
@@ -98,6 +105,9 @@ def make_model(path: str | Path, *, num_templates: int = 2, grid: int = 2, num_p
         numpy_helper.from_array(logits[None], "base_logits"),
         numpy_helper.from_array(np.array([2], np.int64), "last_axis"),
     ]
+    if nan_on is not None:
+        initializers.append(numpy_helper.from_array(np.array(-1.0 if nan_on == "all" else 0.0, np.float32),
+                                                    "nan_offset"))
     declared = {
         "anchor_landmarks": helper.make_tensor_value_info("anchor_landmarks", TensorProto.FLOAT,
                                                           ["N", m_dim, l_dim, 2]),

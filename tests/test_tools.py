@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -13,8 +14,10 @@ from core.datasets import read_dataset, select_split
 from core.detection import BoxCalibration, load_calibration
 from core.geometry import Box
 from core.pose import MODEL_FILE, angles_to_rotation, load_mean_face
+from core.runtime.contract import PROBE_CROP_PATH
 from tools.calibrate_detector import fit_calibration
 from tools.mean_face import derive_mean_face, main
+from tools.probe_crop import probe_crop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,3 +79,10 @@ def test_calibrate_cli_writes_a_loadable_file(shared_data: Path, tmp_path: Path)
     entry = json.loads(out.read_text(encoding="utf-8"))["detectors"]["haar"]
     assert entry["n_train"] == 8 and 1 <= entry["n_faces"] <= 8 and entry["val"]["faces"] == 8
     assert set(load_calibration(out)) == {"haar"}
+
+
+def test_probe_crop_tool_reproduces_the_shipped_face_crop() -> None:
+    shipped = cv2.imread(str(PROBE_CROP_PATH), cv2.IMREAD_COLOR)
+    regenerated = probe_crop()
+    assert shipped.shape == regenerated.shape == (224, 224, 3)
+    assert np.abs(shipped.astype(int) - regenerated).mean() < 1.0  # decoders may differ by a grey level

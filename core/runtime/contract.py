@@ -4,15 +4,20 @@ one probe run really produces. Every violation is named, so a bad file fails at 
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+import cv2
 import numpy as np
 import onnxruntime as ort
 
 from core.model_metadata import ModelError, ModelMetadata
-from core.runtime.model_input import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS
+from core.runtime.model_input import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, to_model_input
 from core.schemes import get_scheme
+
+#: A real face crop (run-time crop policy, from the demo clip; ``python -m tools.probe_crop``).
+PROBE_CROP_PATH = Path(__file__).resolve().parents[2] / "assets" / "probe_face.png"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,28 +90,50 @@ def _check_signature(session: ort.InferenceSession, input_size: int, problems: l
     return _probe_outputs(session, input_size, outputs, problems)
 
 
+@functools.lru_cache(maxsize=4)
+def probe_batch(input_size: int) -> np.ndarray:
+    """The load-time probe: ``[2, 3, S, S]`` model input of a real face crop and a blank crop.
+
+    The blank alone hides models that break only on real pixels; two crops also prove the batch axis
+    is dynamic, as every frame with several faces needs.
+    """
+    crop = cv2.imread(str(PROBE_CROP_PATH), cv2.IMREAD_COLOR)
+    if crop is None:
+        raise FileNotFoundError(f"{PROBE_CROP_PATH} is missing or unreadable; regenerate it with "
+                                "`python -m tools.probe_crop`")
+    if crop.shape[:2] != (input_size, input_size):
+        crop = cv2.resize(crop, (input_size, input_size), interpolation=cv2.INTER_AREA)
+    return to_model_input(np.stack([crop, np.zeros_like(crop)]))
+
+
 def _probe_outputs(session: ort.InferenceSession, input_size: int, outputs: dict,
                    problems: list[str]) -> tuple[int, int]:
-    """Run one blank crop and check what really comes out against the declared shapes."""
+    """Run :func:`probe_batch` and check what really comes out: shapes, finiteness, confidence range."""
+    batch = probe_batch(input_size)
     try:
-        landmarks, confidence = session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE],
-                                            {INPUT_NAME: np.zeros((1, 3, input_size, input_size), np.float32)})
+        landmarks, confidence = session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE], {INPUT_NAME: batch})
     except Exception as exc:  # onnxruntime's own exception types
-        problems.append(f"running the graph on a blank [1, 3, {input_size}, {input_size}] batch failed: "
-                        f"{str(exc).strip().splitlines()[0]}")
+        problems.append(f"running the graph on a [2, 3, {input_size}, {input_size}] batch (a real face crop and a "
+                        f"blank one) failed: {str(exc).strip().splitlines()[0]}")
         return 0, 0
-    if landmarks.ndim != 4 or landmarks.shape[0] != 1 or landmarks.shape[3] != 2:
-        problems.append(f"output {OUTPUT_LANDMARKS!r} must be [N, M, L, 2], a batch of 1 gave {list(landmarks.shape)}")
+    if landmarks.ndim != 4 or landmarks.shape[0] != 2 or landmarks.shape[3] != 2:
+        problems.append(f"output {OUTPUT_LANDMARKS!r} must be [N, M, L, 2], a batch of 2 gave {list(landmarks.shape)}")
         return 0, 0
     num_anchors, num_points = landmarks.shape[1], landmarks.shape[2]
-    if confidence.shape != (1, num_anchors):
+    if confidence.shape != (2, num_anchors):
         problems.append(f"output {OUTPUT_CONFIDENCE!r} must be [N, M] with M={num_anchors} like "
-                        f"{OUTPUT_LANDMARKS!r}, a batch of 1 gave {list(confidence.shape)}")
-    elif not ((confidence >= 0) & (confidence <= 1)).all():
-        problems.append(f"output {OUTPUT_CONFIDENCE!r} must lie in (0, 1), a blank crop gave values from "
+                        f"{OUTPUT_LANDMARKS!r}, a batch of 2 gave {list(confidence.shape)}")
+    non_finite = [f"{name} ({int((~np.isfinite(v)).sum())} of {v.size} values)"
+                  for name, v in ((OUTPUT_LANDMARKS, landmarks), (OUTPUT_CONFIDENCE, confidence))
+                  if not np.isfinite(v).all()]
+    if non_finite:
+        problems.append(f"outputs are not finite on a real face crop: NaN or inf in {' and '.join(non_finite)} "
+                        "(broken weights or export; this model cannot track)")
+    elif confidence.shape == (2, num_anchors) and not ((confidence >= 0) & (confidence <= 1)).all():
+        problems.append(f"output {OUTPUT_CONFIDENCE!r} must lie in (0, 1), the probe crops gave values from "
                         f"{confidence.min():.3g} to {confidence.max():.3g} (logits exported without the sigmoid?)")
     for name, real in ((OUTPUT_LANDMARKS, landmarks.shape), (OUTPUT_CONFIDENCE, confidence.shape)):
         declared = outputs[name].shape
         if any(isinstance(d, int) and d != r for d, r in zip(declared[1:], real[1:])):
-            problems.append(f"output {name!r} is declared {declared} but a batch of 1 gave {list(real)}")
+            problems.append(f"output {name!r} is declared {declared} but a batch of 2 gave {list(real)}")
     return num_anchors, num_points
