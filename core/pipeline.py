@@ -19,7 +19,7 @@ from core.geometry import invert_affine, landmark_box, transform_points, warp_to
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
-from core.smoothing import make_smoother
+from core.smoothing import make_smoother, preload
 from core.tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -62,6 +62,7 @@ class FramePipeline:
                  detector: FaceDetector | None = None) -> None:
         self.model = model
         self.config = config
+        preload(config.smoothing)  # filterpy loads while the detector is built
         self.detector = detector if detector is not None else make_detector(config.detector)
         self.tracker = self._new_tracker()
         self.frame_index = 0

@@ -17,13 +17,19 @@ the same settings work for a face near the camera and one far away.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
-from filterpy.kalman import KalmanFilter
 
+from core.deferred_import import DeferredImport
 from core.geometry import landmark_box
+
+if TYPE_CHECKING:
+    from filterpy.kalman import KalmanFilter
+
+#: filterpy imports scipy.stats (about 1.4 s of CPU): loaded in the background from the moment a
+#: Kalman smoother is wanted, and only waited for on a track's second frame (see KalmanSmoother._start).
+FILTERPY = DeferredImport("filterpy.kalman")
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +111,8 @@ class KalmanSmoother:
         self.correlation_threshold = correlation_threshold
         self.motion_gain = motion_gain
         self.noise_gate = noise_gate
-        self._kf: KalmanFilter | None = None
+        FILTERPY.start()
+        self._kf: KalmanFilter | tuple[np.ndarray, np.ndarray] | None = None
         self._t = 0.0
         self._shape: tuple[int, ...] = ()
         self._last_innovation: np.ndarray | None = None
@@ -124,11 +131,11 @@ class KalmanSmoother:
             return pts
         if pts.shape != self._shape:
             raise ValueError(f"landmarks changed shape from {self._shape} to {pts.shape} without reset()")
-        kf = self._kf
+        kf = self._filter()
         dt = _time_step(t, self._t)
         self._t = t
         kf.F = np.array([[1.0, dt], [0.0, 1.0]])
-        kf.Q = Q_discrete_white_noise(dim=2, dt=dt, var=(self.process_noise * size) ** 2)
+        kf.Q = self._q_discrete_white_noise(dim=2, dt=dt, var=(self.process_noise * size) ** 2)
         kf.predict()
         self._adapt_to_motion((z - kf.H @ kf.x).ravel(), kf.x[0].reshape(pts.shape), r)
         # Passing H explicitly makes filterpy take z as given (a row of 2L measurements) instead of
@@ -154,12 +161,24 @@ class KalmanSmoother:
             kf.P = kf.P * factor
 
     def _start(self, z: np.ndarray, r: float, size: float, t: float, shape: tuple[int, ...]) -> None:
-        kf = KalmanFilter(dim_x=2, dim_z=1)
-        kf.x = np.vstack([z, np.zeros_like(z)])
-        kf.H = np.array([[1.0, 0.0]])
+        """The first measurement is the estimate, so the first frame needs no filter: keep the initial
+        state ``(x, P)``; :meth:`_filter` builds the filterpy filter from it on the second frame."""
         # Position as uncertain as one measurement; velocity unknown, up to about a face size per second.
-        kf.P = np.diag([r, size ** 2])
-        self._kf, self._t, self._shape = kf, t, shape
+        self._kf = (np.vstack([z, np.zeros_like(z)]), np.diag([r, size ** 2]))
+        self._t, self._shape = t, shape
+
+    def _filter(self) -> KalmanFilter:
+        """The filterpy filter (built from :meth:`_start`'s state the first time, once filterpy is loaded)."""
+        if isinstance(self._kf, tuple):
+            kalman = FILTERPY.module()
+            from filterpy.common import Q_discrete_white_noise  # loaded with filterpy.kalman
+
+            self._q_discrete_white_noise = Q_discrete_white_noise
+            kf = kalman.KalmanFilter(dim_x=2, dim_z=1)
+            kf.x, kf.P = self._kf
+            kf.H = np.array([[1.0, 0.0]])
+            self._kf = kf
+        return self._kf
 
 
 def _coherent_motion_ratio(innovation: np.ndarray, points: np.ndarray) -> float:
@@ -243,6 +262,13 @@ SMOOTHERS: dict[str, Callable[..., Smoother]] = {
     "one-euro": OneEuroSmoother,
     "none": NoSmoother,
 }
+
+
+def preload(name: str) -> None:
+    """Start loading what smoother ``name`` needs in the background, so that setting up the rest of a
+    run (model session, detector, video) overlaps it."""
+    if name == "kalman":
+        FILTERPY.start()
 
 
 def make_smoother(name: str, **params: Any) -> Smoother:
