@@ -60,7 +60,10 @@ log = logging.getLogger("benchmarks.stability")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_DIR = REPO_ROOT.parent / "shared" / "data" / "video"
-DEFAULT_VIDEOS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
+SHARED_VIDEOS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
+#: The shared clips where the project's data sits beside the repository, else the bundled demo clip,
+#: so the command works as written on a fresh clone.
+DEFAULT_VIDEOS = SHARED_VIDEOS if all(v.is_file() for v in SHARED_VIDEOS) else (REPO_ROOT / "assets" / "demo.mp4",)
 #: Our smoothers as the app names them, with the labels of the table.
 SMOOTHERS = {"none": "raw (no smoothing)", "kalman": "Kalman (default)", "one-euro": "One-Euro (default)"}
 MESH_LABEL = "MediaPipe Face Mesh (own output)"

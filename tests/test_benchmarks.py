@@ -7,6 +7,8 @@ The model is the bundled one once it exists, else a tiny contract-valid ONNX gra
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -20,6 +22,7 @@ from core.detection import BoxCalibration
 from core.geometry import Box
 from core.runtime import DEFAULT_MODEL_PATH
 from helpers_onnx import make_model
+from tests.conftest import REPO_ROOT
 
 DLIB_REASON = dlib_unavailable_reason()
 
@@ -71,6 +74,21 @@ def test_speed_smoke(model_path: Path, checkpoint: Path, videos: dict[str, Path]
     assert all(line.split("|")[2].strip() == "8" for line in race)  # 2 passes x (6 frames - 2 warm-up), for all
     for label in ("decode the video frame", "inference (ONNX)", "draw the overlay", "| total"):
         assert label in text
+
+
+def test_speed_runs_without_torch_or_a_checkpoint(model_path: Path, videos: dict[str, Path], tmp_path: Path) -> None:
+    """The fresh-clone case: no checkpoint in runs/, and torch never imported (the bench extra lacks it)."""
+    code = ("import sys; from benchmarks import speed\n"
+            f"code = speed.main(['--model', {str(model_path)!r}, '--video', {str(videos['short'])!r}, '--frames', '4',"
+            " '--warmup-frames', '1', '--passes', '1', '--rounds', '1', '--calls', '1', '--warmup-calls', '1',"
+            f" '--peers', '--results', {str(tmp_path / 'RESULTS.md')!r}])\n"
+            "assert code == 0 and 'torch' not in sys.modules and 'training' not in sys.modules, code\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| ONNX Runtime" in (tmp_path / "RESULTS.md").read_text() and "| torch" not in (tmp_path / "RESULTS.md").read_text()
+    missing = speed.main(["--model", str(model_path), "--checkpoint", str(tmp_path / "nothere.pt"), "--video",
+                          str(videos["short"]), "--results", str(tmp_path / "R2.md")])
+    assert missing == 2
 
 
 def test_accuracy_smoke(model_path: Path, checkpoint: Path, shared_data: Path, tmp_path: Path) -> None:
