@@ -13,7 +13,7 @@ Rows: our pipeline (detect + track, :class:`core.pipeline.FramePipeline`) with e
 ``core.detection.DETECTORS`` (``auto`` = short range, full range when it finds nothing), and MediaPipe's
 own detectors run alone on every frame. Coverage = frames with at least one face / frames. Time = mean
 milliseconds per frame of the whole pipeline (or of the detector alone), measured in the same run, so
-compare the ratios.
+compare the ratios (the rows run in turn on each frame, so a load change hits them all alike).
 """
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ import logging
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -118,30 +120,41 @@ def make_cut_clip(sources: list[Path], out: Path, limit: int | None = None) -> t
     return write_clip(out, frames, fps), first_after
 
 
-def pipeline_run(model: LandmarkModel, frames: list[np.ndarray], detector: str, fps: float,
-                 label: str) -> tuple[float, float, set[int]]:
-    """Coverage, mean ms per frame and the track ids seen, for our pipeline with ``detector``."""
+@dataclass
+class Runner:
+    """One row: something that looks for faces frame by frame, with its tallies."""
+
+    label: str
+    step: Callable[[np.ndarray, float], set[int]]  # frame, timestamp -> ids of the faces found
+    covered: int = 0
+    seconds: float = 0.0
+    ids: set[int] = field(default_factory=set)
+
+
+def pipeline_runner(model: LandmarkModel, detector: str) -> Runner:
     pipeline = FramePipeline(model, PipelineConfig(detector=detector))
-    covered, seconds, ids = 0, 0.0, set()
-    for index, frame in enumerate(tqdm(frames, desc=f"{label}: ours ({detector})", unit="frame", leave=False)):
-        start = time.perf_counter()
-        result = pipeline.process(frame, index / fps)
-        seconds += time.perf_counter() - start
-        covered += bool(result.faces)
-        ids |= {face.track_id for face in result.faces}
-    return covered / len(frames), 1000 * seconds / len(frames), ids
+    return Runner(f"ours, --detector {detector}",
+                  lambda frame, t: {face.track_id for face in pipeline.process(frame, t).faces})
 
 
-def detector_run(frames: list[np.ndarray], full_range: bool, label: str) -> tuple[float, float]:
-    """Coverage and mean ms per frame of MediaPipe's own detector run alone on every frame."""
+def detector_runner(full_range: bool) -> Runner:
     detector = MediaPipeDetector(full_range=full_range)
-    covered, seconds = 0, 0.0
-    for frame in tqdm(frames, desc=f"{label}: {detector.name}", unit="frame", leave=False):
-        start = time.perf_counter()
-        covered += bool(detector.detect(frame))
-        seconds += time.perf_counter() - start
-    detector.close()
-    return covered / len(frames), 1000 * seconds / len(frames)
+    return Runner(f"MediaPipe {'full' if full_range else 'short'} range alone",
+                  lambda frame, t: set(range(len(detector.detect(frame)))))
+
+
+def measure_clip(model: LandmarkModel, frames: list[np.ndarray], fps: float, label: str) -> list[Runner]:
+    """Every row on every frame, in turn frame by frame, so a load change on the (shared) machine
+    slows all rows alike and their time ratios stay comparable."""
+    runners = [pipeline_runner(model, d) for d in PIPELINE_DETECTORS] + [detector_runner(f) for f in (False, True)]
+    for index, frame in enumerate(tqdm(frames, desc=label, unit="frame", leave=False)):
+        for runner in runners:
+            start = time.perf_counter()
+            found = runner.step(frame, index / fps)
+            runner.seconds += time.perf_counter() - start
+            runner.covered += bool(found)
+            runner.ids |= found
+    return runners
 
 
 def build_parser():
@@ -171,15 +184,10 @@ def main(argv: list[str] | None = None) -> int:
                 clips.append(cut)
             for clip in clips:
                 frames, fps = read_frames(clip, None if clip.parent == Path(tmp) else args.frames)
-                label = clip.name
-                for detector in PIPELINE_DETECTORS:
-                    coverage, ms, ids = pipeline_run(model, frames, detector, fps, label)
-                    rows.append([label, f"ours, --detector {detector}", f"{len(frames)}", f"{100 * coverage:.1f}",
-                                 f"{ms:.2f}", f"{len(ids)}"])
-                for full_range in (False, True):
-                    coverage, ms = detector_run(frames, full_range, label)
-                    rows.append([label, f"MediaPipe {'full' if full_range else 'short'} range alone", f"{len(frames)}",
-                                 f"{100 * coverage:.1f}", f"{ms:.2f}", "–"])
+                for runner in measure_clip(model, frames, fps, clip.name):
+                    ours = runner.label.startswith("ours")
+                    rows.append([clip.name, runner.label, f"{len(frames)}", f"{100 * runner.covered / len(frames):.1f}",
+                                 f"{1000 * runner.seconds / len(frames):.2f}", f"{len(runner.ids)}" if ours else "–"])
             if len(videos) > 1:
                 notes.append(f"cut.mp4: {' then '.join(v.name for v in videos)}, each shot framed so its face starts "
                              f"where the last shot's face was; first cut before frame {first_after}; one person "
