@@ -18,7 +18,7 @@ from typing import Iterator, Protocol
 
 import cv2
 
-from app.rate import RateMeter
+from core.rate import RateMeter
 from core.video import Frame, SourceInfo, VideoSource
 
 log = logging.getLogger(__name__)
