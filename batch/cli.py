@@ -18,7 +18,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from batch.inputs import UsageError, VideoTask, check_output_folder, discover, plan_outputs
-from batch.job import STAGING_NAME, JobResult, JobSettings
+from batch.job import STAGING_NAME, JobResult, JobSettings, one_line
 from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
@@ -63,36 +63,49 @@ def main(argv: list[str]) -> int:
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
     try:
-        import ray
+        import ray  # noqa: F401 - only to say how to install it where it is missing
     except ImportError:
         print(f"error: {INSTALL_HINT}", file=sys.stderr)
         return 2
     try:
-        settings, model_sha, tasks = _prepare(args)
+        return _batch(args, started)
     except UsageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _batch(args: argparse.Namespace, started: float) -> int:
+    import ray
+
+    settings, model_sha, tasks = _prepare(args)
     manifest = Manifest(args.out)
     keys = {task.source: input_key(task.source, model_sha, settings.as_dict()) for task in tasks}
     todo = [t for t in tasks if args.force or not manifest.is_done(keys[t.source], t.outputs(settings.video))]
     tally = Tally(skipped=len(tasks) - len(todo))
     startup = 0.0
     if todo:
-        we_started = not ray.is_initialized()
-        if we_started:
-            ray.init(address=args.address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
-        startup = time.perf_counter() - started
+        we_started = not ray.is_initialized()  # a caller's cluster (tests, notebooks) is joined, not shut down
+        startup = _start_ray(args.address) if we_started else 0.0
         try:
             _run(args, settings, model_sha, todo, keys, manifest, tally)
-        except UsageError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
         finally:
             if we_started:
                 ray.shutdown()
     for line in summary_lines(tally, len(tasks), time.perf_counter() - started, startup):
         print(line)
     return 1 if tally.failed else 0
+
+
+def _start_ray(address: str | None) -> float:
+    """Start a local cluster (``address`` None) or join one; returns the seconds it took."""
+    import ray
+
+    began = time.perf_counter()
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError(f"cannot start or join Ray at {address or 'a new local cluster'}: {one_line(exc)}") from exc
+    return time.perf_counter() - began
 
 
 def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask]]:

@@ -54,6 +54,12 @@ class JobResult:
     provider: str = ""
 
 
+def one_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type name when it has none), for a manifest row."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def run_video(task: VideoTask, model: LandmarkModel, settings: JobSettings, staging_root: Path,
               label: str = "job") -> JobResult:
     """Process ``task.source`` with ``model``; its outputs appear at ``task.outputs()`` only when complete.

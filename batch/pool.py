@@ -28,7 +28,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from batch.inputs import UsageError, VideoTask
-from batch.job import JobResult, JobSettings, run_video
+from batch.job import JobResult, JobSettings, one_line, run_video
 from batch.manifest import file_sha256
 from core.runtime import ModelError, load_model
 
@@ -140,7 +140,7 @@ class WorkerPool:
                 replacement = self._spawn()
                 self.actors[self.actors.index(worker)] = replacement
                 idle.append(replacement)
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                reason = one_line(exc)
                 log.warning("worker %s died on %s (attempt %d): %s", worker[0], task.source, attempt, reason)
                 if attempt <= self.retries:
                     queue.append((task, attempt + 1))
@@ -149,7 +149,7 @@ class WorkerPool:
             except RayTaskError as exc:  # a bug on one video must not stop the batch; the row records it
                 idle.append(worker)
                 cause = exc.cause if exc.cause is not None else exc
-                name, result = worker[0], JobResult("failed", f"unexpected error: {type(cause).__name__}: {cause}")
+                name, result = worker[0], JobResult("failed", f"unexpected error: {type(cause).__name__}: {one_line(cause)}")
             else:
                 idle.append(worker)
             yield Finished(task, result, name, attempt)
