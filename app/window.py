@@ -292,13 +292,7 @@ class MainWindow(QMainWindow):
         if self.recording_since is not None:
             self.worker.stop_recording()
         else:
-            info = self.model.info
-            sidecar = {"model": info.name, "model_path": str(info.path), "provider": self.model.provider,
-                       "smoothing": self.settings.smoothing,
-                       "smoothing_params": self.settings.smoothing_params.get(self.settings.smoothing, {}),
-                       "strategy": self.settings.strategy, "threshold": self.settings.threshold,
-                       "detection_interval": self.settings.detection_interval}
-            self.worker.start_recording(Path(self.settings.recording_folder), sidecar)
+            self.worker.start_recording(Path(self.settings.recording_folder))
         self._update_actions()  # the checked state follows the worker's answer, not the click
 
     def _on_recording_started(self, video: Path) -> None:

@@ -25,7 +25,7 @@ from app.capture import DEMO_CLIP
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
-from core.recorder import csv_header
+from core.table import LandmarkTable
 from core.runtime import DEFAULT_MODEL_PATH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def test_recording_from_the_ui_writes_a_playable_video_and_csv(qtbot, window: Ma
     assert decoded == summary.frames
     with open(summary.csv, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == csv_header(68)
+    assert rows[0] == LandmarkTable(68).columns
     assert all(len(r) == len(rows[0]) for r in rows[1:])
     frames = [int(r[0]) for r in rows[1:]]
     assert frames == sorted(frames)
@@ -192,7 +192,7 @@ def test_settings_dialog_round_trips_through_qsettings_and_applies_live(qtbot, w
 
     # Applied live: the running pipeline picks up the new configuration; the source keeps playing.
     qtbot.waitUntil(lambda: window.worker.pipeline.config == edited.pipeline_config())
-    assert window.worker.draw_options.pose_axes is False
+    assert window.worker.session.draw.pose_axes is False
     counter.wait_for(qtbot, 3)
 
     reopened = window.open_settings()  # shows what is stored
