@@ -7,6 +7,7 @@ cannot be written, an invalid model, Ray not installed), each as one ``error:`` 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import shutil
 import sys
@@ -18,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from batch.inputs import UsageError, VideoTask, check_output_folder, discover, plan_outputs
-from batch.job import STAGING_NAME, JobResult, JobSettings, one_line
+from batch.job import STAGING_NAME, Finished, JobSettings, one_line
 from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
@@ -56,6 +57,19 @@ class Tally:
     failed: list[tuple[str, str]] = field(default_factory=list)
     frames: int = 0
     per_worker: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0.0]))
+
+    def add(self, item: Finished) -> None:
+        """Count one finished video: done or failed (with its reason), frames, and its worker's share."""
+        result = item.result
+        if result.status == "done":
+            self.done += 1
+        else:
+            self.failed.append((str(item.task.relative), result.reason))
+        self.frames += result.frames
+        stats = self.per_worker[item.worker]  # videos, frames, busy seconds
+        stats[0] += 1
+        stats[1] += result.frames
+        stats[2] += result.seconds
 
 
 def main(argv: list[str]) -> int:
@@ -114,6 +128,8 @@ def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask
         raise UsageError("--workers must be at least 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError("--max-frames must be at least 1")
+    if args.retries < 0:
+        raise UsageError("--retries must be 0 or more")
     tasks = plan_outputs(discover(args.inputs), args.out)
     check_output_folder(args.out)
     try:
@@ -137,29 +153,28 @@ def _run(args: argparse.Namespace, settings: JobSettings, model_sha: str, todo: 
     began = time.perf_counter()
     with tqdm(total=len(todo), desc=f"batch ({plan.workers} workers)", unit="video") as bar:
         for item in pool.run(todo, settings):
-            result = item.result
-            manifest.append(ManifestRow(keys[item.task.source], result.status, result.reason, result.frames,
-                                        round(result.faces_per_frame, 4), round(result.seconds, 3), result.provider,
-                                        item.worker, item.attempts,
-                                        [str(p) for p in item.task.outputs(settings.video)] if result.status == "done" else [],
-                                        now()))
-            record(tally, item.task, item.worker, result)
+            manifest.append(manifest_row(keys[item.task.source], item, settings.video))
+            tally.add(item)
             bar.set_postfix_str(f"{tally.frames / (time.perf_counter() - began):.1f} frames/s")
             bar.update(1)
-    shutil.rmtree(staging, ignore_errors=True)  # what killed workers left; none of it was renamed into place
+    _clear_staging(staging, pool.run_id)
 
 
-def record(tally: Tally, task: VideoTask, worker: str, result: JobResult) -> None:
-    """Add one finished video to the totals."""
-    if result.status == "done":
-        tally.done += 1
-    else:
-        tally.failed.append((str(task.relative), result.reason))
-    tally.frames += result.frames
-    stats = tally.per_worker[worker]
-    stats[0] += 1
-    stats[1] += result.frames
-    stats[2] += result.seconds
+def _clear_staging(staging: Path, run_id: str) -> None:
+    """Remove what this run's killed workers left (never renamed into place, so never mistaken for an
+    output); another batch writing into the same folder at the same time keeps its own."""
+    for leftover in staging.glob(f"{run_id}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        staging.rmdir()  # only when empty
+
+
+def manifest_row(key: InputKey, item: Finished, video: bool) -> ManifestRow:
+    """The manifest line for a finished video (its output paths only when it is done)."""
+    result = item.result
+    outputs = [str(p) for p in item.task.outputs(video)] if result.status == "done" else []
+    return ManifestRow(key, result.status, result.reason, result.frames, round(result.faces_per_frame, 4),
+                       round(result.seconds, 3), result.provider, item.worker, item.attempts, outputs, now())
 
 
 def summary_lines(tally: Tally, total: int, wall: float, startup: float) -> list[str]:

@@ -54,6 +54,16 @@ class JobResult:
     provider: str = ""
 
 
+@dataclass(frozen=True)
+class Finished:
+    """A video the pool is done with: its result, which worker gave it, after how many attempts."""
+
+    task: VideoTask
+    result: JobResult
+    worker: str
+    attempts: int
+
+
 def one_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type name when it has none), for a manifest row."""
     text = str(exc).strip()

@@ -28,7 +28,7 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from batch.inputs import UsageError, VideoTask
-from batch.job import JobResult, JobSettings, one_line, run_video
+from batch.job import Finished, JobResult, JobSettings, one_line, run_video
 from batch.manifest import file_sha256
 from core.runtime import ModelError, load_model
 
@@ -88,16 +88,6 @@ class VideoWorker:
         return self.name, run_video(task, self.model, settings, self.staging_root, self.staging_label)
 
 
-@dataclass(frozen=True)
-class Finished:
-    """A video the pool is done with: its result, which worker gave it, after how many attempts."""
-
-    task: VideoTask
-    result: JobResult
-    worker: str
-    attempts: int
-
-
 class WorkerPool:
     """``plan.workers`` :class:`VideoWorker` actors and the driver-side queue that feeds them.
 
@@ -113,12 +103,12 @@ class WorkerPool:
         self._actor = ray.remote(VideoWorker)
         self._args = (str(model_path), model_sha256, plan, str(staging_root))
         self._started = 0
-        self._run_id = f"anchorface-batch-{uuid.uuid4().hex[:8]}"
+        self.run_id = f"anchorface-batch-{uuid.uuid4().hex[:8]}"
         self.actors = [self._spawn() for _ in range(plan.workers)]
 
     def _spawn(self) -> tuple[str, Any]:
         self._started += 1
-        name = f"{self._run_id}-w{self._started}"
+        name = f"{self.run_id}-w{self._started}"
         return name, self._actor.options(name=name, num_cpus=self.plan.threads,
                                          num_gpus=self.plan.gpu_share).remote(name, *self._args)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from batch.inputs import plan_outputs
+from batch.inputs import UsageError, plan_outputs
 from batch.job import STAGING_NAME
 from batch.manifest import MANIFEST_NAME, Manifest, ManifestRow, input_key
 from core.runtime import DEFAULT_MODEL_PATH
@@ -159,6 +159,19 @@ def test_plan_keeps_relative_paths_so_equal_names_never_collide(tmp_path: Path) 
     sources = [tmp_path / "x" / "s1" / "clip.mp4", tmp_path / "x" / "s2" / "clip.mp4"]
     stems = [task.stem for task in plan_outputs(sources, tmp_path / "out")]
     assert stems == [(tmp_path / "out" / "s1" / "clip").absolute(), (tmp_path / "out" / "s2" / "clip").absolute()]
+
+
+def test_pool_sizing_keeps_threads_times_workers_within_the_cores() -> None:
+    from batch.pool import PoolPlan, plan_pool
+
+    assert plan_pool({"CPU": 2.0}, None, "auto") == PoolPlan(2, 1, 0.0, "cpu")
+    assert plan_pool({"CPU": 8.0}, 2, "auto") == PoolPlan(2, 4, 0.0, "cpu")
+    assert plan_pool({"CPU": 2.0}, 8, "auto") == PoolPlan(2, 1, 0.0, "cpu"), "capped at the CPUs"
+    assert plan_pool({"CPU": 16.0, "GPU": 2.0}, None, "auto") == PoolPlan(16, 1, 0.125, "cuda")
+    assert plan_pool({"CPU": 4.0, "GPU": 8.0}, None, "auto") == PoolPlan(4, 1, 1.0, "cuda"), "at most one GPU each"
+    assert plan_pool({"CPU": 4.0, "GPU": 1.0}, None, "cpu") == PoolPlan(4, 1, 0.0, "cpu")
+    with pytest.raises(UsageError, match="no GPU"):
+        plan_pool({"CPU": 4.0}, None, "cuda")
 
 
 def test_manifest_counts_a_video_done_only_for_the_same_file_model_and_settings(tmp_path: Path) -> None:
