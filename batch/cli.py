@@ -171,15 +171,14 @@ def _clear_staging(staging: Path, run_id: str) -> None:
 
 def manifest_row(key: InputKey, item: Finished, video: bool) -> ManifestRow:
     """The manifest line for a finished video (its output paths only when it is done)."""
-    result = item.result
-    outputs = [str(p) for p in item.task.outputs(video)] if result.status == "done" else []
-    return ManifestRow(key, result.status, result.reason, result.frames, round(result.faces_per_frame, 4),
-                       round(result.seconds, 3), result.provider, item.worker, item.attempts, outputs, now())
+    outputs = [str(p) for p in item.task.outputs(video)] if item.result.status == "done" else []
+    return ManifestRow(key, item.result, item.worker, item.attempts, outputs, now())
 
 
 def summary_lines(tally: Tally, total: int, wall: float, startup: float) -> list[str]:
     """The table printed at the end: counts, throughput overall and per worker, and what failed."""
-    lines = [f"videos: {total} (done {tally.done}, skipped as already done {tally.skipped}, failed {len(tally.failed)})",
+    lines = [f"videos: {total} (done {tally.done}, skipped as already done {tally.skipped}, "
+             f"failed {len(tally.failed)})",
              f"frames: {tally.frames} in {wall:.1f} s wall time (Ray start-up {startup:.1f} s), "
              f"{tally.frames / wall if wall else 0:.1f} frames/s overall"]
     if tally.per_worker:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from batch.inputs import VideoTask
+from batch.manifest import JobResult
 from core.headless import HeadlessError, OutputPaths, process_video
 from core.pipeline import PipelineConfig
 from core.runtime import LandmarkModel
@@ -40,18 +41,6 @@ class JobSettings:
     def as_dict(self) -> dict[str, Any]:
         """The settings as recorded in the manifest (and compared on a rerun)."""
         return {"pipeline": asdict(self.config), "max_frames": self.max_frames, "video": self.video}
-
-
-@dataclass(frozen=True)
-class JobResult:
-    """What one video produced; ``reason`` is the headless command's one-line error when it failed."""
-
-    status: str  # "done" | "failed"
-    reason: str = ""
-    frames: int = 0
-    faces_per_frame: float = 0.0
-    seconds: float = 0.0
-    provider: str = ""
 
 
 @dataclass(frozen=True)
@@ -90,11 +79,14 @@ def run_video(task: VideoTask, model: LandmarkModel, settings: JobSettings, stag
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)
     except HeadlessError as exc:
-        return JobResult("failed", str(exc), seconds=time.perf_counter() - started, provider=model.provider)
+        return JobResult("failed", str(exc), seconds=_since(started), provider=model.provider)
     except OSError as exc:  # staging or renaming: the output folder went away or filled up
-        return JobResult("failed", f"cannot write output: {exc}", seconds=time.perf_counter() - started,
-                         provider=model.provider)
+        return JobResult("failed", f"cannot write output: {exc}", seconds=_since(started), provider=model.provider)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return JobResult("done", "", summary.frames, summary.faces_per_frame, time.perf_counter() - started,
-                     summary.provider)
+    return JobResult("done", "", summary.frames, round(summary.faces_per_frame, 4), _since(started), summary.provider)
+
+
+def _since(started: float) -> float:
+    """Seconds since ``started`` (a perf_counter value), to the millisecond the manifest keeps."""
+    return round(time.perf_counter() - started, 3)

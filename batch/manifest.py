@@ -34,24 +34,32 @@ class InputKey:
 
 
 @dataclass(frozen=True)
-class ManifestRow:
-    """One video's outcome. ``reason`` is the one-line error the headless command prints, or ""."""
+class JobResult:
+    """What one video produced; ``reason`` is the headless command's one-line error when it failed."""
 
-    key: InputKey
     status: str  # "done" | "failed"
     reason: str = ""
     frames: int = 0
     faces_per_frame: float = 0.0
     seconds: float = 0.0
     provider: str = ""
+
+
+@dataclass(frozen=True)
+class ManifestRow:
+    """One line of the manifest: the video's key, what it produced, by which worker, where, when."""
+
+    key: InputKey
+    result: JobResult
     worker: str = ""
     attempts: int = 1
     outputs: list[str] = field(default_factory=list)
     finished: str = ""
 
     def to_json(self) -> str:
-        flat = {**asdict(self.key), **{k: v for k, v in asdict(self).items() if k != "key"}}
-        return json.dumps(flat, sort_keys=False)
+        """One flat JSON object: key fields, result fields, then worker, attempts, outputs, finished."""
+        extra = {"worker": self.worker, "attempts": self.attempts, "outputs": self.outputs, "finished": self.finished}
+        return json.dumps({**asdict(self.key), **asdict(self.result), **extra})
 
 
 def input_key(source: Path, model_sha256: str, settings: dict[str, Any]) -> InputKey:

@@ -28,8 +28,8 @@ import ray
 from ray.exceptions import RayActorError, RayTaskError
 
 from batch.inputs import UsageError, VideoTask
-from batch.job import Finished, JobResult, JobSettings, one_line, run_video
-from batch.manifest import file_sha256
+from batch.job import Finished, JobSettings, one_line, run_video
+from batch.manifest import JobResult, file_sha256
 from core.runtime import ModelError, load_model
 
 log = logging.getLogger(__name__)
@@ -135,11 +135,13 @@ class WorkerPool:
                 if attempt <= self.retries:
                     queue.append((task, attempt + 1))
                     continue
-                name, result = worker[0], JobResult("failed", f"worker died {attempt} times on this video: {reason}")
+                name, result = worker[0], JobResult("failed", f"worker died {attempt} times on this video: "
+                                                              f"{reason}")
             except RayTaskError as exc:  # a bug on one video must not stop the batch; the row records it
                 idle.append(worker)
                 cause = exc.cause if exc.cause is not None else exc
-                name, result = worker[0], JobResult("failed", f"unexpected error: {type(cause).__name__}: {one_line(cause)}")
+                name, result = worker[0], JobResult("failed", f"unexpected error: {type(cause).__name__}: "
+                                                              f"{one_line(cause)}")
             else:
                 idle.append(worker)
             yield Finished(task, result, name, attempt)

@@ -52,16 +52,16 @@ def timed(command: list[str] | str, **kwargs) -> tuple[float, str]:
 
 def whole_commands(folder: Path, out: Path, model: str, max_frames: int | None) -> list[dict]:
     """The shell loop and the two batch runs; one dict per run (name, wall, frames, startup)."""
-    limit = f" --max-frames {max_frames}" if max_frames else ""
-    loop = (f'for f in "{folder}"/*.mp4; do "{sys.executable}" main.py --source "$f" --headless --model "{model}"'
-            f'{limit} --landmarks "{out}/loop/$(basename "$f" .mp4).csv" || exit 1; done')
+    limit = ["--max-frames", str(max_frames)] if max_frames else []
+    loop = (f'for f in "{folder}"/*.mp4; do "{sys.executable}" main.py --source "$f" --headless --model "{model}" '
+            f'{" ".join(limit)} --landmarks "{out}/loop/$(basename "$f" .mp4).csv" || exit 1; done')
     (out / "loop").mkdir(parents=True)
     wall, printed = timed(["bash", "-c", loop])
     runs = [{"name": "shell loop over the headless command", "wall": wall,
              "frames": sum(int(n) for n in re.findall(r"^frames: (\d+)", printed, re.M)), "startup": None}]
     for workers in (1, 2):
         command = [sys.executable, "main.py", "batch", str(folder), "--out", str(out / f"w{workers}"),
-                   "--workers", str(workers), "--model", model] + (["--max-frames", str(max_frames)] if max_frames else [])
+                   "--workers", str(workers), "--model", model, *limit]
         wall, printed = timed(command)
         frames = int(re.search(r"^frames: (\d+)", printed, re.M).group(1))
         startup = float(re.search(r"Ray start-up ([\d.]+) s", printed).group(1))
@@ -129,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         ["one batch actor: start, imports, model load, first answer", f"{1000 * costs['actor']:.0f}"],
         [f"task round trip without video work (median of {ROUND_TRIPS})", f"{1000 * costs['task']:.1f}"]])
     ratio = runs[2]["frames"] / runs[2]["wall"] / loop_fps
-    section = Section("Batch", command_line("benchmarks.batch", argv), [table, costs_table], [
+    command = command_line("benchmarks.batch", argv if argv is not None else sys.argv[1:])
+    section = Section("Batch", command, [table, costs_table], [
         f"target 2 workers >= 1.5x the shell loop's frames/s: {ratio:.2f}x — {'holds' if ratio >= 1.5 else 'misses'}",
         f"clip: {args.video.name}, {args.copies} copies" + (f", first {args.max_frames} frames each"
                                                            if args.max_frames else ""),

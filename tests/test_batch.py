@@ -17,7 +17,7 @@ import pytest
 
 from batch.inputs import UsageError, plan_outputs
 from batch.job import STAGING_NAME
-from batch.manifest import MANIFEST_NAME, Manifest, ManifestRow, input_key
+from batch.manifest import MANIFEST_NAME, JobResult, Manifest, ManifestRow, input_key
 from core.runtime import DEFAULT_MODEL_PATH
 from main import main
 
@@ -179,7 +179,7 @@ def test_manifest_counts_a_video_done_only_for_the_same_file_model_and_settings(
     source.write_bytes(b"video")
     output.write_text("rows")
     key = input_key(source, "sha-a", {"smoothing": "kalman", "size": (1, 2)})
-    Manifest(tmp_path).append(ManifestRow(key, "done", frames=1))
+    Manifest(tmp_path).append(ManifestRow(key, JobResult("done", frames=1)))
     with (tmp_path / MANIFEST_NAME).open("a") as f:
         f.write('{"input": "torn')  # a driver killed mid-line
     manifest = Manifest(tmp_path)  # read back from disk
@@ -189,7 +189,7 @@ def test_manifest_counts_a_video_done_only_for_the_same_file_model_and_settings(
     assert not manifest.is_done(key, [output, tmp_path / "clip.json"]), "an output is missing"
     source.write_bytes(b"another video")
     assert not manifest.is_done(input_key(source, "sha-a", {"smoothing": "kalman", "size": (1, 2)}), [output])
-    Manifest(tmp_path).append(ManifestRow(key, "failed", "cannot read"))
+    Manifest(tmp_path).append(ManifestRow(key, JobResult("failed", "cannot read")))
     assert not Manifest(tmp_path).is_done(key, [output]), "the latest row wins"
 
 
