@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import os
 import shutil
 import sys
 import time
@@ -114,6 +115,7 @@ def _start_ray(address: str | None) -> float:
     """Start a local cluster (``address`` None) or join one; returns the seconds it took."""
     import ray
 
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network at run time: Ray would report usage
     began = time.perf_counter()
     try:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)

@@ -30,6 +30,7 @@ CLIP_FRAMES = 20
 @pytest.fixture(scope="module", autouse=True)
 def ray_cluster():
     """One small local cluster for the module (starting Ray costs seconds); the CLI joins it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # as the CLI does: no usage report over the network
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     yield
     ray.shutdown()
