@@ -10,8 +10,8 @@ import argparse
 import logging
 import sys
 
+from core.config import add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
-from core.smoothing import SMOOTHERS
 
 
 def positive_int(text: str) -> int:
@@ -40,12 +40,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"],
                    help="inference device: auto (default) uses CUDA when it really works, else CPU; "
                         "in the window it overrides the saved setting for this run")
-    p.add_argument("--smoothing", choices=list(SMOOTHERS),
-                   help="temporal filter (default kalman; in the window it overrides the saved setting for this run)")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames (at least 1)")
     p.add_argument("--screenshot", help="window: save a PNG of the window after --frames frames, then exit")
     p.add_argument("--frames", type=int, default=60, help="window: frames to process before --screenshot")
     p.add_argument("--verbose", action="store_true", help="log debug details")
+    add_arguments(p.add_argument_group(
+        "processing settings", "the settings dialog's Processing tab; in the window they override the saved "
+                               "settings for this run"))
     return p
 
 
@@ -57,7 +58,7 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run_headless(args.source, args.output, args.landmarks, args.model, args.device or "auto",
-                               PipelineConfig(smoothing=args.smoothing or "kalman"), args.max_frames,
+                               apply_arguments(PipelineConfig(), args), args.max_frames,
                                overwrite=args.overwrite)
     except HeadlessError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from core.draw import DrawOptions
 from core.pipeline import FramePipeline, PipelineConfig
 from core.recorder import RecordingError, container_for
-from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, load_model
+from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelError, load_model
 from core.session import OutputPaths, Processed, Session
 from core.stages import OrderedWriter, prefetch
 from core.video import SourceError, VideoSource, parse_source
@@ -193,6 +193,8 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
             raise HeadlessError(str(exc)) from exc
     try:
         model = load_model(model_path or DEFAULT_MODEL_PATH, device=device)
+    except DeviceError as exc:
+        raise HeadlessError(f"device problem: {exc}") from exc
     except ModelError as exc:
         raise HeadlessError(f"invalid model: {exc}") from exc
     return process_video(source, model, config, outputs, max_frames=max_frames, progress=progress)
