@@ -22,9 +22,9 @@ from tqdm import tqdm
 from batch.inputs import UsageError, VideoTask, check_output_folder, discover, plan_outputs
 from batch.job import STAGING_NAME, Finished, JobSettings, one_line
 from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
+from core.config import add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
-from core.smoothing import SMOOTHERS
 
 INSTALL_HINT = 'batch processing needs Ray: pip install -e ".[batch]"'
 
@@ -39,13 +39,13 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the bundled model); every worker must be able to read this path")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto (default): CUDA when the cluster has GPUs, else CPU")
-    p.add_argument("--smoothing", choices=list(SMOOTHERS), default="kalman", help="temporal filter (default kalman)")
     p.add_argument("--max-frames", type=int, help="stop each video after this many frames")
     p.add_argument("--workers", type=int, help="actors (default: one per CPU the cluster offers)")
     p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://HOST:10001' "
                                      "(default: start a local one sized to this machine)")
     p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
     p.add_argument("--force", action="store_true", help="redo videos the manifest says are done")
+    add_arguments(p.add_argument_group("processing settings", "the same as the headless command's"))
     return p
 
 
@@ -136,9 +136,9 @@ def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask
     check_output_folder(args.out)
     try:
         load_model(args.model, device="cpu", threads=1)  # the same "invalid model" line the headless command gives
-    except ModelError as exc:
+    except ModelError as exc:  # (the device is the workers' to try: this machine may have no GPU)
         raise UsageError(f"invalid model: {exc}") from exc
-    settings = JobSettings(PipelineConfig(smoothing=args.smoothing), args.max_frames, args.video)
+    settings = JobSettings(apply_arguments(PipelineConfig(), args), args.max_frames, args.video)
     return settings, file_sha256(args.model), tasks
 
 

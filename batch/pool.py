@@ -30,7 +30,7 @@ from ray.exceptions import RayActorError, RayTaskError
 from batch.inputs import UsageError, VideoTask
 from batch.job import Finished, JobSettings, one_line, run_video
 from batch.manifest import JobResult, file_sha256
-from core.runtime import ModelError, load_model
+from core.runtime import DeviceError, ModelError, load_model
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ class VideoWorker:
                 self.problem = f"model file {model_path} on this node differs from the driver's (SHA-256)"
             else:
                 self.model = load_model(model_path, device=plan.device, threads=plan.threads)
+        except DeviceError as exc:  # the headless command's wording for each
+            self.problem = f"device problem: {exc}"
         except (ModelError, OSError) as exc:
             self.problem = f"invalid model: {exc}"
 
