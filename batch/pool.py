@@ -59,6 +59,11 @@ def plan_pool(resources: dict[str, float], workers: int | None, device: str) -> 
                     "cuda" if use_gpu else "cpu")
 
 
+def short_name(actor_name: str) -> str:
+    """``w3`` for the actor ``anchorface-batch-<run>-w3``: how the summary names a worker."""
+    return actor_name.rsplit("-", 1)[-1]
+
+
 class VideoWorker:
     """A Ray actor body: one model session, reused for every video it is given.
 
@@ -68,7 +73,7 @@ class VideoWorker:
 
     def __init__(self, name: str, model_path: str, model_sha256: str, plan: PoolPlan, staging_root: str) -> None:
         cv2.setNumThreads(plan.threads)  # OpenCV's own pool (warps, resizes) shares the same cores
-        self.name = f"{name.rsplit('-', 1)[-1]}@{ray.util.get_node_ip_address()}"
+        self.name = f"{short_name(name)}@{ray.util.get_node_ip_address()}"
         self.staging_label = name
         self.staging_root = Path(staging_root)
         self.model = None
@@ -137,13 +142,13 @@ class WorkerPool:
                 if attempt <= self.retries:
                     queue.append((task, attempt + 1))
                     continue
-                name, result = worker[0], JobResult("failed", f"worker died {attempt} times on this video: "
-                                                              f"{reason}")
+                name, result = short_name(worker[0]), JobResult("failed", f"worker died on this video "
+                                                                          f"({attempt} attempts): {reason}")
             except RayTaskError as exc:  # a bug on one video must not stop the batch; the row records it
                 idle.append(worker)
                 cause = exc.cause if exc.cause is not None else exc
-                name, result = worker[0], JobResult("failed", f"unexpected error: {type(cause).__name__}: "
-                                                              f"{one_line(cause)}")
+                name, result = short_name(worker[0]), JobResult("failed", f"unexpected error: "
+                                                                          f"{type(cause).__name__}: {one_line(cause)}")
             else:
                 idle.append(worker)
             yield Finished(task, result, name, attempt)
