@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed for templates, augmentation and initialisation")
     p.add_argument("--max-train", type=int, default=0, help="use only the first N training faces (smoke tests)")
+    p.add_argument("--epoch-size", type=int, default=0,
+                   help="faces drawn per epoch (0: all); smaller epochs validate and checkpoint more often")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     p.add_argument("--init", help="start from this checkpoint's or exported .onnx file's weights and templates "
                                   "(fresh optimizer and schedule); an .onnx file is moved to --input-size")
@@ -271,8 +273,10 @@ def main(argv: list[str] | None = None) -> int:
         if world > 1 else model
     if world > 1:
         sampler = DistributedSampler(train_set, seed=args.seed)
-    elif weights is not None:
-        sampler = torch.utils.data.WeightedRandomSampler(torch.as_tensor(weights), len(train_set), generator=generator)
+    elif weights is not None or args.epoch_size:
+        draw = torch.as_tensor(weights if weights is not None else np.ones(len(train_set)))
+        sampler = torch.utils.data.WeightedRandomSampler(draw, min(args.epoch_size or len(train_set), len(train_set)),
+                                                         replacement=False, generator=generator)
     else:
         sampler = None
     loader_kw = dict(batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda",
