@@ -18,9 +18,10 @@ from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QStackedWi
                              QVBoxLayout, QWidget)
 
 from app.capture import DEMO_CLIP, CaptureThread, SourceSpec, available_cameras, open_source
+from app.notices import NoticeStack
 from app.settings import AppSettings, load_settings, save_settings
 from app.settings_dialog import SettingsDialog
-from app.view import MessagePanel, NoticeBar, VideoView
+from app.view import MessagePanel, VideoView
 from app.worker import FrameStats, ProcessingWorker, RecordingSummary, timestamped_stem, unused_path
 from core.pipeline import FramePipeline
 from core.runtime import LandmarkModel, ModelError, load_model
@@ -42,7 +43,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.store = store
         settings, warnings = load_settings(store)
-        self.settings: AppSettings = replace(settings, **(overrides or {}))
+        self.settings: AppSettings = settings.overridden(overrides or {})
         self.max_frames = max_frames
         self.model: LandmarkModel | None = None
         self.worker: ProcessingWorker | None = None
@@ -71,7 +72,7 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.message)
-        self.notice = NoticeBar()
+        self.notice = NoticeStack()
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -131,7 +132,9 @@ class MainWindow(QMainWindow):
     # --- model --------------------------------------------------------------------------------------
 
     def _load_startup_model(self) -> None:
-        """The configured model; if it fails, the bundled one on automatic device, with a notice."""
+        """The configured model; if it fails, the bundled one on automatic device, with a notice that
+        stays until dismissed. The settings then name the model that runs, so the one that failed is
+        never saved as if it worked."""
         wanted = (self.settings.model_file, self.settings.device)
         fallback = (AppSettings().model_file, "auto")
         for path, device in dict.fromkeys([wanted, fallback]):
@@ -142,8 +145,10 @@ class MainWindow(QMainWindow):
                 log.error("model %s on %s: %s", path, device, problem)
                 continue
             if (path, device) != wanted:
-                self.notice.show_notice(f"The configured model could not be used ({problem}); "
-                                        f"running the bundled model instead.")
+                self.notice.show_notice(f"The configured model could not be used ({problem}); running the "
+                                        f"bundled model instead. Choose another under Settings → Model.",
+                                        sticky=True)
+                self.settings = replace(self.settings, model_path=AppSettings().model_path, device="auto")
             self._install_model(model)
             return
         self.show_message(f"No usable model: {problem}\nChoose a model file under Settings → Model.")
@@ -151,7 +156,7 @@ class MainWindow(QMainWindow):
     def _install_model(self, model: LandmarkModel) -> None:
         self.model = model
         if self.worker is None:
-            pipeline = FramePipeline(model, self.settings.pipeline_config())
+            pipeline = FramePipeline(model, self.settings.pipeline)
             self.worker = ProcessingWorker(pipeline, self.settings.draw, self.max_frames)
             self.worker.frameReady.connect(self._on_frame_ready)
             self.worker.sessionEnded.connect(self._on_session_ended)
@@ -292,13 +297,7 @@ class MainWindow(QMainWindow):
         if self.recording_since is not None:
             self.worker.stop_recording()
         else:
-            info = self.model.info
-            sidecar = {"model": info.name, "model_path": str(info.path), "provider": self.model.provider,
-                       "smoothing": self.settings.smoothing,
-                       "smoothing_params": self.settings.smoothing_params.get(self.settings.smoothing, {}),
-                       "strategy": self.settings.strategy, "threshold": self.settings.threshold,
-                       "detection_interval": self.settings.detection_interval}
-            self.worker.start_recording(Path(self.settings.recording_folder), sidecar)
+            self.worker.start_recording(Path(self.settings.recording_folder))
         self._update_actions()  # the checked state follows the worker's answer, not the click
 
     def _on_recording_started(self, video: Path) -> None:
@@ -365,8 +364,8 @@ class MainWindow(QMainWindow):
         if model is not None:
             self._install_model(model)
         if self.worker is not None:
-            if settings.pipeline_config() != old.pipeline_config():
-                self.worker.reconfigure(settings.pipeline_config())
+            if settings.pipeline != old.pipeline:
+                self.worker.reconfigure(settings.pipeline)
             if settings.draw != old.draw:
                 self.worker.set_draw_options(settings.draw)
         camera_changed = (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution)

@@ -17,19 +17,16 @@ the same settings work for a face near the camera and one far away.
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar, Protocol, Union, runtime_checkable
 
 import numpy as np
 
-from core.deferred_import import DeferredImport
 from core.geometry import landmark_box
+from core.partial_imports import filterpy_kalman_filter
 
 if TYPE_CHECKING:
     from filterpy.kalman import KalmanFilter
-
-#: filterpy imports scipy.stats (about 1.4 s of CPU): loaded in the background from the moment a
-#: Kalman smoother is wanted, and only waited for on a track's second frame (see KalmanSmoother._start).
-FILTERPY = DeferredImport("filterpy.kalman")
 
 log = logging.getLogger(__name__)
 
@@ -94,25 +91,13 @@ class KalmanSmoother:
       runs while the innovation's RMS stays below ``noise_gate`` × the expected measurement standard
       deviation ``√R``: such a small change is smoothed as noise, whatever its shape. A real movement
       exceeds it within a frame, and the lag this can leave is smaller than √R itself.
+
+    The names above are the fields of :class:`KalmanConfig`.
     """
 
-    def __init__(self, measurement_noise: float = 0.005, process_noise: float = 0.005,
-                 motion_threshold: float = 3.0, correlation_threshold: float = 0.3,
-                 motion_gain: float = 0.8, noise_gate: float = 1.0) -> None:
-        if min(measurement_noise, process_noise, motion_threshold) <= 0:
-            raise ValueError("measurement_noise, process_noise and motion_threshold must be positive, got "
-                             f"{measurement_noise}, {process_noise}, {motion_threshold}")
-        if not 0 < correlation_threshold < 1 or not 0 < motion_gain < 1:
-            raise ValueError(f"correlation_threshold and motion_gain must lie in (0, 1), got "
-                             f"{correlation_threshold}, {motion_gain}")
-        self.measurement_noise = measurement_noise
-        self.process_noise = process_noise
-        self.motion_threshold = motion_threshold
-        self.correlation_threshold = correlation_threshold
-        self.motion_gain = motion_gain
-        self.noise_gate = noise_gate
-        FILTERPY.start()
-        self._kf: KalmanFilter | tuple[np.ndarray, np.ndarray] | None = None
+    def __init__(self, config: KalmanConfig | None = None) -> None:
+        self.config = config or KalmanConfig()
+        self._kf: KalmanFilter | None = None
         self._t = 0.0
         self._shape: tuple[int, ...] = ()
         self._last_innovation: np.ndarray | None = None
@@ -125,17 +110,17 @@ class KalmanSmoother:
         pts = _as_points(landmarks)
         z = pts.reshape(1, -1)
         size = max(landmark_box(pts).size, 1e-6)
-        r = (self.measurement_noise * size / max(float(confidence), MIN_CONFIDENCE)) ** 2
+        r = (self.config.measurement_noise * size / max(float(confidence), MIN_CONFIDENCE)) ** 2
         if self._kf is None:
             self._start(z, r, size, t, pts.shape)
             return pts
         if pts.shape != self._shape:
             raise ValueError(f"landmarks changed shape from {self._shape} to {pts.shape} without reset()")
-        kf = self._filter()
+        kf = self._kf
         dt = _time_step(t, self._t)
         self._t = t
         kf.F = np.array([[1.0, dt], [0.0, 1.0]])
-        kf.Q = self._q_discrete_white_noise(dim=2, dt=dt, var=(self.process_noise * size) ** 2)
+        kf.Q = white_noise_acceleration(dt, (self.config.process_noise * size) ** 2)
         kf.predict()
         self._adapt_to_motion((z - kf.H @ kf.x).ravel(), kf.x[0].reshape(pts.shape), r)
         # Passing H explicitly makes filterpy take z as given (a row of 2L measurements) instead of
@@ -146,39 +131,34 @@ class KalmanSmoother:
     def _adapt_to_motion(self, innovation: np.ndarray, predicted: np.ndarray, r: float) -> None:
         """Inflate the prior covariance when the innovation looks like motion (see the class docstring)."""
         kf = self._kf
-        if np.sqrt(np.mean(innovation ** 2)) < self.noise_gate * np.sqrt(r):
+        if np.sqrt(np.mean(innovation ** 2)) < self.config.noise_gate * np.sqrt(r):
             self._last_innovation = innovation
             return
         factor = 1.0
         coherence = _coherent_motion_ratio(innovation.reshape(predicted.shape), predicted)
-        if coherence > self.motion_threshold:
-            factor = coherence / self.motion_threshold
+        if coherence > self.config.motion_threshold:
+            factor = coherence / self.config.motion_threshold
         previous, self._last_innovation = self._last_innovation, innovation
-        if previous is not None and _correlation(innovation, previous) > self.correlation_threshold:
-            wanted = r * self.motion_gain / (1.0 - self.motion_gain)  # P00 giving gain P00 / (P00 + R)
+        if previous is not None and _correlation(innovation, previous) > self.config.correlation_threshold:
+            wanted = r * self.config.motion_gain / (1.0 - self.config.motion_gain)  # P00 giving gain P00 / (P00 + R)
             factor = max(factor, wanted / kf.P[0, 0])
         if factor > 1.0:
             kf.P = kf.P * factor
 
     def _start(self, z: np.ndarray, r: float, size: float, t: float, shape: tuple[int, ...]) -> None:
-        """The first measurement is the estimate, so the first frame needs no filter: keep the initial
-        state ``(x, P)``; :meth:`_filter` builds the filterpy filter from it on the second frame."""
+        kf = filterpy_kalman_filter()(dim_x=2, dim_z=1)
+        kf.x = np.vstack([z, np.zeros_like(z)])
+        kf.H = np.array([[1.0, 0.0]])
         # Position as uncertain as one measurement; velocity unknown, up to about a face size per second.
-        self._kf = (np.vstack([z, np.zeros_like(z)]), np.diag([r, size ** 2]))
-        self._t, self._shape = t, shape
+        kf.P = np.diag([r, size ** 2])
+        self._kf, self._t, self._shape = kf, t, shape
 
-    def _filter(self) -> KalmanFilter:
-        """The filterpy filter (built from :meth:`_start`'s state the first time, once filterpy is loaded)."""
-        if isinstance(self._kf, tuple):
-            kalman = FILTERPY.module()
-            from filterpy.common import Q_discrete_white_noise  # loaded with filterpy.kalman
 
-            self._q_discrete_white_noise = Q_discrete_white_noise
-            kf = kalman.KalmanFilter(dim_x=2, dim_z=1)
-            kf.x, kf.P = self._kf
-            kf.H = np.array([[1.0, 0.0]])
-            self._kf = kf
-        return self._kf
+def white_noise_acceleration(dt: float, var: float) -> np.ndarray:
+    """Process noise of a constant-velocity model driven by white acceleration of variance ``var``:
+    filterpy's ``Q_discrete_white_noise(dim=2, dt, var)``, written out because importing
+    ``filterpy.common`` imports scipy (see :mod:`core.partial_imports`)."""
+    return np.array([[.25 * dt ** 4, .5 * dt ** 3], [.5 * dt ** 3, dt ** 2]]) * var
 
 
 def _coherent_motion_ratio(innovation: np.ndarray, points: np.ndarray) -> float:
@@ -208,10 +188,8 @@ class OneEuroSmoother:
     at ``d_cutoff`` Hz. It ignores the confidence.
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 20.0, d_cutoff: float = 1.0) -> None:
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError(f"need min_cutoff > 0, d_cutoff > 0, beta >= 0; got {min_cutoff}, {d_cutoff}, {beta}")
-        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+    def __init__(self, config: OneEuroConfig | None = None) -> None:
+        self.config = config or OneEuroConfig()
         self._x: np.ndarray | None = None
         self._dx = np.zeros(0)
         self._t = 0.0
@@ -230,8 +208,8 @@ class OneEuroSmoother:
         self._t = t
         size = max(landmark_box(pts).size, 1e-6)
         speed = (pts - self._x) / dt / size
-        self._dx = self._dx + _smoothing_factor(self.d_cutoff, dt) * (speed - self._dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        self._dx = self._dx + _smoothing_factor(self.config.d_cutoff, dt) * (speed - self._dx)
+        cutoff = self.config.min_cutoff + self.config.beta * np.abs(self._dx)
         self._x = self._x + _smoothing_factor(cutoff, dt) * (pts - self._x)
         return self._x.copy()
 
@@ -257,27 +235,70 @@ def _as_points(landmarks: np.ndarray) -> np.ndarray:
     return pts
 
 
-SMOOTHERS: dict[str, Callable[..., Smoother]] = {
-    "kalman": KalmanSmoother,
-    "one-euro": OneEuroSmoother,
-    "none": NoSmoother,
-}
+@dataclass(frozen=True)
+class KalmanConfig:
+    """Tuning of :class:`KalmanSmoother` (see its docstring); checked when built, so a bad value or a
+    misspelt name fails where the configuration is written, not later in a processing thread."""
+
+    name: ClassVar[str] = "kalman"
+    measurement_noise: float = 0.005
+    process_noise: float = 0.005
+    motion_threshold: float = 3.0
+    correlation_threshold: float = 0.3
+    motion_gain: float = 0.8
+    noise_gate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if min(self.measurement_noise, self.process_noise, self.motion_threshold) <= 0:
+            raise ValueError("measurement_noise, process_noise and motion_threshold must be positive, got "
+                             f"{self.measurement_noise}, {self.process_noise}, {self.motion_threshold}")
+        if not 0 < self.correlation_threshold < 1 or not 0 < self.motion_gain < 1:
+            raise ValueError(f"correlation_threshold and motion_gain must lie in (0, 1), got "
+                             f"{self.correlation_threshold}, {self.motion_gain}")
+        if self.noise_gate < 0:
+            raise ValueError(f"noise_gate must not be negative, got {self.noise_gate}")
+
+    def build(self) -> KalmanSmoother:
+        return KalmanSmoother(self)
 
 
-def preload(name: str) -> None:
-    """Start loading what smoother ``name`` needs in the background, so that setting up the rest of a
-    run (model session, detector, video) overlaps it."""
-    if name == "kalman":
-        FILTERPY.start()
+@dataclass(frozen=True)
+class OneEuroConfig:
+    """Tuning of :class:`OneEuroSmoother`: cutoffs in Hz, ``beta`` per face size per second."""
+
+    name: ClassVar[str] = "one-euro"
+    min_cutoff: float = 1.0
+    beta: float = 20.0
+    d_cutoff: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
+            raise ValueError(f"need min_cutoff > 0, d_cutoff > 0, beta >= 0; got {self.min_cutoff}, "
+                             f"{self.d_cutoff}, {self.beta}")
+
+    def build(self) -> OneEuroSmoother:
+        return OneEuroSmoother(self)
 
 
-def make_smoother(name: str, **params: Any) -> Smoother:
-    """Build a smoother by name (``kalman``, ``one-euro``, ``none``) with its keyword parameters."""
+@dataclass(frozen=True)
+class NoSmoothingConfig:
+    """The pass-through has nothing to tune."""
+
+    name: ClassVar[str] = "none"
+
+    def build(self) -> NoSmoother:
+        return NoSmoother()
+
+
+SmootherConfig = Union[KalmanConfig, OneEuroConfig, NoSmoothingConfig]
+
+#: The smoothing methods by name, each with its configuration class (defaults = the class's defaults).
+SMOOTHERS: dict[str, type[SmootherConfig]] = {c.name: c for c in (KalmanConfig, OneEuroConfig, NoSmoothingConfig)}
+
+
+def default_config(name: str) -> SmootherConfig:
+    """The default configuration of the smoother called ``name`` (``kalman``, ``one-euro``, ``none``)."""
     try:
-        factory = SMOOTHERS[name]
+        return SMOOTHERS[name]()
     except KeyError:
         raise ValueError(f"unknown smoother {name!r}; choose one of {', '.join(SMOOTHERS)}") from None
-    try:
-        return factory(**params)
-    except TypeError as exc:
-        raise ValueError(f"bad parameters for smoother {name!r}: {exc}") from None

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPO_ROOT
@@ -33,5 +34,30 @@ def test_the_detector_imports_one_mediapipe_solution_and_later_imports_still_wor
             "import sys\n"
             "assert 'matplotlib' not in sys.modules and 'mediapipe.tasks' not in sys.modules, 'all of mediapipe'\n"
             "import mediapipe as mp\n"
-            "assert mp.solutions.face_mesh.FaceMesh and mp.tasks.vision and mp.__version__\n")
-    assert "mediapipe" in imported_after(code)
+            "assert mp.solutions.face_mesh.FaceMesh and mp.solutions.drawing_utils.draw_landmarks\n"
+            "assert mp.tasks.vision and mp.__version__\n")
+    assert "matplotlib" in imported_after(code)  # completed on demand
+
+
+def test_the_kalman_smoother_runs_filterpy_without_scipy_and_filterpy_stays_whole() -> None:
+    code = ("import numpy as np\n"
+            "from core.smoothing import KalmanSmoother\n"
+            "s = KalmanSmoother()\n"
+            "pts = np.random.default_rng(0).uniform(100, 200, (68, 2))\n"
+            "for k in range(5):\n"
+            "    s.update(pts + k, 0.9, k / 30)\n"
+            "import sys\n"
+            "assert 'filterpy.kalman.kalman_filter' in sys.modules and 'scipy' not in sys.modules\n"
+            "from filterpy.kalman import UnscentedKalmanFilter\n"
+            "import filterpy.stats, filterpy.common\n"
+            "assert filterpy.stats.multivariate_gaussian and filterpy.common.Q_discrete_white_noise\n")
+    assert "scipy" in imported_after(code)  # completed on demand
+
+
+def test_white_noise_acceleration_is_filterpys() -> None:
+    from filterpy.common import Q_discrete_white_noise
+
+    from core.smoothing import white_noise_acceleration
+
+    for dt, var in ((1 / 30, 2.5), (0.001, 1e-3), (0.5, 40.0)):
+        np.testing.assert_array_equal(white_noise_acceleration(dt, var), Q_discrete_white_noise(dim=2, dt=dt, var=var))

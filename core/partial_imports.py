@@ -1,0 +1,115 @@
+"""Import the one piece of a third-party package we use, not everything its ``__init__`` imports.
+
+Two dependencies cost most of the start-up in their package ``__init__`` files, not in what we use:
+
+* ``import mediapipe`` imports every legacy solution, the Tasks API and, through ``drawing_utils``,
+  matplotlib (1.4 s of CPU on the project machine); the detector needs only ``face_detection``;
+* ``filterpy``'s package files import every filter and ``filterpy.stats``, which imports
+  ``scipy.stats`` (1.4 s); ``KalmanFilter`` itself needs numpy and two helpers, and calls
+  ``filterpy.stats.logpdf`` only if its likelihood is read, which the smoother never does.
+
+:func:`bare_package` registers a package without running its ``__init__`` and completes it on first
+need: an attribute the bare package lacks runs the real ``__init__`` in place (PEP 562
+``__getattr__``), so later code that writes ``mp.solutions.face_mesh`` or ``from filterpy.kalman
+import UnscentedKalmanFilter`` still gets the whole package, only later. Both packages' versions are
+pinned (mediapipe ==0.10.21; filterpy 1.4.5 is its last release), and tests/test_startup.py checks
+both the savings and the completed packages.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import threading
+from types import ModuleType
+from typing import Any, Callable
+
+_lock = threading.RLock()
+
+
+def bare_package(name: str, light: tuple[str, ...] = (), deferred: tuple[str, ...] = ()) -> ModuleType:
+    """Register package ``name`` with its ``__path__`` but without running its ``__init__``.
+
+    A missing attribute is looked up in the ``light`` submodules first; a name in ``deferred`` becomes
+    a function that completes the package when called; anything else completes the package (runs the
+    real ``__init__`` in this module) and is then looked up normally.
+    """
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    if spec is None or spec.submodule_search_locations is None or spec.loader is None:
+        raise ImportError(f"No module named {name!r}", name=name)
+    module = importlib.util.module_from_spec(spec)
+    completed = threading.Event()
+
+    def complete() -> None:
+        with _lock:
+            if not completed.is_set():
+                completed.set()
+                spec.loader.exec_module(module)
+
+    def resolve(attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        for sub in light:
+            part = importlib.import_module(f"{name}.{sub}")
+            if hasattr(part, attribute):
+                return getattr(part, attribute)
+        if attribute in deferred:
+            return _deferred_call(module, attribute, complete)
+        complete()
+        if attribute in module.__dict__:
+            return module.__dict__[attribute]
+        try:
+            return importlib.import_module(f"{name}.{attribute}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module {name!r} has no attribute {attribute!r}") from None
+
+    module.__getattr__ = resolve  # type: ignore[attr-defined]
+    sys.modules[name] = module
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+    return module
+
+
+def _deferred_call(module: ModuleType, attribute: str, complete: Callable[[], None]) -> Callable[..., Any]:
+    def call(*args: Any, **kwargs: Any) -> Any:
+        complete()
+        return module.__dict__[attribute](*args, **kwargs)
+
+    call.__name__ = attribute
+    return call
+
+
+def mediapipe_solution(name: str) -> ModuleType:
+    """``mediapipe.python.solutions.<name>`` alone (ImportError where mediapipe is not installed)."""
+    with _lock:
+        try:
+            bare_package("mediapipe")
+            importlib.import_module("mediapipe.python")  # the native bindings: needed in full
+            bare_package("mediapipe.python.solutions")
+        except BaseException:
+            _forget("mediapipe")
+            raise
+    return importlib.import_module(f"mediapipe.python.solutions.{name}")
+
+
+def filterpy_kalman_filter() -> type:
+    """``filterpy.kalman.KalmanFilter`` without scipy (ImportError where filterpy is not installed)."""
+    with _lock:
+        try:
+            bare_package("filterpy")
+            bare_package("filterpy.common", light=("helpers",))
+            bare_package("filterpy.stats", deferred=("logpdf",))
+            bare_package("filterpy.kalman")
+        except BaseException:
+            _forget("filterpy")
+            raise
+    return importlib.import_module("filterpy.kalman.kalman_filter").KalmanFilter
+
+
+def _forget(package: str) -> None:
+    """Drop a half-registered package, so a later import starts clean."""
+    for name in [m for m in sys.modules if m == package or m.startswith(package + ".")]:
+        del sys.modules[name]
