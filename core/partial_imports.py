@@ -82,6 +82,13 @@ def _deferred_call(module: ModuleType, attribute: str, complete: Callable[[], No
     return call
 
 
+#: Calculator-option protos a solution's graph needs but its module does not import (the package
+#: ``__init__`` happens to, through other solutions). Without them the python protobuf drops those
+#: options when the solution rewrites its graph: face detection then runs without non-maximum
+#: suppression and reports every anchor box (7 boxes for one face on the shared clip).
+_SOLUTION_PROTOS = {"face_detection": ("mediapipe.calculators.util.non_max_suppression_calculator_pb2",)}
+
+
 def mediapipe_solution(name: str) -> ModuleType:
     """``mediapipe.python.solutions.<name>`` alone (ImportError where mediapipe is not installed)."""
     with _lock:
@@ -89,6 +96,8 @@ def mediapipe_solution(name: str) -> ModuleType:
             bare_package("mediapipe")
             importlib.import_module("mediapipe.python")  # the native bindings: needed in full
             bare_package("mediapipe.python.solutions")
+            for proto in _SOLUTION_PROTOS.get(name, ()):
+                importlib.import_module(proto)
         except BaseException:
             _forget("mediapipe")
             raise

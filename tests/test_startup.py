@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -37,6 +38,31 @@ def test_the_detector_imports_one_mediapipe_solution_and_later_imports_still_wor
             "assert mp.solutions.face_mesh.FaceMesh and mp.solutions.drawing_utils.draw_landmarks\n"
             "assert mp.tasks.vision and mp.__version__\n")
     assert "matplotlib" in imported_after(code)  # completed on demand
+
+
+@pytest.mark.parametrize("clip", ["pyfeat_single_face.mp4", "pyfeat_WolfgangLanger_Pexels.mp4"])
+def test_the_partly_imported_detector_finds_what_the_fully_imported_one_finds(shared_data: Path, clip: str) -> None:
+    """Both detector ranges, on frames of a real clip: the same boxes and scores as with ``import mediapipe``."""
+    pytest.importorskip("mediapipe")
+    code = ("import sys, json, cv2\n"
+            "if sys.argv[2] == 'full':\n"
+            "    import mediapipe\n"
+            "from core.detection import MediaPipeDetector\n"
+            "detectors = [MediaPipeDetector(), MediaPipeDetector(full_range=True)]\n"
+            "cap, found = cv2.VideoCapture(sys.argv[1]), []\n"
+            "for k in range(40):\n"
+            "    ok, frame = cap.read()\n"
+            "    if ok and k % 8 == 0:\n"
+            "        found.append([[(d.box.x0, d.box.y0, d.box.x1, d.box.y1, d.score) for d in det.detect(frame)]"
+            " for det in detectors])\n"
+            "print(json.dumps(found))\n")
+    runs = {}
+    for mode in ("full", "partial"):
+        done = subprocess.run([sys.executable, "-c", code, str(shared_data / "video" / clip), mode], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=180)
+        assert done.returncode == 0, done.stderr[-2000:]
+        runs[mode] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert runs["partial"] == runs["full"] and any(any(frame) for frame in runs["full"])
 
 
 def test_the_kalman_smoother_runs_filterpy_without_scipy_and_filterpy_stays_whole() -> None:
