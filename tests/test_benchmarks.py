@@ -199,3 +199,32 @@ def test_reporting_appends_dated_sections(tmp_path: Path) -> None:
     assert "- command: `python -m benchmarks.x --y 1`" in text and "- a note" in text
     assert "- machine: " in text and "numpy" in text
     assert "| longer name |  22.5 |" in text
+
+
+def test_mesh_job_writes_one_row_per_frame_and_the_video(videos: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("mediapipe")
+    from benchmarks import mesh_job
+
+    table, video = tmp_path / "mesh.csv", tmp_path / "mesh.mp4"
+    assert mesh_job.main(["--source", str(videos["short"]), "--landmarks", str(table), "--output", str(video),
+                          "--max-frames", "5"]) == 0
+    rows = table.read_text().splitlines()
+    assert len(rows) == 6 and len(rows[0].split(",")) == 3 + 2 * mesh_job.MESH_POINTS
+    assert all(row.split(",")[2] == "1" for row in rows[1:])  # one face found in every frame
+    capture, frames = cv2.VideoCapture(str(video)), 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames == 5
+
+
+def test_whole_job_times_paired_processes(videos: dict[str, Path], model_path: Path, tmp_path: Path) -> None:
+    from benchmarks import whole_job
+
+    results = tmp_path / "RESULTS.md"
+    assert whole_job.main(["--model", str(model_path), "--clips", str(videos["short"]), "--runs", "1", "--modes",
+                           "startup", "--results", str(results)]) == 0
+    text = section_of(results, "Whole job vs MediaPipe Face Mesh")
+    row = next(line for line in text.splitlines() if line.startswith("| pyfeat_single_face.mp4"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1:3] == ["startup", "1"] and float(cells[3]) > 0 and float(cells[4]) > 0 and "x" in cells[5]
