@@ -13,7 +13,7 @@ need: an attribute the bare package lacks runs the real ``__init__`` in place (P
 ``__getattr__``), so later code that writes ``mp.solutions.face_mesh`` or ``from filterpy.kalman
 import UnscentedKalmanFilter`` still gets the whole package, only later. Both packages' versions are
 pinned (mediapipe ==0.10.21; filterpy 1.4.5 is its last release), and tests/test_startup.py checks
-both the savings and the completed packages.
+both the savings and the completed packages. :func:`lazy_module` defers a whole module instead.
 """
 from __future__ import annotations
 
@@ -116,6 +116,23 @@ def filterpy_kalman_filter() -> type:
             _forget("filterpy")
             raise
     return importlib.import_module("filterpy.kalman.kalman_filter").KalmanFilter
+
+
+def lazy_module(name: str) -> ModuleType:
+    """``name`` as a module object whose code runs on first attribute access (the standard library's
+    ``importlib.util.LazyLoader``): for a dependency only some runs use, such as PyAV, which only a run
+    that writes a video needs."""
+    with _lock:
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"No module named {name!r}", name=name)
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
 
 
 def _forget(package: str) -> None:
