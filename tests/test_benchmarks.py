@@ -228,3 +228,14 @@ def test_whole_job_times_paired_processes(videos: dict[str, Path], model_path: P
     row = next(line for line in text.splitlines() if line.startswith("| pyfeat_single_face.mp4"))
     cells = [c.strip() for c in row.split("|")[1:-1]]
     assert cells[1:3] == ["startup", "1"] and float(cells[3]) > 0 and float(cells[4]) > 0 and "x" in cells[5]
+
+
+def test_threads_benchmark_smoke(model_path: Path, videos: dict[str, Path], tmp_path: Path) -> None:
+    from benchmarks import threads
+
+    results = tmp_path / "RESULTS.md"
+    assert threads.main(["--model", str(model_path), "--rounds", "1", "--calls", "1", "--job-runs", "1",
+                         "--job-frames", "8", "--video", str(videos["short"]), "--results", str(results)]) == 0
+    text = section_of(results, "Inference threads")
+    assert text.count("threads, spinning on |") == 2 and text.count("threads, spinning off |") == 2
+    assert sum(line.startswith(("| 1 thread ", "| 2 threads ")) for line in text.splitlines()) >= 2

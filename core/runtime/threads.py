@@ -1,11 +1,12 @@
 """How many CPU threads inference uses: chosen by measuring, while running, on the real frames.
 
 No fixed count is right everywhere. On a loaded 2-core machine one intra-op thread is fastest (a
-second thread waits for a core the decoder, encoder or another program holds); on an idle desktop
-two threads are faster (benchmarks/RESULTS.md, "inference threads"). So a CPU model keeps one
-session per candidate count (1 and up to :data:`MAX_THREADS`): it starts on one thread (cheap and
-never bad), builds the other session in the background once the run has started, and from then on
-routes a few frames to each candidate every :attr:`ThreadTrial.every` runs and keeps the faster.
+second thread waits for a core the decoder, encoder or another program holds); on an idle machine
+with cores to spare more threads are faster (benchmarks/RESULTS.md, "inference threads"). So a CPU
+model on a machine with more than two cores keeps one session per candidate count (1, and all cores
+but one up to :data:`MAX_THREADS`): it starts on one thread (cheap and never bad), builds the other
+session in the background once the run has started, and from then on routes a few frames to each
+candidate every :attr:`ThreadTrial.every` runs and keeps the faster; on two cores it stays on one.
 Sessions with different thread counts give bit-identical outputs (MLAS splits work, not sums), so
 switching never changes a landmark. Spinning is off for every session: a spinning worker burns a
 core the frame loop's decode and encode threads need, a cost its own latency does not show.
@@ -51,22 +52,28 @@ def physical_cores() -> int:
 
 
 def thread_candidates(threads: int | None = None) -> tuple[int, ...]:
-    """The intra-op thread counts to choose between: ``(threads,)`` when fixed, else 1 and the
-    physical cores (at most :data:`MAX_THREADS`), or just 1 on a single-core machine."""
+    """The intra-op thread counts to choose between: ``(threads,)`` when fixed, else 1 and all physical
+    cores but one (at most :data:`MAX_THREADS`), which is just 1 on a machine with two cores or fewer.
+
+    One core is left to the rest of the frame loop (decoding, encoding, the window): on the 2-core
+    project machine the whole headless job with two inference threads took 17 % more CPU than with one
+    at the same wall time (benchmarks/RESULTS.md, "inference threads").
+    """
     if threads:
         return (threads,)
-    most = min(physical_cores(), MAX_THREADS)
+    most = min(physical_cores() - 1, MAX_THREADS)
     return (1,) if most <= 1 else (1, most)
 
 
-def session_options(threads: int) -> ort.SessionOptions:
-    """The options every model session uses; only the intra-op thread count varies."""
+def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
+    """The options every model session uses; only the intra-op thread count varies (``spinning`` is
+    for benchmarks/threads.py, which measures what turning it off saves)."""
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    for pool in ("intra_op", "inter_op"):
+        options.add_session_config_entry(f"session.{pool}.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3  # errors only: placement warnings are expected with GPU providers
     return options
 
