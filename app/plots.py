@@ -56,14 +56,14 @@ class PosePlot(QWidget):
         self.pose_plot.setLabel("left", "head pose", units="°")
         self.pose_plot.setYRange(-45, 45)
         self.confidence_plot.setLabel("left", "confidence")
-        self.confidence_plot.setLabel("bottom", "seconds ago")
+        self.confidence_plot.setLabel("bottom", "seconds (0 = now)")
         self.confidence_plot.setYRange(0, 1)
         self.curves = {name: self.pose_plot.plot(name=name, pen=pg.mkPen(COLOURS[name], width=2), connect="finite")
                        for name in ("yaw", "pitch", "roll")}
         self.curves["confidence"] = self.confidence_plot.plot(pen=pg.mkPen(COLOURS["confidence"], width=2),
                                                               connect="finite")
         for plot in (self.pose_plot, self.confidence_plot):
-            plot.setXRange(-HISTORY_SECONDS, 0, padding=0)
+            plot.setXRange(-HISTORY_SECONDS, 0, padding=0.03)  # room for the "0" (now) tick label
             plot.setMouseEnabled(x=False, y=False)
             plot.hideButtons()
             plot.showGrid(x=True, y=True, alpha=0.2)
