@@ -77,14 +77,14 @@ class CameraDevice:
 
 def list_cameras() -> list[CameraDevice]:
     """The cameras to offer, by name. Qt Multimedia's device list where it loads (it needs the system's
-    multimedia libraries, e.g. libpulse on Linux); otherwise the Linux device names from sysfs, or plain
-    numbered indices elsewhere, so the menu always has something to open."""
+    multimedia libraries, e.g. libpulse on Linux) and finds any; otherwise the Linux device names from
+    sysfs, or plain numbered indices elsewhere, so the menu always has something to open."""
     try:
         from PyQt6.QtMultimedia import QMediaDevices
     except ImportError as exc:
-        log.info("Qt Multimedia is unavailable (%s); listing cameras by index", exc)
+        log.debug("Qt Multimedia is unavailable (%s); listing cameras without it", exc)
         return fallback_cameras()
-    return cameras_from_qt(QMediaDevices.videoInputs())
+    return cameras_from_qt(QMediaDevices.videoInputs()) or fallback_cameras()
 
 
 def cameras_from_qt(devices: list) -> list[CameraDevice]:

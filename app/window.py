@@ -11,6 +11,7 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable, TypeVar
 
 from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
 from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
@@ -29,6 +30,8 @@ from core.runtime import LandmarkModel, ModelError, load_model
 from core.video import SourceError, parse_source
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
 
@@ -171,7 +174,8 @@ class MainWindow(QMainWindow):
         if DEMO_CLIP.is_file():
             self.source_menu.addAction("Demo clip", self.play_demo)
 
-    def _choice_menu(self, title: str, options: tuple, current: object, text, slot) -> None:
+    def _choice_menu(self, title: str, options: tuple[T, ...], current: T, text: Callable[[T], str],
+                     slot: Callable[[T], None]) -> None:
         """A submenu of exclusive choices, ``current`` checked, ``slot(option)`` on a pick."""
         menu = self.source_menu.addMenu(title)
         group = QActionGroup(menu)

@@ -5,6 +5,9 @@ it; the plot panel receives the pose the pipeline computed; a snapshot holds the
 The only stand-ins are hardware: the operating system's camera list, and a camera behind OpenCV."""
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 import sys
 import types
 from pathlib import Path
@@ -16,11 +19,12 @@ from PyQt6.QtCore import QByteArray, QSettings
 
 import app.window
 import core.video
+from app.application import WINDOW_SIZE
 from app.capture import DEMO_CLIP, CameraDevice, SourceSpec, cameras_from_qt, fallback_cameras, list_cameras
 from app.plots import HISTORY_SECONDS, PlotSample, PosePlot, sample_of
 from app.view_settings import ViewSettings, load_view_settings, save_view_settings
 from app.window import MainWindow
-from test_app import FRAME_TIMEOUT_MS, FrameCounter, UnpluggableCamera, as_array, store, window  # noqa: F401
+from test_app import FRAME_TIMEOUT_MS, REPO_ROOT, FrameCounter, UnpluggableCamera, as_array, store, window  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not DEMO_CLIP.is_file(), reason=f"the demo clip {DEMO_CLIP} is missing")
 
@@ -205,6 +209,8 @@ def test_list_cameras_uses_qt_multimedia_when_it_loads(monkeypatch) -> None:
     fake.QMediaDevices = types.SimpleNamespace(videoInputs=lambda: [FakeQCameraDevice(b"/dev/video4", "Cam")])
     monkeypatch.setitem(sys.modules, "PyQt6.QtMultimedia", fake)
     assert list_cameras() == [CameraDevice(4, "Cam")]
+    fake.QMediaDevices.videoInputs = lambda: []  # Qt loads but finds none (no multimedia backend): ask OpenCV's side
+    assert list_cameras() == fallback_cameras()
 
 
 def test_without_qt_multimedia_cameras_come_from_sysfs(monkeypatch, tmp_path: Path) -> None:
@@ -284,3 +290,15 @@ def test_bad_view_settings_fall_back_with_a_warning(tmp_path: Path) -> None:
     settings, warnings = load_view_settings(store)
     assert settings == ViewSettings("Cam", 0, False, False) and len(warnings) == 2
     assert "camera/fps" in warnings[0] and "view/mirror" in warnings[1]
+
+
+@pytest.mark.skipif(shutil.which("xvfb-run") is None, reason="xvfb-run is not installed (apt-get install xvfb)")
+def test_the_readme_screenshot_script_takes_a_picture_of_the_window(tmp_path: Path) -> None:
+    out = tmp_path / "shot.png"
+    env = {**os.environ, "PYTHON": sys.executable, "FRAMES": "5", "PYTHONPATH": str(REPO_ROOT)}
+    done = subprocess.run(["tools/screenshot.sh", str(out)], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    image = cv2.imread(str(out))
+    assert image.shape == (WINDOW_SIZE[1], WINDOW_SIZE[0], 3)  # the whole window, at its start-up size
+    assert image.std() > 20  # a picture, not a blank grab
