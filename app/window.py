@@ -48,7 +48,8 @@ class MainWindow(QMainWindow):
         self.store = store
         settings, warnings = load_settings(store)
         self.settings: AppSettings = replace(settings, **(overrides or {}))
-        self.view_settings, view_warnings = load_view_settings(store)
+        view_settings, view_warnings = load_view_settings(store)
+        self.view_settings: ViewSettings = view_settings  # the window's own choices (camera name, mirror, plot)
         warnings += view_warnings
         self.max_frames = max_frames
         self.model: LandmarkModel | None = None
