@@ -12,12 +12,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
+from PyQt6.QtCore import QTimer
 from PyQt6.QtWidgets import QVBoxLayout, QWidget
 
 from core.results import FaceResult
 
 #: Seconds of history shown.
 HISTORY_SECONDS = 10.0
+#: Redraws per second at most: smooth to the eye, and the UI thread keeps its time for the video.
+REDRAW_HZ = 15
 #: Line colours per series (readable on the dark plot background, distinguishable for most colour vision).
 COLOURS = {"yaw": "#4cc9f0", "pitch": "#f72585", "roll": "#ffd166", "confidence": "#80ed99"}
 
@@ -50,6 +53,9 @@ class PosePlot(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._samples: deque[PlotSample] = deque()
+        self._dirty = False
+        self._timer = QTimer(self, interval=1000 // REDRAW_HZ)
+        self._timer.timeout.connect(self._redraw_if_changed)
         self.pose_plot = pg.PlotWidget()
         self.confidence_plot = pg.PlotWidget()
         self.pose_plot.addLegend(offset=(4, 4), labelTextSize="8pt")
@@ -75,14 +81,13 @@ class PosePlot(QWidget):
         self.setMinimumWidth(260)
 
     def add(self, sample: PlotSample) -> None:
-        """Append a frame's values, forget what is older than the history, and redraw if visible."""
+        """Append a frame's values and forget what is older than the history (drawn at the next tick)."""
         if self._samples and sample.time < self._samples[-1].time:
             self._samples.clear()  # a new stream (its clock restarted): the old trace means nothing now
         self._samples.append(sample)
         while self._samples[0].time < sample.time - HISTORY_SECONDS:
             self._samples.popleft()
-        if self.isVisible():
-            self._redraw()
+        self._dirty = True
 
     def clear(self) -> None:
         self._samples.clear()
@@ -99,7 +104,17 @@ class PosePlot(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 (Qt's name) — catch up on what arrived while hidden
         super().showEvent(event)
         self._redraw()
+        self._timer.start()
+
+    def hideEvent(self, event) -> None:  # noqa: N802 — nothing to draw while hidden
+        super().hideEvent(event)
+        self._timer.stop()
+
+    def _redraw_if_changed(self) -> None:
+        if self._dirty:
+            self._redraw()
 
     def _redraw(self) -> None:
+        self._dirty = False
         for name, curve in self.curves.items():
             curve.setData(*self.series(name))

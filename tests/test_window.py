@@ -146,16 +146,19 @@ def test_the_plot_panel_receives_pose_and_confidence_and_can_be_hidden(qtbot, wi
                         ("confidence", face.confidence)):
         times, values = window.plot.series(name)
         assert values[-1] == pytest.approx(value) and times[-1] == 0 and times[0] >= -HISTORY_SECONDS
-        drawn_x, drawn_y = window.plot.curves[name].getData()
-        assert np.array_equal(drawn_y, values, equal_nan=True)
+    window.stop_source()  # hold still, so the drawn curves can be compared with the data
+    qtbot.waitUntil(lambda: np.array_equal(window.plot.curves["yaw"].getData()[1], window.plot.series("yaw")[1],
+                                           equal_nan=True))  # drawn at the next redraw tick
+    for name in ("pitch", "roll", "confidence"):
+        assert np.array_equal(window.plot.curves[name].getData()[1], window.plot.series(name)[1], equal_nan=True)
     assert len(window.plot.series("yaw")[0]) == len(counter.stats)  # one sample per frame shown
 
     window.plot_action.trigger()  # hide
     assert not window.plot.isVisible()
     assert not load_view_settings(QSettings(store.fileName(), QSettings.Format.IniFormat))[0].plot_visible
-    hidden_since = len(counter.stats)
-    counter.wait_for(qtbot, 3)
-    assert len(window.plot.series("yaw")[0]) > hidden_since  # data keeps arriving while hidden
+    assert window.play_demo()  # a new source starts a new trace
+    assert len(window.plot.series("yaw")[0]) == 0
+    qtbot.waitUntil(lambda: len(window.plot.series("yaw")[0]) >= 3, timeout=FRAME_TIMEOUT_MS)  # while hidden
     window.plot_action.trigger()  # show: the curves catch up at once
     assert window.plot.isVisible()
     assert len(window.plot.curves["yaw"].getData()[0]) == len(window.plot.series("yaw")[0])
