@@ -108,6 +108,23 @@ def test_pause_step_and_seek_show_exactly_the_frame_asked_for(qtbot, window: Mai
     assert times == sorted(times) and len(set(times)) == len(times)  # the stream clock never ran backwards
 
 
+def test_transport_keys(qtbot, window: MainWindow) -> None:
+    counter = open_clip(qtbot, window)
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow)
+    qtbot.keyClick(window, "p")
+    assert window.capture.paused
+    settle(qtbot, counter)
+    position = shown_position(window)
+    qtbot.keyClick(window, ".")
+    qtbot.waitUntil(lambda: window.transport.position == position + 1, timeout=FRAME_TIMEOUT_MS)
+    qtbot.keyClick(window, ",")
+    qtbot.waitUntil(lambda: window.transport.position == position, timeout=FRAME_TIMEOUT_MS)
+    qtbot.keyClick(window, "p")
+    assert not window.capture.paused
+    counter.wait_for(qtbot, 3)
+
+
 def test_seeking_while_playing_continues_from_there(qtbot, window: MainWindow) -> None:
     counter = open_clip(qtbot, window)
     window.seek(400)
