@@ -133,6 +133,17 @@ def test_seeking_while_playing_continues_from_there(qtbot, window: MainWindow) -
     assert 400 < window.transport.position < 471 and not window.capture.paused
 
 
+def test_the_position_restarts_when_the_demo_clip_loops(qtbot, window: MainWindow) -> None:
+    counter = FrameCounter(window)
+    assert window.play_demo()  # loops
+    counter.wait_for(qtbot, 2)
+    window.seek(465)
+    qtbot.waitUntil(lambda: (window.transport.position or 0) >= 465, timeout=FRAME_TIMEOUT_MS)
+    qtbot.waitUntil(lambda: window.transport.position < 10, timeout=FRAME_TIMEOUT_MS)  # round to the start
+    times = [s.timestamp for s in counter.stats]
+    assert times == sorted(times)
+
+
 def test_mirror_flips_the_frame_and_is_remembered(qtbot, window: MainWindow, store: QSettings) -> None:
     counter = open_clip(qtbot, window)
     window.pause_action.trigger()
