@@ -239,14 +239,14 @@ class CaptureThread(threading.Thread):
                     position = self.source.seek(seek)
                     offset = (last + 1.0 / self.info.fps if count else 0.0) - position / self.info.fps
                 frame = self.source.read()
-                if frame is None:
-                    if not self.spec.loop or count == 0 or self.source.is_camera:
-                        reason = self._end_reason()
-                        break
-                    offset = last + 1.0 / self.source.info.fps
+                if frame is None and self.spec.loop and count and not self.source.is_camera:
+                    offset = last + 1.0 / self.source.info.fps  # round again, the clock running on
                     self.source.release()
                     self.source = open_source(self.spec)
-                    continue
+                    frame = self.source.read()
+                if frame is None:
+                    reason = self._end_reason()
+                    break
                 timestamp = last = frame.timestamp + offset
                 if restart_clock:
                     clock = time.monotonic() - timestamp

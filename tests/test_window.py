@@ -140,6 +140,11 @@ def test_the_position_restarts_when_the_demo_clip_loops(qtbot, window: MainWindo
     window.seek(465)
     qtbot.waitUntil(lambda: (window.transport.position or 0) >= 465, timeout=FRAME_TIMEOUT_MS)
     qtbot.waitUntil(lambda: window.transport.position < 10, timeout=FRAME_TIMEOUT_MS)  # round to the start
+    window.pause_action.trigger()
+    window.seek(471)  # the last frame
+    qtbot.waitUntil(lambda: window.transport.position == 471, timeout=FRAME_TIMEOUT_MS)
+    window.step_action.trigger()  # one press steps round the loop to the first frame
+    qtbot.waitUntil(lambda: window.transport.position == 0, timeout=FRAME_TIMEOUT_MS)
     times = [s.timestamp for s in counter.stats]
     assert times == sorted(times)
 
