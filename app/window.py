@@ -520,6 +520,8 @@ class MainWindow(QMainWindow):
                 self.worker.reconfigure(settings.pipeline_config())
             if settings.draw != old.draw:
                 self.worker.set_draw_options(settings.draw)
+        if settings.camera_index != old.camera_index:
+            self._save_view(camera_name="")  # chosen by index in the dialog: the remembered name no longer applies
         if (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution):
             self._restart_camera()
 

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import types
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -315,6 +316,8 @@ def test_cameras_are_chosen_by_name_with_resolution_and_frame_rate(qtbot, window
     again = MainWindow(reread)
     qtbot.addWidget(again)
     assert again.configured_camera() == CameraDevice(3, "USB Cam") and again.settings.resolution == (1280, 720)
+    again.apply_settings(replace(again.settings, camera_index=1))  # the settings dialog picks by index
+    assert again.configured_camera() == CameraDevice(1, "Virtual")
 
 
 def test_bad_view_settings_fall_back_with_a_warning(tmp_path: Path) -> None:
