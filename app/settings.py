@@ -3,23 +3,22 @@
 QSettings hands back whatever the store holds (strings from an ini file, garbage after a hand edit or
 a crash mid-write), so every value is parsed and range-checked here, once. A bad value falls back to
 its default and yields a warning the window shows, instead of an exception at start-up. Defaults come
-from the core configuration classes, so each setting has exactly one default in the code base.
+from the core configuration classes, so each setting has exactly one default in the code base; the
+processing settings' keys, types and ranges come from :data:`core.config.PIPELINE_SETTINGS`.
 """
 from __future__ import annotations
 
-import inspect
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
 
 from PyQt6.QtCore import QSettings, QStandardPaths
 
-from core.decode import STRATEGIES
+from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY
 from core.draw import DrawOptions
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, DEVICES
-from core.smoothing import SMOOTHERS
-from core.tracker import TrackerConfig
 
 ORGANIZATION = "AnchorFace"
 APPLICATION = "AnchorFace Live"
@@ -28,37 +27,6 @@ APPLICATION = "AnchorFace Live"
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((0, 0), (640, 480), (1280, 720), (1920, 1080))
 #: Highest camera index the settings accept (operating systems number cameras from 0).
 MAX_CAMERA_INDEX = 15
-MAX_DETECTION_INTERVAL = 300
-
-
-@dataclass(frozen=True)
-class SmoothingParam:
-    """One tunable smoother parameter as the dialog shows it; its default is the smoother's own."""
-
-    name: str
-    label: str
-    minimum: float
-    maximum: float
-    decimals: int
-    step: float
-
-    def default(self, method: str) -> float:
-        return float(inspect.signature(SMOOTHERS[method]).parameters[self.name].default)
-
-
-#: The parameters the dialog exposes per smoothing method (the rest keep the core defaults).
-SMOOTHING_PARAMS: dict[str, tuple[SmoothingParam, ...]] = {
-    "kalman": (SmoothingParam("measurement_noise", "Measurement noise (face sizes)", 1e-4, 0.1, 4, 0.001),
-               SmoothingParam("process_noise", "Process noise (face sizes / s²)", 1e-4, 1.0, 4, 0.001)),
-    "one-euro": (SmoothingParam("min_cutoff", "Minimum cutoff (Hz)", 0.01, 30.0, 2, 0.1),
-                 SmoothingParam("beta", "Speed coefficient β", 0.0, 1000.0, 1, 1.0),
-                 SmoothingParam("d_cutoff", "Speed cutoff (Hz)", 0.01, 30.0, 2, 0.1)),
-    "none": (),
-}
-
-
-def default_smoothing_params() -> dict[str, dict[str, float]]:
-    return {method: {p.name: p.default(method) for p in SMOOTHING_PARAMS.get(method, ())} for method in SMOOTHERS}
 
 
 def default_recording_folder() -> str:
@@ -67,31 +35,31 @@ def default_recording_folder() -> str:
     return str(Path(movies) / APPLICATION)
 
 
-_PIPELINE = PipelineConfig()
-
-
 @dataclass(frozen=True)
 class AppSettings:
-    """Everything the settings dialog edits. ``model_path`` "" means the bundled model."""
+    """Everything the settings dialog edits. ``model_path`` "" means the bundled model; ``pipeline`` is
+    handed to :class:`core.pipeline.FramePipeline` as it is."""
 
     camera_index: int = 0
     camera_width: int = 0
     camera_height: int = 0
     model_path: str = ""
     device: str = "auto"
-    smoothing: str = _PIPELINE.smoothing
-    smoothing_params: dict[str, dict[str, float]] = field(default_factory=default_smoothing_params)
-    threshold: float = _PIPELINE.threshold
-    strategy: str = _PIPELINE.strategy
-    detection_interval: int = TrackerConfig().detection_interval
+    pipeline: PipelineConfig = PipelineConfig()
     draw: DrawOptions = field(default_factory=DrawOptions)
     recording_folder: str = field(default_factory=default_recording_folder)
 
-    def pipeline_config(self, base: PipelineConfig = _PIPELINE) -> PipelineConfig:
-        """``base`` with the dialog's processing settings applied (what ``FramePipeline.reconfigure`` takes)."""
-        return replace(base, strategy=self.strategy, threshold=self.threshold, smoothing=self.smoothing,
-                       smoothing_params=dict(self.smoothing_params.get(self.smoothing, {})),
-                       tracker=replace(base.tracker, detection_interval=self.detection_interval))
+    def overridden(self, overrides: dict[str, Any]) -> "AppSettings":
+        """A copy with ``overrides`` applied: field names of this class, or keys of
+        :data:`core.config.PIPELINE_SETTINGS` (command-line options for one run)."""
+        pipeline = self.pipeline
+        fields_: dict[str, Any] = {}
+        for name, value in overrides.items():
+            if name in SETTINGS_BY_KEY:
+                pipeline = SETTINGS_BY_KEY[name].set(pipeline, value)
+            else:
+                fields_[name] = value
+        return replace(self, pipeline=pipeline, **fields_)
 
     @property
     def model_file(self) -> Path:
@@ -158,8 +126,9 @@ def draw_switches() -> list[str]:
 def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
     """Read the settings; returns them with one warning per value (or store) that had to be replaced."""
     defaults = AppSettings()
-    if store.status() != QSettings.Status.NoError:
-        return defaults, [f"The settings file {store.fileName()} could not be read ({store.status().name}); "
+    problem = "not a text file" if not_text(store) else store.status().name
+    if problem != QSettings.Status.NoError.name:
+        return defaults, [f"The settings file {store.fileName()} could not be read ({problem}); "
                           f"using the default settings."]
     warnings: list[str] = []
 
@@ -173,11 +142,9 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
             warnings.append(f"Setting {key} = {raw!r} is invalid ({exc}); using the default {default!r}.")
             return default
 
-    params = default_smoothing_params()
-    for method in SMOOTHERS:
-        for spec in SMOOTHING_PARAMS.get(method, ()):
-            params[method][spec.name] = read(f"processing/{method}/{spec.name}", params[method][spec.name],
-                                             _number(float, spec.minimum, spec.maximum))
+    pipeline = defaults.pipeline
+    for setting in PIPELINE_SETTINGS:
+        pipeline = setting.set(pipeline, read(f"processing/{setting.key}", setting.get(pipeline), setting.parse))
     draw = replace(defaults.draw, **{name: read(f"draw/{name}", getattr(defaults.draw, name), _as_bool)
                                      for name in draw_switches()})
     width, height = read("camera/resolution", defaults.resolution, _resolution)
@@ -186,33 +153,39 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
         camera_width=width, camera_height=height,
         model_path=read("model/path", defaults.model_path, _text),
         device=read("model/device", defaults.device, _choice(DEVICES)),
-        smoothing=read("processing/smoothing", defaults.smoothing, _choice(list(SMOOTHERS))),
-        smoothing_params=params,
-        threshold=read("processing/threshold", defaults.threshold, _number(float, 0.0, 1.0)),
-        strategy=read("processing/strategy", defaults.strategy, _choice(STRATEGIES)),
-        detection_interval=read("processing/detection_interval", defaults.detection_interval,
-                                _number(int, 1, MAX_DETECTION_INTERVAL)),
+        pipeline=pipeline,
         draw=draw,
         recording_folder=read("recording/folder", defaults.recording_folder, _text) or defaults.recording_folder,
     )
     return settings, warnings
 
 
+def not_text(store: QSettings) -> bool:
+    """An ini store whose file is binary garbage: QSettings reads it as empty (or as junk keys) and
+    reports no error at all, so it is checked here (UTF-8 text without NUL bytes, as Qt writes it).
+    The native format is an ini file too except on Windows (registry) and macOS (plist)."""
+    path = Path(store.fileName())
+    native_ini = store.format() == QSettings.Format.NativeFormat and not sys.platform.startswith(("win", "darwin"))
+    if not (store.format() == QSettings.Format.IniFormat or native_ini) or not path.is_file():
+        return False
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return b"\0" in data
+
+
 def save_settings(store: QSettings, settings: AppSettings) -> None:
     """Write every setting (a store that could not be parsed is replaced as a whole)."""
-    if store.status() != QSettings.Status.NoError:
+    if store.status() != QSettings.Status.NoError or not_text(store):
         store.clear()
     store.setValue("camera/index", settings.camera_index)
     store.setValue("camera/resolution", f"{settings.camera_width}x{settings.camera_height}")
     store.setValue("model/path", settings.model_path)
     store.setValue("model/device", settings.device)
-    store.setValue("processing/smoothing", settings.smoothing)
-    for method, values in settings.smoothing_params.items():
-        for name, value in values.items():
-            store.setValue(f"processing/{method}/{name}", float(value))
-    store.setValue("processing/threshold", float(settings.threshold))
-    store.setValue("processing/strategy", settings.strategy)
-    store.setValue("processing/detection_interval", settings.detection_interval)
+    for setting in PIPELINE_SETTINGS:
+        store.setValue(f"processing/{setting.key}", setting.get(settings.pipeline))
     for name in draw_switches():
         store.setValue(f"draw/{name}", bool(getattr(settings.draw, name)))
     store.setValue("recording/folder", settings.recording_folder)

@@ -19,10 +19,11 @@ from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QSplitter,
                              QToolBar, QToolButton, QVBoxLayout, QWidget)
 
 from app.capture import DEMO_CLIP, CameraDevice, CaptureThread, SourceSpec, list_cameras, open_source
+from app.notices import NoticeStack
 from app.plots import PosePlot, sample_of
 from app.settings import RESOLUTIONS, AppSettings, load_settings, save_settings
 from app.settings_dialog import SettingsDialog
-from app.view import MessagePanel, NoticeBar, TransportBar, VideoView
+from app.view import MessagePanel, TransportBar, VideoView
 from app.view_settings import FRAME_RATES, ViewSettings, load_view_settings, save_view_settings
 from app.worker import FrameStats, ProcessingWorker, RecordingSummary, timestamped_stem, unused_path
 from core.pipeline import FramePipeline
@@ -47,7 +48,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.store = store
         settings, warnings = load_settings(store)
-        self.settings: AppSettings = replace(settings, **(overrides or {}))
+        self.settings: AppSettings = settings.overridden(overrides or {})
         view_settings, view_warnings = load_view_settings(store)
         self.view_settings: ViewSettings = view_settings  # the window's own choices (camera name, mirror, plot)
         warnings += view_warnings
@@ -79,7 +80,7 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.message)
-        self.notice = NoticeBar()
+        self.notice = NoticeStack()
         self.plot = PosePlot()
         self.splitter = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=False)
         self.splitter.addWidget(self.stack)
@@ -189,7 +190,9 @@ class MainWindow(QMainWindow):
     # --- model --------------------------------------------------------------------------------------
 
     def _load_startup_model(self) -> None:
-        """The configured model; if it fails, the bundled one on automatic device, with a notice."""
+        """The configured model; if it fails, the bundled one on automatic device, with a notice that
+        stays until dismissed. The settings then name the model that runs, so the one that failed is
+        never saved as if it worked."""
         wanted = (self.settings.model_file, self.settings.device)
         fallback = (AppSettings().model_file, "auto")
         for path, device in dict.fromkeys([wanted, fallback]):
@@ -200,8 +203,10 @@ class MainWindow(QMainWindow):
                 log.error("model %s on %s: %s", path, device, problem)
                 continue
             if (path, device) != wanted:
-                self.notice.show_notice(f"The configured model could not be used ({problem}); "
-                                        f"running the bundled model instead.")
+                self.notice.show_notice(f"The configured model could not be used ({problem}); running the "
+                                        f"bundled model instead. Choose another under Settings → Model.",
+                                        sticky=True)
+                self.settings = replace(self.settings, model_path=AppSettings().model_path, device="auto")
             self._install_model(model)
             return
         self.show_message(f"No usable model: {problem}\nChoose a model file under Settings → Model.")
@@ -209,7 +214,7 @@ class MainWindow(QMainWindow):
     def _install_model(self, model: LandmarkModel) -> None:
         self.model = model
         if self.worker is None:
-            pipeline = FramePipeline(model, self.settings.pipeline_config())
+            pipeline = FramePipeline(model, self.settings.pipeline)
             self.worker = ProcessingWorker(pipeline, self.settings.draw, self.max_frames)
             self.worker.frameReady.connect(self._on_frame_ready)
             self.worker.sessionEnded.connect(self._on_session_ended)
@@ -442,14 +447,7 @@ class MainWindow(QMainWindow):
         if self.recording_since is not None:
             self.worker.stop_recording()
         else:
-            info = self.model.info
-            sidecar = {"model": info.name, "model_path": str(info.path), "provider": self.model.provider,
-                       "smoothing": self.settings.smoothing,
-                       "smoothing_params": self.settings.smoothing_params.get(self.settings.smoothing, {}),
-                       "strategy": self.settings.strategy, "threshold": self.settings.threshold,
-                       "detection_interval": self.settings.detection_interval,
-                       "mirrored": self.view_settings.mirror}
-            self.worker.start_recording(Path(self.settings.recording_folder), sidecar)
+            self.worker.start_recording(Path(self.settings.recording_folder))
         self._update_actions()  # the checked state follows the worker's answer, not the click
 
     def _on_recording_started(self, video: Path) -> None:
@@ -516,8 +514,8 @@ class MainWindow(QMainWindow):
         if model is not None:
             self._install_model(model)
         if self.worker is not None:
-            if settings.pipeline_config() != old.pipeline_config():
-                self.worker.reconfigure(settings.pipeline_config())
+            if settings.pipeline != old.pipeline:
+                self.worker.reconfigure(settings.pipeline)
             if settings.draw != old.draw:
                 self.worker.set_draw_options(settings.draw)
         if settings.camera_index != old.camera_index:

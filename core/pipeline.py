@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from core.geometry import invert_affine, landmark_box, transform_points, warp_to
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
-from core.smoothing import make_smoother
+from core.shots import ShotCutDetector
+from core.smoothing import SMOOTHERS, KalmanConfig, NoSmoothingConfig, OneEuroConfig, SmootherConfig
 from core.tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -29,15 +30,29 @@ STAGES = ("detect", "crop", "infer", "decode", "smooth", "pose")
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Run-time settings (the app's settings dialog edits these; defaults are the paper's/ours)."""
+    """Run-time settings (the app's settings dialog edits these; defaults are the paper's/ours).
+
+    Every smoother's configuration is held, the active one named by ``smoothing``, so switching
+    methods back and forth keeps each one's tuning.
+    """
 
     strategy: str = "weighted"
     threshold: float = DEFAULT_THRESHOLD
     smoothing: str = "kalman"
-    smoothing_params: dict = field(default_factory=dict)
+    kalman: KalmanConfig = KalmanConfig()
+    one_euro: OneEuroConfig = OneEuroConfig()
     tracker: TrackerConfig = TrackerConfig()
     detector: str = "auto"
     estimate_pose: bool = True
+
+    def __post_init__(self) -> None:
+        if self.smoothing not in SMOOTHERS:
+            raise ValueError(f"unknown smoother {self.smoothing!r}; choose one of {', '.join(SMOOTHERS)}")
+
+    @property
+    def smoother(self) -> SmootherConfig:
+        """The active smoother's configuration."""
+        return {"kalman": self.kalman, "one-euro": self.one_euro, "none": NoSmoothingConfig()}[self.smoothing]
 
 
 @dataclass
@@ -64,19 +79,34 @@ class FramePipeline:
         self.config = config
         self.detector = detector if detector is not None else make_detector(config.detector)
         self.tracker = self._new_tracker()
+        self.cuts = ShotCutDetector(config.tracker.cut_threshold)
         self.frame_index = 0
 
     def _new_tracker(self) -> Tracker:
-        cfg = self.config
-        return Tracker(cfg.tracker, lambda: make_smoother(cfg.smoothing, **cfg.smoothing_params))
+        return Tracker(self.config.tracker, self.config.smoother.build)
 
     def reconfigure(self, config: PipelineConfig) -> None:
-        """Apply new settings live; tracks restart only when smoothing or the detector changes."""
+        """Apply new settings live, keeping the faces being followed wherever the change allows.
+
+        * strategy, threshold, pose, detection interval: take effect on the next frame; tracks stay.
+        * detector: the new one is built and the old one closed; tracks stay (only finding faces changes).
+        * the active smoother's configuration or any other tracker setting: tracks restart, because
+          their filters (or matching rules) were built for the old settings.
+        """
         old, self.config = self.config, config
         if config.detector != old.detector:
-            self.detector = make_detector(config.detector)
-        if (config.smoothing, config.smoothing_params, config.tracker) != (old.smoothing, old.smoothing_params, old.tracker):
+            previous, self.detector = self.detector, make_detector(config.detector)
+            _close(previous)
+        if config.smoother != old.smoother or replace(config.tracker, detection_interval=0) != replace(
+                old.tracker, detection_interval=0):
             self.tracker = self._new_tracker()
+        else:
+            self.tracker.config = config.tracker
+        self.cuts.threshold = config.tracker.cut_threshold
+
+    def close(self) -> None:
+        """Release the detector (MediaPipe holds a graph and its threads)."""
+        _close(self.detector)
 
     def set_model(self, model: LandmarkModel) -> None:
         """Swap the model (e.g. a custom file from settings); tracks restart since crops may differ."""
@@ -86,6 +116,7 @@ class FramePipeline:
     def reset(self) -> None:
         """Forget all faces (new video, camera restart)."""
         self.tracker = self._new_tracker()
+        self.cuts.reset()
         self.frame_index = 0
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> FrameResult:
@@ -96,9 +127,11 @@ class FramePipeline:
         clock = time.perf_counter()
 
         boxes = None
+        if self.cuts.is_cut(frame):
+            self.tracker.end_shot()
         if self.tracker.needs_detection():
-            boxes = [calibrated_box(d, self.detector.name) for d in self.detector.detect(frame)]
-            clock = _lap(timings, "detect", clock)
+            boxes = [calibrated_box(d) for d in self.detector.detect(frame)]
+        clock = _lap(timings, "detect", clock)  # the cut check counts as part of detect-or-track
         requests = self.tracker.plan(boxes, info.input_size, info.crop_margin)
         if requests:
             crops = np.stack([warp_to_crop(frame, r.matrix, info.input_size) for r in requests])
@@ -126,12 +159,14 @@ class FramePipeline:
         return result
 
 
+def _close(detector: FaceDetector) -> None:
+    close = getattr(detector, "close", None)  # the Haar cascade holds nothing to release
+    if close is not None:
+        close()
+
+
 def _lap(timings: dict[str, float], stage: str, since: float) -> float:
     now = time.perf_counter()
     timings[stage] += now - since
     return now
 
-
-def with_smoothing(config: PipelineConfig, name: str, **params: object) -> PipelineConfig:
-    """A copy of ``config`` using another smoother (benchmarks compare raw, Kalman and One-Euro)."""
-    return replace(config, smoothing=name, smoothing_params=dict(params))

@@ -15,9 +15,9 @@ class FaceResult:
     """One tracked face in one frame.
 
     ``landmarks [L, 2]`` are image pixels (OpenCV's pixel-centre convention), already smoothed;
-    ``confidence`` is the face score in (0, 1); ``box`` is the landmark-style box the next crop comes
-    from; ``pose`` is ``None`` where the scheme has no 3D model or the fit failed; ``scheme`` names the
-    landmark scheme (``core.schemes``).
+    ``confidence`` is the face score in (0, 1); ``box`` is the bounding box of these landmarks (what the
+    overlay frames and labels); ``pose`` is ``None`` where the scheme has no 3D model or the fit failed;
+    ``scheme`` names the landmark scheme (``core.schemes``).
     """
 
     track_id: int

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -25,7 +26,7 @@ from app.capture import DEMO_CLIP
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
-from core.recorder import csv_header
+from core.table import LandmarkTable
 from core.runtime import DEFAULT_MODEL_PATH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +137,7 @@ def test_recording_from_the_ui_writes_a_playable_video_and_csv(qtbot, window: Ma
     assert decoded == summary.frames
     with open(summary.csv, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == csv_header(68)
+    assert rows[0] == LandmarkTable(68).columns
     assert all(len(r) == len(rows[0]) for r in rows[1:])
     frames = [int(r[0]) for r in rows[1:]]
     assert frames == sorted(frames)
@@ -173,11 +174,11 @@ def test_settings_dialog_round_trips_through_qsettings_and_applies_live(qtbot, w
     dialog = window.open_settings()
     dialog.camera_index.setValue(3)
     select_data(dialog.resolution, (1280, 720))
-    select_data(dialog.smoothing, "one-euro")
-    dialog.smoothing_spins["one-euro"]["beta"].setValue(7.5)
-    dialog.threshold.setValue(0.45)
-    select_data(dialog.strategy, "argmax")
-    dialog.detection_interval.setValue(4)
+    select_data(dialog.fields["smoothing"], "one-euro")
+    dialog.fields["one-euro/beta"].setValue(7.5)
+    dialog.fields["threshold"].setValue(0.45)
+    select_data(dialog.fields["strategy"], "argmax")
+    dialog.fields["detection_interval"].setValue(4)
     dialog.draw_boxes["pose_axes"].setChecked(False)
     dialog.recording_folder.setText(str(tmp_path / "elsewhere"))
     with qtbot.waitSignal(dialog.accepted):
@@ -186,13 +187,13 @@ def test_settings_dialog_round_trips_through_qsettings_and_applies_live(qtbot, w
 
     stored, warnings = load_settings(QSettings(store.fileName(), QSettings.Format.IniFormat))
     assert warnings == [] and stored == edited == window.settings
-    assert (stored.camera_index, stored.resolution, stored.threshold, stored.strategy) == (3, (1280, 720), 0.45,
-                                                                                          "argmax")
-    assert stored.smoothing_params["one-euro"]["beta"] == 7.5 and not stored.draw.pose_axes
+    assert (stored.camera_index, stored.resolution, stored.pipeline.threshold, stored.pipeline.strategy) == (
+        3, (1280, 720), 0.45, "argmax")
+    assert stored.pipeline.one_euro.beta == 7.5 and not stored.draw.pose_axes
 
     # Applied live: the running pipeline picks up the new configuration; the source keeps playing.
-    qtbot.waitUntil(lambda: window.worker.pipeline.config == edited.pipeline_config())
-    assert window.worker.draw_options.pose_axes is False
+    qtbot.waitUntil(lambda: window.worker.pipeline.config == edited.pipeline)
+    assert window.worker.session.draw.pose_axes is False
     counter.wait_for(qtbot, 3)
 
     reopened = window.open_settings()  # shows what is stored
@@ -363,3 +364,77 @@ def test_a_corrupt_settings_store_falls_back_to_defaults_with_a_warning(qtbot, t
     assert window.settings == AppSettings()
     assert window.notice.isVisible() and "could not be read" in window.notice.text
     assert window.model is not None
+
+
+# --- notices, failed models, start-up problems (issue 11) -------------------------------------------
+
+def test_every_notice_shows_and_a_failed_model_stays_until_dismissed_and_is_never_saved(
+        qtbot, store: QSettings, tmp_path: Path) -> None:
+    """A configured model that breaks the contract, no camera, and more notices after: all are shown;
+    the model notice survives newer ones until its own Dismiss; the bad path is never written back."""
+    from app.notices import MAX_NOTICES
+    from tests.helpers_onnx import make_model
+
+    bad = make_model(tmp_path / "no_scheme.onnx", drop_keys=("scheme",))
+    store.setValue("model/path", str(bad))
+    store.setValue("camera/index", 7)
+    store.sync()
+    window = MainWindow(store, {"recording_folder": str(tmp_path)})
+    qtbot.addWidget(window)
+    window.show()
+    window.start_initial(None)
+    assert window.model is not None and window.model.info.path == DEFAULT_MODEL_PATH
+    assert "configured model could not be used" in window.notice.text and "scheme" in window.notice.text
+    assert "No camera at index 7" in window.notice.text, "the camera notice does not hide the model one"
+    for i in range(MAX_NOTICES + 2):
+        window.notice.show_notice(f"later notice {i}")
+    assert len(window.notice.notices) <= MAX_NOTICES + 1
+    (model_notice,) = [n for n in window.notice.notices if "configured model" in n.text]
+    assert "No camera" not in window.notice.text, "ordinary notices make room, oldest first"
+    model_notice.dismiss_button.click()
+    assert "configured model" not in window.notice.text and window.notice.isVisible()
+    for notice in list(window.notice.notices):
+        notice.dismiss_button.click()
+    assert not window.notice.isVisible()
+
+    window.apply_settings(window.settings.overridden({"threshold": 0.5}))  # any accepted dialog saves
+    store.sync()
+    assert window.settings.model_path == "" and store.value("model/path") == ""
+
+
+def test_binary_garbage_settings_file_gives_a_warning(qtbot, tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    path.write_bytes(bytes(range(256)) * 16)  # no parse error from QSettings: it reads as an empty store
+    store = QSettings(str(path), QSettings.Format.IniFormat)
+    assert store.status() == QSettings.Status.NoError
+    window = MainWindow(store)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.settings == AppSettings()
+    assert window.notice.isVisible() and "not a text file" in window.notice.text
+
+
+def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> None:
+    from app.application import display_missing
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "main.py", "--source", str(DEMO_CLIP)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "no display found — use --headless, or xvfb-run -a python main.py" in done.stderr
+    assert "xcb" not in done.stderr.replace("xvfb-run", "")
+    assert display_missing({"QT_QPA_PLATFORM": "xcb"}, "linux")
+    assert not display_missing({"QT_QPA_PLATFORM": "offscreen"}, "linux")
+    assert not display_missing({"DISPLAY": ":0"}, "linux") and not display_missing({}, "win32")
+
+
+def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
+    """OpenCV's V4L2 and obsensor backends log to the C stderr when a camera index is not there."""
+    code = ("import cv2, sys; from app.capture import SourceSpec, open_source; from core.video import SourceError\n"
+            "try:\n    open_source(SourceSpec(7))\nexcept SourceError as exc:\n    print(exc)\n"
+            "print(cv2.getLogLevel())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no camera at index 7" in done.stdout
+    assert done.stdout.split()[-1] != "0", "the log level is restored afterwards"
+    assert "WARN" not in done.stderr and "ERROR" not in done.stderr, done.stderr

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 
 from core.datasets import FaceSample, read_dataset, select_split
-from core.detection import (CALIBRATION_PATH, BoxCalibration, Detection, FaceDetector, HaarDetector, best_match,
-                            calibrated_box, fit_calibration, load_calibration, make_detector)
+from benchmarks.coverage import shrink_into_frame
+from core.detection import (CALIBRATION_PATH, DETECTOR_HELP, DETECTORS, BoxCalibration, Detection, FaceDetector,
+                            FallbackDetector, HaarDetector, best_match, calibrated_box, load_calibration,
+                            make_detector)
 from core.geometry import Box, crop_from_box, landmark_box, warp_to_crop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +24,7 @@ NUM_VAL_FACES = 6
 @pytest.fixture(scope="module")
 def mediapipe_detector() -> FaceDetector:
     pytest.importorskip("mediapipe")
-    return make_detector("mediapipe")
+    return make_detector("short")
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +144,40 @@ def test_make_detector_kinds() -> None:
         make_detector("yolo")
 
 
-def test_auto_prefers_mediapipe(mediapipe_detector: FaceDetector) -> None:
-    assert make_detector("auto").name == "mediapipe"
+def test_auto_is_short_range_with_full_range_fallback(mediapipe_detector: FaceDetector) -> None:
+    auto = make_detector("auto")
+    assert isinstance(auto, FallbackDetector)
+    assert (auto.primary.name, auto.fallback.name) == ("mediapipe", "mediapipe_full")
+    assert make_detector("full").name == "mediapipe_full"
+    assert set(DETECTOR_HELP) == set(DETECTORS) and "haar" in DETECTORS
+
+
+@pytest.fixture(scope="module")
+def auto_detector(mediapipe_detector: FaceDetector) -> FaceDetector:
+    return make_detector("auto")
+
+
+def test_auto_uses_short_range_where_it_finds_the_face(auto_detector: FaceDetector, video_frame: np.ndarray) -> None:
+    (found,) = auto_detector.detect(video_frame)
+    assert found.detector == "mediapipe"
+
+
+def test_small_face_is_found_by_the_full_range_fallback_and_calibrated_as_full_range(
+        auto_detector: FaceDetector, mediapipe_detector: FaceDetector, video_frame: np.ndarray) -> None:
+    """The video frame shrunk into a black frame of its size (face about 40 px): short range misses it,
+    the fallback finds it, and its calibrated box is where the shrunk full-size face box lands."""
+    (big,) = mediapipe_detector.detect(video_frame)
+    scale = 40.0 / big.box.width
+    small = shrink_into_frame(video_frame, scale)
+    assert mediapipe_detector.detect(small) == []
+    (found,) = auto_detector.detect(small)
+    assert found.detector == "mediapipe_full" and 25 < found.box.width < 60
+    height, width = video_frame.shape[:2]
+    dx, dy = (width - round(width * scale)) // 2, (height - round(height * scale)) // 2
+    expected = calibrated_box(big)
+    expected = Box(expected.x0 * scale + dx, expected.y0 * scale + dy, expected.x1 * scale + dx,
+                   expected.y1 * scale + dy)
+    assert calibrated_box(found).iou(expected) > 0.6
 
 
 def test_calibration_file_loads() -> None:
@@ -167,28 +201,3 @@ def test_box_calibration_arithmetic() -> None:
     assert calibration.apply(Box(0, 0, 10, 20)).as_array() == pytest.approx([-10.0, -14.0, 22.0, 26.0])
     wide = BoxCalibration(0.0, 0.0, 1.0, 0.5).apply(Box(0, 0, 10, 10))
     assert (wide.width, wide.height) == pytest.approx((10.0, 5.0))
-
-
-def test_fit_recovers_a_known_mapping_despite_outliers() -> None:
-    known = BoxCalibration(offset_x=0.03, offset_y=0.12, scale=0.9, aspect=1.1)
-    rng = np.random.default_rng(0)
-    detector_boxes = []
-    for x, y, side in zip(rng.uniform(0, 500, 40), rng.uniform(0, 300, 40), rng.uniform(30, 200, 40)):
-        detector_boxes.append(Box(x, y, x + side, y + side * rng.uniform(0.95, 1.05)))
-    truth = [known.apply(b) for b in detector_boxes]
-    truth[:5] = [Box(0, 0, 5, 50)] * 5  # mismatched faces must not drag a median fit
-    fitted, spread = fit_calibration(detector_boxes, truth)
-    for name in ("offset_x", "offset_y", "scale", "aspect"):
-        assert getattr(fitted, name) == pytest.approx(getattr(known, name), abs=1e-6), name
-        assert spread[name] < 1e-6
-
-
-def test_calibrate_cli_writes_a_loadable_file(shared_data: Path, tmp_path: Path) -> None:
-    out = tmp_path / "calibration.json"
-    done = subprocess.run([sys.executable, "-m", "core.detection", "--calibrate", "--data", str(shared_data),
-                           "--out", str(out), "--detectors", "haar", "--limit", "8"],
-                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr
-    entry = json.loads(out.read_text(encoding="utf-8"))["detectors"]["haar"]
-    assert entry["n_train"] == 8 and 1 <= entry["n_faces"] <= 8 and entry["val"]["faces"] == 8
-    assert set(load_calibration(out)) == {"haar"}
