@@ -43,6 +43,8 @@ class FrameStats:
     capture_fps: float
     processing_fps: float
     faces: int
+    timestamp: float = 0.0  # the frame's stream time (s), for the window's live plot
+    results: tuple = ()  # the frame's FaceResults (pose, confidence), for the window's live plot
 
 
 @dataclass(frozen=True)
@@ -239,7 +241,7 @@ class ProcessingWorker(QThread):
         self._frame_size = (image.shape[1], image.shape[0])
         self._record(processed)
         stats = FrameStats(self._processed, frame.index, capture.rate.rate(), processed.fps,
-                           len(processed.result.faces))
+                           len(processed.result.faces), frame.timestamp, tuple(processed.result.faces))
         shown = ShownFrame(to_qimage(image), stats)
         with self._cond:
             notify, self._shown = self._shown is None, shown

@@ -99,6 +99,16 @@ class VideoSource:
             log.warning("%s stopped delivering frames", self.info.name)
         return None
 
+    def seek(self, index: int) -> int:
+        """Make ``index`` (clamped to the file) the next frame :meth:`read` returns, and return it (files
+        only; the window's seek bar)."""
+        if self.is_camera:
+            raise ValueError("a camera cannot seek")
+        index = max(0, min(index, (self.info.frame_count or index + 1) - 1))
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        self._position = index
+        return index
+
     def __iter__(self) -> Iterator[Frame]:
         while (frame := self.read()) is not None:
             yield frame
