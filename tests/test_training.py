@@ -82,11 +82,11 @@ def test_export_round_trip_and_evaluation_agree(tiny_run: Path, shared_data: Pat
 
 def test_evaluation_with_detector_crops(tiny_run: Path, shared_data: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "det.json"
-    assert evaluate.main(["--model", str(tiny_run / "best.pt"), "--data", str(shared_data), "--crops", "mediapipe",
+    assert evaluate.main(["--model", str(tiny_run / "best.pt"), "--data", str(shared_data), "--crops", "short",
                           "--limit", "6", "--json", str(out), "--plot", str(tmp_path / "det.png")]) == 0
     numbers = json.loads(out.read_text())
     assert numbers["n"] + numbers["missed"] == 6 and numbers["n"] >= 5
-    assert "mediapipe crops" in capsys.readouterr().out
+    assert "short crops" in capsys.readouterr().out
 
 
 def test_export_refuses_a_file_that_does_not_match_torch(tiny_run: Path, tmp_path: Path) -> None:
