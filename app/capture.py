@@ -13,14 +13,13 @@ file of any delivered frame is :meth:`CaptureThread.media_position`.
 from __future__ import annotations
 
 import bisect
-import contextlib
 import logging
 import sys
 import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import cv2
 
@@ -122,30 +121,15 @@ def _read_text(path: Path, default: str) -> str:
 
 
 def open_source(spec: SourceSpec) -> VideoSource:
-    """Open ``spec`` (raises :class:`core.video.SourceError` with a one-line message).
-
-    Opening a camera index that is not there makes OpenCV's backends log their own lines (V4L2 "can't
-    open camera by index", obsensor "Camera index out of range"); our message says it better, so
-    OpenCV's logging is silenced while a camera is opened."""
+    """Open ``spec`` (raises :class:`core.video.SourceError` with a one-line message; OpenCV's own
+    camera-probe logging is silenced in :class:`core.video.VideoSource`)."""
     if not spec.is_camera:
         return VideoSource(str(spec.target), spec.width or None, spec.height or None)
-    with opencv_logging_silenced():
-        source = VideoSource(spec.target, spec.width or None, spec.height or None)
+    source = VideoSource(spec.target, spec.width or None, spec.height or None)
     if spec.fps:
         source.capture.set(cv2.CAP_PROP_FPS, spec.fps)  # a request: the camera picks its nearest mode
         source.info = replace(source.info, fps=source.capture.get(cv2.CAP_PROP_FPS) or source.info.fps)
     return source
-
-
-@contextlib.contextmanager
-def opencv_logging_silenced() -> Iterator[None]:
-    """OpenCV's log level set to silent for the block (process-wide while it lasts), then restored."""
-    previous = cv2.getLogLevel()
-    cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
-    try:
-        yield
-    finally:
-        cv2.setLogLevel(previous)
 
 
 @dataclass
