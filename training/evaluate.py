@@ -1,13 +1,13 @@
 """Evaluate a model with the paper's metrics on any dataset layout core's readers know.
 
     python -m training.evaluate --model FILE --data DIR [--split val|val_new|train|all]
-                                [--strategy weighted|argmax|mean] [--threshold 0.6] [--crops gt|mediapipe|haar]
+                                [--strategy weighted|argmax|mean] [--threshold 0.6] [--crops gt|auto|short|full|haar]
                                 [--json OUT] [--plot CED.png]
 
 FILE is an exported ``.onnx`` (run through core.runtime, exactly as the app runs it) or a training
 checkpoint. The protocol itself is torch-free and lives in core.evaluation: faces are cropped from their
 ground-truth landmark box (the standard protocol) with the crop policy recorded in the model;
-``--crops mediapipe|haar`` crops from the calibrated box of that detector instead, as the app does on a
+``--crops auto|short|full|haar`` crops from the calibrated box of that detector instead, as the app does on a
 first frame (faces it misses are counted and left out). Prints N, NME (inter-ocular, %; faces without
 both outer eye corners fall back to the box diagonal and the table says how many), FR@0.1, AUC@0.1 and the
 Pearson correlation between anchor confidence and anchor error, per source, for the turned faces (with
@@ -23,6 +23,7 @@ from pathlib import Path
 
 from core.datasets import SPLIT_PARTS, DatasetError
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES
+from core.detection import DETECTORS
 from core.evaluation import DetectorCrops, evaluate, format_table, ground_truth_crop, load_records, plot_ced, report, \
     yaw_buckets
 from training.predictors import open_predictor
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="part of the repository split to use (ignored for datasets it does not cover)")
     p.add_argument("--strategy", choices=STRATEGIES, default="weighted", help="anchor aggregation")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="confidence threshold C_th of 'weighted'")
-    p.add_argument("--crops", choices=["gt", "mediapipe", "haar"], default="gt",
+    p.add_argument("--crops", choices=["gt", *DETECTORS], default="gt",
                    help="crop from the ground-truth landmark box (standard) or from a calibrated detector box")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=32, help="faces per inference call")
