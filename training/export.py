@@ -158,7 +158,8 @@ def int8_path(fp32: str | Path) -> Path:
 
 
 def export_int8(fp32: str | Path, out: str | Path, scheme: str, calibration_faces: int = 64,
-                validation_faces: int = 0, max_nme_loss: float = 0.001, max_drift_px: float = 0.5):
+                validation_faces: int = 0, max_nme_loss: float = 0.001, max_drift_px: float = 0.5,
+                method: str = "minmax"):
     """Quantise ``fp32`` with training-split crops, judged on the validation split (``0``: all of it)."""
     from core.datasets import read_dataset, select_split
     from training.quantize import quantize_int8
@@ -171,7 +172,7 @@ def export_int8(fp32: str | Path, out: str | Path, scheme: str, calibration_face
     calibration = train[::step][:calibration_faces]  # spread over every source, not the first folder
     validation = select_split(records, "val")
     validation = validation[:validation_faces] if validation_faces else validation
-    return quantize_int8(fp32, out, calibration, validation, max_nme_loss, max_drift_px)
+    return quantize_int8(fp32, out, calibration, validation, max_nme_loss, max_drift_px, method)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -185,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--int8-max-nme-loss", type=float, default=0.001, help="largest NME increase (0.001 = 0.1 points)")
     p.add_argument("--int8-max-drift", type=float, default=0.5, help="largest mean landmark drift from fp32 (crop px)")
     p.add_argument("--int8-faces", type=int, default=0, help="validation faces the INT8 check uses (0: all)")
+    p.add_argument("--int8-calibration", choices=["minmax", "percentile", "entropy"], default="minmax",
+                   help="how activation ranges are taken from the calibration crops")
+    p.add_argument("--int8-calibration-faces", type=int, default=64, help="training faces to calibrate on")
     p.add_argument("--name", help="model name stored in the metadata (default: the file's stem)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (the contract needs >= 17)")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed |ONNX − torch| in pixels")
@@ -205,8 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.int8:
             fp32 = Path(args.out or args.onnx)
             scheme = onnx_scheme(fp32)
-            q = export_int8(fp32, int8_path(fp32), scheme, validation_faces=args.int8_faces,
-                            max_nme_loss=args.int8_max_nme_loss, max_drift_px=args.int8_max_drift)
+            q = export_int8(fp32, int8_path(fp32), scheme, args.int8_calibration_faces, args.int8_faces,
+                            args.int8_max_nme_loss, args.int8_max_drift, args.int8_calibration)
             print(f"wrote {q.out} ({q.bytes / 1e6:.1f} MB, INT8 QDQ, calibrated on {q.calibration_crops} training "
                   f"crops): NME {100 * q.int8_nme:.2f} % vs fp32 {100 * q.fp32_nme:.2f} % on {q.faces} validation "
                   f"faces, mean drift {q.mean_drift_px:.2f} px")

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
 from core.datasets import FaceRecord
 from core.decode import aggregate
@@ -38,6 +38,9 @@ from core.runtime import to_model_input
 #: Refusal limits of issue 14: 0.1 NME points, 0.5 px mean drift.
 MAX_NME_LOSS = 0.001
 MAX_DRIFT_PX = 0.5
+#: How activation ranges are taken from the calibration crops.
+CALIBRATION_METHODS = {"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                       "entropy": CalibrationMethod.Entropy}
 
 
 class QuantizationRefused(RuntimeError):
@@ -107,7 +110,8 @@ def mean_drift(a: OnnxPredictor, b: OnnxPredictor, crops: np.ndarray, batch: int
 
 
 def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: list[FaceRecord], validation: list[FaceRecord],
-                  max_nme_loss: float = MAX_NME_LOSS, max_drift_px: float = MAX_DRIFT_PX) -> QuantizationReport:
+                  max_nme_loss: float = MAX_NME_LOSS, max_drift_px: float = MAX_DRIFT_PX,
+                  method: str = "minmax") -> QuantizationReport:
     """Quantise ``fp32_path`` into ``out``, or raise :class:`QuantizationRefused` (nothing written)."""
     fp32 = OnnxPredictor.from_file(fp32_path, "cpu")
     calib = policy_crops(calibration, fp32.input_size, fp32.crop_margin)
@@ -116,7 +120,7 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: list[Face
         staged = Path(tmp) / "int8.onnx"
         quantize_static(str(fp32_path), str(staged), _CropReader(calib), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                        nodes_to_exclude=head_nodes(fp32_path))
+                        nodes_to_exclude=head_nodes(fp32_path), calibrate_method=CALIBRATION_METHODS[method])
         _rename(staged, "_int8")
         int8 = OnnxPredictor.from_file(staged, "cpu")
         fp32_nme = float(evaluate(fp32, validation).nmes.mean())
