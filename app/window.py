@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, QTimer, pyqtSignal

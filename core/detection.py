@@ -32,16 +32,8 @@ from core.geometry import Box, landmark_box
 log = logging.getLogger(__name__)
 
 CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "assets" / "detector_calibration.json"
-#: The detector choices (``PipelineConfig.detector``, ``--detector``, Settings), described in DETECTOR_HELP.
+#: The detector choices (``PipelineConfig.detector``, ``--detector``, Settings; labelled in core.config).
 DETECTORS = ("auto", "short", "full", "haar")
-DETECTOR_HELP = {
-    "auto": "MediaPipe short range, full range on frames where it finds nothing (Haar without mediapipe)",
-    "short": "MediaPipe short range only (faces within ~2 m; misses faces under ~60 px)",
-    "full": "MediaPipe full range only (small and distant faces; looser boxes on near faces)",
-    "haar": "OpenCV's Haar cascade (no mediapipe needed; frontal faces only)",
-}
-#: Detector names (``FaceDetector.name``) the calibration file covers.
-CALIBRATED_DETECTORS = ("mediapipe", "mediapipe_full", "haar")
 #: A detection counts as the annotated face when its raw box overlaps the landmark box this much.
 MATCH_IOU = 0.3
 #: Black border (fraction of the image side) added around a shared-data crop before detecting, so the

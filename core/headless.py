@@ -114,8 +114,7 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
     No safety checks on ``outputs`` here (callers decide: :func:`run_headless` checks them, a batch
     writes temporary names); the video and sidecar need the landmarks CSV.
     """
-    if max_frames is not None and max_frames < 1:
-        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
+    _check_max_frames(max_frames)
     if outputs.landmarks is None and (outputs.video or outputs.sidecar):
         raise HeadlessError("a video or sidecar output needs a landmarks CSV output too")
     try:
@@ -134,6 +133,11 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
     finally:
         stream.release()
         session.pipeline.close()
+
+
+def _check_max_frames(max_frames: int | None) -> None:
+    if max_frames is not None and max_frames < 1:
+        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
 
 
 def _loop(stream: VideoSource, session: Session, max_frames: int | None, progress: bool, provider: str) -> RunSummary:
@@ -181,8 +185,7 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
                  model_path: str | None = None, device: str = "auto", config: PipelineConfig = PipelineConfig(),
                  max_frames: int | None = None, progress: bool = True, overwrite: bool = False) -> RunSummary:
     """The CLI's run: check the outputs, load the model, :func:`process_video`; raises :class:`HeadlessError`."""
-    if max_frames is not None and max_frames < 1:
-        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
+    _check_max_frames(max_frames)
     outputs = output_paths(output, landmarks)
     check_outputs(source, outputs, overwrite)
     target = parse_source(source)

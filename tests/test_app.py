@@ -22,12 +22,15 @@ import pytest
 from PyQt6.QtCore import QSettings, Qt
 
 import core.video
+from app.application import display_missing
 from app.capture import DEMO_CLIP
+from app.notices import MAX_NOTICES
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
 from core.table import LandmarkTable
 from core.runtime import DEFAULT_MODEL_PATH
+from tests.helpers_onnx import make_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FRAME_TIMEOUT_MS = 30_000  # generous: the CI machine may be busy; no test asserts on speed
@@ -217,6 +220,12 @@ def test_an_invalid_model_is_rejected_and_the_old_one_keeps_running(qtbot, windo
     assert window.model is old_model and window.worker.pipeline.model is old_model
     counter.wait_for(qtbot, 5)  # frames keep coming
 
+    # A model whose outputs are NaN is refused the same way (issue 11: it used to be accepted and saved).
+    dialog.model_path.setText(str(make_model(tmp_path / "nan.onnx", nan_on="all")))
+    dialog.accept()
+    assert dialog.isVisible() and "not finite" in dialog.model_error.text()
+    assert window.model is old_model and window.settings.model_path == ""
+
     # A valid file is accepted, swapped in live, and the stream goes on.
     good = tmp_path / "custom.onnx"
     good.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
@@ -370,12 +379,10 @@ def test_a_corrupt_settings_store_falls_back_to_defaults_with_a_warning(qtbot, t
 
 def test_every_notice_shows_and_a_failed_model_stays_until_dismissed_and_is_never_saved(
         qtbot, store: QSettings, tmp_path: Path) -> None:
-    """A configured model that breaks the contract, no camera, and more notices after: all are shown;
+    """A configured model whose outputs are NaN, no camera, and more notices after: all are shown;
     the model notice survives newer ones until its own Dismiss; the bad path is never written back."""
-    from app.notices import MAX_NOTICES
-    from tests.helpers_onnx import make_model
 
-    bad = make_model(tmp_path / "no_scheme.onnx", drop_keys=("scheme",))
+    bad = make_model(tmp_path / "nan.onnx", nan_on="all")
     store.setValue("model/path", str(bad))
     store.setValue("camera/index", 7)
     store.sync()
@@ -384,7 +391,7 @@ def test_every_notice_shows_and_a_failed_model_stays_until_dismissed_and_is_neve
     window.show()
     window.start_initial(None)
     assert window.model is not None and window.model.info.path == DEFAULT_MODEL_PATH
-    assert "configured model could not be used" in window.notice.text and "scheme" in window.notice.text
+    assert "configured model could not be used" in window.notice.text and "not finite" in window.notice.text
     assert "No camera at index 7" in window.notice.text, "the camera notice does not hide the model one"
     for i in range(MAX_NOTICES + 2):
         window.notice.show_notice(f"later notice {i}")
@@ -397,7 +404,7 @@ def test_every_notice_shows_and_a_failed_model_stays_until_dismissed_and_is_neve
         notice.dismiss_button.click()
     assert not window.notice.isVisible()
 
-    window.apply_settings(replace(window.settings, threshold=0.5))
+    window.apply_settings(replace(window.settings, pipeline=replace(window.settings.pipeline, threshold=0.5)))
     store.sync()
     assert window.settings.model_path == "" and store.value("model/path") == ""
 
@@ -415,8 +422,6 @@ def test_binary_garbage_settings_file_gives_a_warning(qtbot, tmp_path: Path) -> 
 
 
 def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> None:
-    from app.application import display_missing
-
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     done = subprocess.run([sys.executable, "main.py", "--source", str(DEMO_CLIP)], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=120)

@@ -10,9 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import FaceSample, read_dataset, select_split
 from benchmarks.coverage import shrink_into_frame
-from core.detection import (CALIBRATION_PATH, DETECTOR_HELP, DETECTORS, BoxCalibration, Detection, FaceDetector,
+from core.datasets import FaceSample, read_dataset, select_split
+from core.config import DETECTOR_LABELS
+from core.detection import (CALIBRATION_PATH, DETECTORS, BoxCalibration, Detection, FaceDetector,
                             FallbackDetector, HaarDetector, best_match, calibrated_box, load_calibration,
                             make_detector)
 from core.geometry import Box, crop_from_box, landmark_box, warp_to_crop
@@ -149,7 +150,7 @@ def test_auto_is_short_range_with_full_range_fallback(mediapipe_detector: FaceDe
     assert isinstance(auto, FallbackDetector)
     assert (auto.primary.name, auto.fallback.name) == ("mediapipe", "mediapipe_full")
     assert make_detector("full").name == "mediapipe_full"
-    assert set(DETECTOR_HELP) == set(DETECTORS) and "haar" in DETECTORS
+    assert set(DETECTOR_LABELS) == set(DETECTORS) and "haar" in DETECTORS
 
 
 @pytest.fixture(scope="module")

@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import read_dataset, select_split
+from core.datasets import read_dataset
 from core.detection import BoxCalibration, load_calibration
 from core.geometry import Box
 from core.pose import MODEL_FILE, angles_to_rotation, load_mean_face
 from core.runtime.contract import PROBE_CROP_PATH
 from tools.calibrate_detector import fit_calibration
-from tools.mean_face import derive_mean_face, main
+from tools.mean_face import derive_mean_face, main, pose_training_shapes
 from tools.probe_crop import probe_crop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,8 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @pytest.fixture(scope="module")
 def train_shapes(shared_data: Path) -> np.ndarray:
-    records = select_split(read_dataset(shared_data), "train")
-    return np.stack([r.landmarks for r in records if r.scheme == "ibug68"])
+    return pose_training_shapes(read_dataset(shared_data))
 
 
 def test_shipped_model_is_regenerated_exactly_by_the_cli(tmp_path, shared_data, train_shapes):

@@ -2,7 +2,7 @@
 
     python -m tools.mean_face --data ../shared/data
 
-Rigid structure from motion over the train split's 2D shapes (Tomasi–Kanade factorisation under a
+Rigid structure from motion over the train split's complete adult 2D shapes (Tomasi–Kanade factorisation under a
 scaled orthographic camera, then a metric upgrade); :mod:`core.pose` documents the model frame and
 only reads the result. An offline tool that regenerates a shipped asset, so it lives outside core.
 """
@@ -14,11 +14,25 @@ from pathlib import Path
 
 import numpy as np
 
-from core.datasets import read_dataset, select_split
+from core.datasets import FaceRecord, read_dataset, select_split
 from core.pose import INTER_OCULAR_MM, MODEL_FILE, POSE_SCHEME
 from core.schemes import Contour, LandmarkScheme, get_scheme
 
 log = logging.getLogger(__name__)
+
+#: Sources left out of the head model: infants' faces have other proportions than the adults it tracks.
+OTHER_DOMAINS = ("infanface",)
+
+
+def pose_training_shapes(records: list[FaceRecord]) -> np.ndarray:
+    """The train-split shapes the factorisation uses: the pose scheme, adults, every point visible.
+
+    Factorisation needs each point in every view, so a turned face with hidden (NaN) points is left
+    out rather than filled in.
+    """
+    shapes = [r.landmarks for r in select_split(records, "train")
+              if r.scheme == POSE_SCHEME and r.source not in OTHER_DOMAINS and np.isfinite(r.landmarks).all()]
+    return np.stack(shapes)
 
 
 def derive_mean_face(shapes: np.ndarray, inter_ocular_mm: float = INTER_OCULAR_MM) -> np.ndarray:
@@ -127,13 +141,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    records = [r for r in select_split(read_dataset(args.data), "train") if r.scheme == POSE_SCHEME]
-    model = derive_mean_face(np.stack([r.landmarks for r in records]), args.inter_ocular_mm)
+    shapes = pose_training_shapes(read_dataset(args.data))
+    model = derive_mean_face(shapes, args.inter_ocular_mm)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.save(args.out, model.astype(np.float64), allow_pickle=False)
     nose = model[_nose_points(get_scheme(POSE_SCHEME)), 2].min()
     log.info("derived the 3D mean face from %d train shapes: width %.1f mm, height %.1f mm, nose tip %.1f mm "
-             "in front of the centroid; saved %s", len(records), np.ptp(model[:, 0]), np.ptp(model[:, 1]),
+             "in front of the centroid; saved %s", len(shapes), np.ptp(model[:, 0]), np.ptp(model[:, 1]),
              -nose, args.out)
 
 

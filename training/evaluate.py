@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strategy", choices=STRATEGIES, default="weighted", help="anchor aggregation")
     p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD, help="confidence threshold C_th of 'weighted'")
     p.add_argument("--crops", choices=["gt", *DETECTORS], default="gt",
-                   help="crop from the ground-truth landmark box (standard) or from a calibrated detector box")
+                   help="crop from the ground-truth landmark box (standard) or from the calibrated box of one "
+                        "of the app's detectors")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=32, help="faces per inference call")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N faces (quick checks)")
