@@ -50,6 +50,7 @@ class Track:
     lost_frames: int = 0
     age: int = 0
     crop_box: Box | None = None  # the landmark box the current tracking crop was made from
+    uncertainty: np.ndarray | None = None  # per-point anchor spread of ``landmarks`` in image pixels
 
     def tracking_crop(self, threshold: float, input_size: int, margin: float) -> np.ndarray:
         """The crop for the next frame: the current one unless the smoothed box left the dead band."""
@@ -113,14 +114,17 @@ class Tracker:
         requests += [CropRequest(None, crop_from_box(b, input_size, margin), True) for b in unmatched[:max(room, 0)]]
         return requests
 
-    def update(self, request: CropRequest, landmarks: np.ndarray, confidence: float, timestamp: float) -> Track | None:
-        """Feed one model result back; returns the track it updated or created (None if discarded)."""
+    def update(self, request: CropRequest, landmarks: np.ndarray, confidence: float, timestamp: float,
+               uncertainty: np.ndarray | None = None) -> Track | None:
+        """Feed one model result back (``uncertainty``: per-point spread in image pixels, if the model has
+        one); returns the track it updated or created (None if discarded)."""
         track = self._find(request.track_id)
         if track is None:
             if confidence < self.config.lost_confidence:
                 return None  # a detection the model does not believe is a face
             smoother = self.make_smoother()
-            track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp), confidence, smoother)
+            track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp), confidence,
+                          smoother, uncertainty=uncertainty)
             self.tracks.append(track)
             return track
         track.age += 1
@@ -131,7 +135,7 @@ class Tracker:
         if request.from_detection or track.lost_frames > 0:
             track.smoother.reset()  # a jump after re-detection must not be smoothed into a slide
         track.lost_frames = 0
-        track.landmarks = landmarks
+        track.landmarks, track.uncertainty = landmarks, uncertainty
         track.smoothed = track.smoother.update(landmarks, confidence, timestamp)
         return track
 
