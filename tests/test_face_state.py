@@ -134,3 +134,20 @@ def test_eye_aspect_ratio_is_lower_with_the_lids_closed_wolfgang(shared_data) ->
                    "way: the mean EAR falls ~7 % (0.26 -> 0.24), above the detector's 0.8 x open-level threshold")
 def test_the_single_face_blink_is_detected(single_face: dict[int, FaceState]) -> None:
     assert [k for k, s in single_face.items() if s.blink and 26 <= k <= 32] != []
+
+
+def test_face_state_layer_writes_under_the_face_only_when_on() -> None:
+    import dataclasses
+
+    from core.draw import DrawOptions, draw_faces
+    from core.geometry import landmark_box
+    from core.results import FaceResult
+
+    points = np.stack(np.meshgrid(np.linspace(200, 400, 17), np.linspace(60, 200, 4)), -1).reshape(-1, 2)[:68]
+    face = FaceResult(1, points, 0.9, landmark_box(points), None, "ibug68", state=FaceState(0.3, 0.3, 0.1))
+    layers = {f.name: False for f in dataclasses.fields(DrawOptions)}
+    on = draw_faces(np.zeros((360, 640, 3), np.uint8), [face], "ibug68", DrawOptions(**{**layers, "face_state": True}))
+    off = draw_faces(np.zeros((360, 640, 3), np.uint8), [face], "ibug68", DrawOptions(**layers))
+    ys = np.nonzero(on.any(axis=2))[0]
+    assert not off.any() and len(ys) > 0
+    assert ys.min() > face.box.y1  # below the face box
