@@ -7,7 +7,6 @@ from the core configuration classes, so each setting has exactly one default in 
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -43,7 +42,7 @@ class SmoothingParam:
     step: float
 
     def default(self, method: str) -> float:
-        return float(inspect.signature(SMOOTHERS[method]).parameters[self.name].default)
+        return float(getattr(SMOOTHERS[method](), self.name))
 
 
 #: The parameters the dialog exposes per smoothing method (the rest keep the core defaults).
@@ -89,8 +88,10 @@ class AppSettings:
 
     def pipeline_config(self, base: PipelineConfig = _PIPELINE) -> PipelineConfig:
         """``base`` with the dialog's processing settings applied (what ``FramePipeline.reconfigure`` takes)."""
+        params = self.smoothing_params
         return replace(base, strategy=self.strategy, threshold=self.threshold, smoothing=self.smoothing,
-                       smoothing_params=dict(self.smoothing_params.get(self.smoothing, {})),
+                       kalman=replace(base.kalman, **params.get("kalman", {})),
+                       one_euro=replace(base.one_euro, **params.get("one-euro", {})),
                        tracker=replace(base.tracker, detection_interval=self.detection_interval))
 
     @property

@@ -53,7 +53,7 @@ from benchmarks.reporting import (Section, append_section, benchmark_parser, com
 from core.geometry import landmark_box
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
-from core.smoothing import make_smoother
+from core.smoothing import OneEuroConfig, SmootherConfig
 from core.video import SourceError, VideoSource
 
 log = logging.getLogger("benchmarks.stability")
@@ -175,10 +175,10 @@ def run_mesh(frames: Iterable[tuple[float, np.ndarray]], desc: str) -> Sequence:
     return seq
 
 
-def smooth_offline(raw: Sequence, name: str, **params: float) -> Sequence:
+def smooth_offline(raw: Sequence, config: SmootherConfig) -> Sequence:
     """``core.smoothing``'s filter over a raw sequence, as the tracker feeds it (reset where the face
     was missing, as a lost track restarts)."""
-    smoother = make_smoother(name, **params)
+    smoother = config.build()
     points: list[np.ndarray | None] = []
     for p, c, t in zip(raw.points, raw.confidences, raw.times):
         if p is None:
@@ -328,9 +328,9 @@ def measure_one_draw(model: LandmarkModel, image: np.ndarray, args: argparse.Nam
         results[SMOOTHERS[name]] = score(run_ours(model, still(), name, f"still, {name}, seed {seed}"),
                                          run_ours(model, moving(), name, f"moving, {name}, seed {seed}"), shape)
     for cutoff, beta in itertools.product(ONE_EURO_CUTOFFS, ONE_EURO_BETAS):
-        params = {"min_cutoff": cutoff, "beta": beta}
-        sweep.setdefault((cutoff, beta), []).append(score(smooth_offline(raw_still, "one-euro", **params),
-                                                          smooth_offline(raw_moving, "one-euro", **params), shape))
+        config = OneEuroConfig(min_cutoff=cutoff, beta=beta)
+        sweep.setdefault((cutoff, beta), []).append(score(smooth_offline(raw_still, config),
+                                                          smooth_offline(raw_moving, config), shape))
     if use_mesh:
         mesh_still = run_mesh(still(), f"still, mesh, seed {seed}")
         results[MESH_LABEL] = score(mesh_still, run_mesh(moving(), f"moving, mesh, seed {seed}"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,7 +20,7 @@ from core.geometry import invert_affine, landmark_box, transform_points, warp_to
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
-from core.smoothing import make_smoother
+from core.smoothing import SMOOTHERS, KalmanConfig, NoSmoothingConfig, OneEuroConfig, SmootherConfig
 from core.tracker import Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -30,15 +30,29 @@ STAGES = ("detect", "crop", "infer", "decode", "smooth", "pose")
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """Run-time settings (the app's settings dialog edits these; defaults are the paper's/ours)."""
+    """Run-time settings (the app's settings dialog edits these; defaults are the paper's/ours).
+
+    Every smoother's configuration is held, the active one named by ``smoothing``, so switching
+    methods back and forth keeps each one's tuning.
+    """
 
     strategy: str = "weighted"
     threshold: float = DEFAULT_THRESHOLD
     smoothing: str = "kalman"
-    smoothing_params: dict = field(default_factory=dict)
+    kalman: KalmanConfig = KalmanConfig()
+    one_euro: OneEuroConfig = OneEuroConfig()
     tracker: TrackerConfig = TrackerConfig()
     detector: str = "auto"
     estimate_pose: bool = True
+
+    def __post_init__(self) -> None:
+        if self.smoothing not in SMOOTHERS:
+            raise ValueError(f"unknown smoother {self.smoothing!r}; choose one of {', '.join(SMOOTHERS)}")
+
+    @property
+    def smoother(self) -> SmootherConfig:
+        """The active smoother's configuration."""
+        return {"kalman": self.kalman, "one-euro": self.one_euro, "none": NoSmoothingConfig()}[self.smoothing]
 
 
 @dataclass
@@ -68,17 +82,30 @@ class FramePipeline:
         self.frame_index = 0
 
     def _new_tracker(self) -> Tracker:
-        cfg = self.config
         self.face_states = FaceStates()
-        return Tracker(cfg.tracker, lambda: make_smoother(cfg.smoothing, **cfg.smoothing_params))
+        return Tracker(self.config.tracker, self.config.smoother.build)
 
     def reconfigure(self, config: PipelineConfig) -> None:
-        """Apply new settings live; tracks restart only when smoothing or the detector changes."""
+        """Apply new settings live, keeping the faces being followed wherever the change allows.
+
+        * strategy, threshold, pose, detection interval: take effect on the next frame; tracks stay.
+        * detector: the new one is built and the old one closed; tracks stay (only finding faces changes).
+        * the active smoother's configuration or any other tracker setting: tracks restart, because
+          their filters (or matching rules) were built for the old settings.
+        """
         old, self.config = self.config, config
         if config.detector != old.detector:
-            self.detector = make_detector(config.detector)
-        if (config.smoothing, config.smoothing_params, config.tracker) != (old.smoothing, old.smoothing_params, old.tracker):
+            previous, self.detector = self.detector, make_detector(config.detector)
+            _close(previous)
+        if config.smoother != old.smoother or replace(config.tracker, detection_interval=0) != replace(
+                old.tracker, detection_interval=0):
             self.tracker = self._new_tracker()
+        else:
+            self.tracker.config = config.tracker
+
+    def close(self) -> None:
+        """Release the detector (MediaPipe holds a graph and its threads)."""
+        _close(self.detector)
 
     def set_model(self, model: LandmarkModel) -> None:
         """Swap the model (e.g. a custom file from settings); tracks restart since crops may differ."""
@@ -133,12 +160,14 @@ class FramePipeline:
         return result
 
 
+def _close(detector: FaceDetector) -> None:
+    close = getattr(detector, "close", None)  # the Haar cascade holds nothing to release
+    if close is not None:
+        close()
+
+
 def _lap(timings: dict[str, float], stage: str, since: float) -> float:
     now = time.perf_counter()
     timings[stage] += now - since
     return now
 
-
-def with_smoothing(config: PipelineConfig, name: str, **params: object) -> PipelineConfig:
-    """A copy of ``config`` using another smoother (benchmarks compare raw, Kalman and One-Euro)."""
-    return replace(config, smoothing=name, smoothing_params=dict(params))

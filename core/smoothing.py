@@ -17,7 +17,8 @@ the same settings work for a face near the camera and one far away.
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Protocol, runtime_checkable
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, Union, runtime_checkable
 
 import numpy as np
 from filterpy.common import Q_discrete_white_noise
@@ -88,23 +89,12 @@ class KalmanSmoother:
       runs while the innovation's RMS stays below ``noise_gate`` × the expected measurement standard
       deviation ``√R``: such a small change is smoothed as noise, whatever its shape. A real movement
       exceeds it within a frame, and the lag this can leave is smaller than √R itself.
+
+    The names above are the fields of :class:`KalmanConfig`.
     """
 
-    def __init__(self, measurement_noise: float = 0.005, process_noise: float = 0.005,
-                 motion_threshold: float = 3.0, correlation_threshold: float = 0.3,
-                 motion_gain: float = 0.8, noise_gate: float = 1.0) -> None:
-        if min(measurement_noise, process_noise, motion_threshold) <= 0:
-            raise ValueError("measurement_noise, process_noise and motion_threshold must be positive, got "
-                             f"{measurement_noise}, {process_noise}, {motion_threshold}")
-        if not 0 < correlation_threshold < 1 or not 0 < motion_gain < 1:
-            raise ValueError(f"correlation_threshold and motion_gain must lie in (0, 1), got "
-                             f"{correlation_threshold}, {motion_gain}")
-        self.measurement_noise = measurement_noise
-        self.process_noise = process_noise
-        self.motion_threshold = motion_threshold
-        self.correlation_threshold = correlation_threshold
-        self.motion_gain = motion_gain
-        self.noise_gate = noise_gate
+    def __init__(self, config: KalmanConfig | None = None) -> None:
+        self.config = config or KalmanConfig()
         self._kf: KalmanFilter | None = None
         self._t = 0.0
         self._shape: tuple[int, ...] = ()
@@ -118,7 +108,7 @@ class KalmanSmoother:
         pts = _as_points(landmarks)
         z = pts.reshape(1, -1)
         size = max(landmark_box(pts).size, 1e-6)
-        r = (self.measurement_noise * size / max(float(confidence), MIN_CONFIDENCE)) ** 2
+        r = (self.config.measurement_noise * size / max(float(confidence), MIN_CONFIDENCE)) ** 2
         if self._kf is None:
             self._start(z, r, size, t, pts.shape)
             return pts
@@ -128,7 +118,7 @@ class KalmanSmoother:
         dt = _time_step(t, self._t)
         self._t = t
         kf.F = np.array([[1.0, dt], [0.0, 1.0]])
-        kf.Q = Q_discrete_white_noise(dim=2, dt=dt, var=(self.process_noise * size) ** 2)
+        kf.Q = Q_discrete_white_noise(dim=2, dt=dt, var=(self.config.process_noise * size) ** 2)
         kf.predict()
         self._adapt_to_motion((z - kf.H @ kf.x).ravel(), kf.x[0].reshape(pts.shape), r)
         # Passing H explicitly makes filterpy take z as given (a row of 2L measurements) instead of
@@ -139,16 +129,16 @@ class KalmanSmoother:
     def _adapt_to_motion(self, innovation: np.ndarray, predicted: np.ndarray, r: float) -> None:
         """Inflate the prior covariance when the innovation looks like motion (see the class docstring)."""
         kf = self._kf
-        if np.sqrt(np.mean(innovation ** 2)) < self.noise_gate * np.sqrt(r):
+        if np.sqrt(np.mean(innovation ** 2)) < self.config.noise_gate * np.sqrt(r):
             self._last_innovation = innovation
             return
         factor = 1.0
         coherence = _coherent_motion_ratio(innovation.reshape(predicted.shape), predicted)
-        if coherence > self.motion_threshold:
-            factor = coherence / self.motion_threshold
+        if coherence > self.config.motion_threshold:
+            factor = coherence / self.config.motion_threshold
         previous, self._last_innovation = self._last_innovation, innovation
-        if previous is not None and _correlation(innovation, previous) > self.correlation_threshold:
-            wanted = r * self.motion_gain / (1.0 - self.motion_gain)  # P00 giving gain P00 / (P00 + R)
+        if previous is not None and _correlation(innovation, previous) > self.config.correlation_threshold:
+            wanted = r * self.config.motion_gain / (1.0 - self.config.motion_gain)  # P00 giving gain P00 / (P00 + R)
             factor = max(factor, wanted / kf.P[0, 0])
         if factor > 1.0:
             kf.P = kf.P * factor
@@ -189,10 +179,8 @@ class OneEuroSmoother:
     at ``d_cutoff`` Hz. It ignores the confidence.
     """
 
-    def __init__(self, min_cutoff: float = 1.0, beta: float = 20.0, d_cutoff: float = 1.0) -> None:
-        if min_cutoff <= 0 or d_cutoff <= 0 or beta < 0:
-            raise ValueError(f"need min_cutoff > 0, d_cutoff > 0, beta >= 0; got {min_cutoff}, {d_cutoff}, {beta}")
-        self.min_cutoff, self.beta, self.d_cutoff = min_cutoff, beta, d_cutoff
+    def __init__(self, config: OneEuroConfig | None = None) -> None:
+        self.config = config or OneEuroConfig()
         self._x: np.ndarray | None = None
         self._dx = np.zeros(0)
         self._t = 0.0
@@ -211,8 +199,8 @@ class OneEuroSmoother:
         self._t = t
         size = max(landmark_box(pts).size, 1e-6)
         speed = (pts - self._x) / dt / size
-        self._dx = self._dx + _smoothing_factor(self.d_cutoff, dt) * (speed - self._dx)
-        cutoff = self.min_cutoff + self.beta * np.abs(self._dx)
+        self._dx = self._dx + _smoothing_factor(self.config.d_cutoff, dt) * (speed - self._dx)
+        cutoff = self.config.min_cutoff + self.config.beta * np.abs(self._dx)
         self._x = self._x + _smoothing_factor(cutoff, dt) * (pts - self._x)
         return self._x.copy()
 
@@ -238,20 +226,70 @@ def _as_points(landmarks: np.ndarray) -> np.ndarray:
     return pts
 
 
-SMOOTHERS: dict[str, Callable[..., Smoother]] = {
-    "kalman": KalmanSmoother,
-    "one-euro": OneEuroSmoother,
-    "none": NoSmoother,
-}
+@dataclass(frozen=True)
+class KalmanConfig:
+    """Tuning of :class:`KalmanSmoother` (see its docstring); checked when built, so a bad value or a
+    misspelt name fails where the configuration is written, not later in a processing thread."""
+
+    name: ClassVar[str] = "kalman"
+    measurement_noise: float = 0.005
+    process_noise: float = 0.005
+    motion_threshold: float = 3.0
+    correlation_threshold: float = 0.3
+    motion_gain: float = 0.8
+    noise_gate: float = 1.0
+
+    def __post_init__(self) -> None:
+        if min(self.measurement_noise, self.process_noise, self.motion_threshold) <= 0:
+            raise ValueError("measurement_noise, process_noise and motion_threshold must be positive, got "
+                             f"{self.measurement_noise}, {self.process_noise}, {self.motion_threshold}")
+        if not 0 < self.correlation_threshold < 1 or not 0 < self.motion_gain < 1:
+            raise ValueError(f"correlation_threshold and motion_gain must lie in (0, 1), got "
+                             f"{self.correlation_threshold}, {self.motion_gain}")
+        if self.noise_gate < 0:
+            raise ValueError(f"noise_gate must not be negative, got {self.noise_gate}")
+
+    def build(self) -> KalmanSmoother:
+        return KalmanSmoother(self)
 
 
-def make_smoother(name: str, **params: Any) -> Smoother:
-    """Build a smoother by name (``kalman``, ``one-euro``, ``none``) with its keyword parameters."""
+@dataclass(frozen=True)
+class OneEuroConfig:
+    """Tuning of :class:`OneEuroSmoother`: cutoffs in Hz, ``beta`` per face size per second."""
+
+    name: ClassVar[str] = "one-euro"
+    min_cutoff: float = 1.0
+    beta: float = 20.0
+    d_cutoff: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.min_cutoff <= 0 or self.d_cutoff <= 0 or self.beta < 0:
+            raise ValueError(f"need min_cutoff > 0, d_cutoff > 0, beta >= 0; got {self.min_cutoff}, "
+                             f"{self.d_cutoff}, {self.beta}")
+
+    def build(self) -> OneEuroSmoother:
+        return OneEuroSmoother(self)
+
+
+@dataclass(frozen=True)
+class NoSmoothingConfig:
+    """The pass-through has nothing to tune."""
+
+    name: ClassVar[str] = "none"
+
+    def build(self) -> NoSmoother:
+        return NoSmoother()
+
+
+SmootherConfig = Union[KalmanConfig, OneEuroConfig, NoSmoothingConfig]
+
+#: The smoothing methods by name, each with its configuration class (defaults = the class's defaults).
+SMOOTHERS: dict[str, type[SmootherConfig]] = {c.name: c for c in (KalmanConfig, OneEuroConfig, NoSmoothingConfig)}
+
+
+def default_config(name: str) -> SmootherConfig:
+    """The default configuration of the smoother called ``name`` (``kalman``, ``one-euro``, ``none``)."""
     try:
-        factory = SMOOTHERS[name]
+        return SMOOTHERS[name]()
     except KeyError:
         raise ValueError(f"unknown smoother {name!r}; choose one of {', '.join(SMOOTHERS)}") from None
-    try:
-        return factory(**params)
-    except TypeError as exc:
-        raise ValueError(f"bad parameters for smoother {name!r}: {exc}") from None

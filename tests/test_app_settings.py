@@ -30,7 +30,7 @@ def test_defaults_come_from_core(tmp_path: Path) -> None:
     settings, warnings = load_settings(ini(tmp_path / "empty.ini"))
     assert warnings == []
     assert settings == AppSettings()
-    assert settings.smoothing_params["one-euro"]["beta"] == OneEuroSmoother().beta
+    assert settings.smoothing_params["one-euro"]["beta"] == OneEuroSmoother().config.beta
     assert settings.recording_folder.endswith("AnchorFace Live")
 
 
@@ -41,7 +41,7 @@ def test_round_trip_through_a_fresh_store(tmp_path: Path) -> None:
     assert warnings == []
     assert loaded == wanted
     config = loaded.pipeline_config()
-    assert (config.smoothing, config.smoothing_params["beta"], config.strategy) == ("one-euro", 7.5, "argmax")
+    assert (config.smoothing, config.smoother.beta, config.strategy) == ("one-euro", 7.5, "argmax")
     assert config.tracker.detection_interval == 5
 
 

@@ -18,6 +18,7 @@ from benchmarks.peers import dlib_unavailable_reason
 from benchmarks.reporting import HEADER, Section, append_section, markdown_table
 from core.detection import BoxCalibration
 from core.geometry import Box
+from core.smoothing import OneEuroConfig
 from core.runtime import DEFAULT_MODEL_PATH
 from helpers_onnx import make_model
 
@@ -163,7 +164,7 @@ def test_one_euro_offline_matches_the_pipeline_contract() -> None:
     shape = np.array([[0.0, 0.0], [100.0, 0.0], [50.0, 50.0], [50.0, 90.0]])
     points = [shape, shape + 10.0, None, shape + 20.0]
     raw = stability.Sequence(points, [1.0] * 4, [0.0, 0.1, 0.2, 0.3], (0, 1))
-    smoothed = stability.smooth_offline(raw, "one-euro", min_cutoff=0.5, beta=0.0)
+    smoothed = stability.smooth_offline(raw, OneEuroConfig(min_cutoff=0.5, beta=0.0))
     assert smoothed.points[2] is None
     np.testing.assert_allclose(smoothed.points[3], shape + 20.0)  # a fresh filter starts at the measurement
     assert np.all(smoothed.points[1] < shape + 10.0)  # a running filter lags behind the jump

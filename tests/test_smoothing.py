@@ -18,7 +18,8 @@ import pytest
 from core.datasets import read_dataset
 from core.pose import angles_to_rotation, camera_matrix, load_mean_face
 from core.schemes import get_scheme
-from core.smoothing import KalmanSmoother, NoSmoother, OneEuroSmoother, Smoother, make_smoother
+from core.smoothing import (KalmanConfig, KalmanSmoother, NoSmoother, OneEuroConfig, OneEuroSmoother, Smoother,
+                            default_config)
 
 FPS = 30.0
 NOISE = 0.01  # landmark noise, fraction of the inter-ocular distance
@@ -120,7 +121,7 @@ def test_kalman_follows_an_out_of_plane_head_shake_within_one_frame(freq):
 
 def test_lag_measure_detects_a_lagging_filter(face):
     """Without motion adaptation the same Kalman filter trails the head: the lag test can fail."""
-    rigid = KalmanSmoother(motion_threshold=1e9, correlation_threshold=0.999999)
+    rigid = KalmanSmoother(KalmanConfig(motion_threshold=1e9, correlation_threshold=0.999999))
     assert fitted_delay(rigid, translating(face), NOISE * inter_ocular(face)) > 2.0
 
 
@@ -158,7 +159,7 @@ def test_low_confidence_measurement_moves_the_estimate_less(face):
 
 @pytest.mark.parametrize("name", ["kalman", "one-euro", "none"])
 def test_reset_forgets_the_past(face, name):
-    smoother = make_smoother(name)
+    smoother = default_config(name).build()
     assert isinstance(smoother, Smoother)
     for i in range(10):
         smoother.update(face, 0.9, i / FPS)
@@ -181,19 +182,22 @@ def test_repeated_timestamp_does_not_break_the_filter(face):
     assert np.isfinite(out).all()
 
 
-def test_make_smoother_builds_each_kind_with_parameters():
-    assert isinstance(make_smoother("kalman", process_noise=0.01), KalmanSmoother)
-    assert make_smoother("one-euro", beta=5.0).beta == 5.0
-    assert isinstance(make_smoother("none"), NoSmoother)
+def test_configs_build_each_kind_with_parameters():
+    assert isinstance(KalmanConfig(process_noise=0.01).build(), KalmanSmoother)
+    assert OneEuroConfig(beta=5.0).build().config.beta == 5.0
+    assert isinstance(default_config("none").build(), NoSmoother)
 
 
-def test_make_smoother_rejects_unknown_names_and_parameters():
+def test_configs_reject_unknown_names_and_parameters_when_written():
+    """A misspelt or out-of-range setting fails where the configuration is built, not in a worker."""
     with pytest.raises(ValueError, match="kalman, one-euro, none"):
-        make_smoother("savgol")
-    with pytest.raises(ValueError, match="bad parameters"):
-        make_smoother("kalman", window=5)
+        default_config("savgol")
+    with pytest.raises(TypeError, match="window"):
+        KalmanConfig(window=5)  # type: ignore[call-arg]
     with pytest.raises(ValueError):
-        make_smoother("kalman", motion_gain=1.5)
+        KalmanConfig(motion_gain=1.5)
+    with pytest.raises(ValueError):
+        OneEuroConfig(min_cutoff=0.0)
 
 
 def coherent_jitter(smoother: Smoother, shape: np.ndarray, frames: int = 200) -> float:
@@ -216,4 +220,4 @@ def test_kalman_smooths_coherent_model_noise_too(face):
     gate, noise_gate=0, the filter passes it through untouched)."""
     raw = coherent_jitter(NoSmoother(), face)
     assert raw / coherent_jitter(KalmanSmoother(), face) >= 4.0
-    assert raw / coherent_jitter(KalmanSmoother(noise_gate=0.0), face) < 2.0
+    assert raw / coherent_jitter(KalmanSmoother(KalmanConfig(noise_gate=0.0)), face) < 2.0
