@@ -123,7 +123,7 @@ class Tracker:
             if confidence < self.config.lost_confidence:
                 return None  # a detection the model does not believe is a face
             smoother = self.make_smoother()
-            track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp), confidence,
+            track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp, uncertainty), confidence,
                           smoother, uncertainty=uncertainty)
             self.tracks.append(track)
             return track
@@ -136,7 +136,7 @@ class Tracker:
             track.smoother.reset()  # a jump after re-detection must not be smoothed into a slide
         track.lost_frames = 0
         track.landmarks, track.uncertainty = landmarks, uncertainty
-        track.smoothed = track.smoother.update(landmarks, confidence, timestamp)
+        track.smoothed = track.smoother.update(landmarks, confidence, timestamp, uncertainty)
         return track
 
     def prune(self) -> None:
