@@ -10,8 +10,19 @@ import argparse
 import logging
 import sys
 
+from core.config import add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
-from core.smoothing import SMOOTHERS
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,18 +31,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="camera index (0, 1, …) or video file; default: camera 0, "
                                     "falling back to the bundled demo clip in the window")
     p.add_argument("--headless", action="store_true", help="process without a window (progress bar and summary)")
-    p.add_argument("--output", help="headless: annotated video to write (.mp4); implies --landmarks OUT.csv")
-    p.add_argument("--landmarks", help="headless: landmarks CSV to write (one row per face per frame)")
+    p.add_argument("--output", help="headless: annotated video to write (.mp4, .mov or .mkv); "
+                                    "implies --landmarks OUT.csv (and its OUT.json sidecar)")
+    p.add_argument("--landmarks", help="headless: landmarks CSV to write, with a JSON sidecar beside it "
+                                       "(no video unless --output is given)")
+    p.add_argument("--overwrite", action="store_true", help="headless: replace output files that already exist")
     p.add_argument("--model", help="exported AnchorFace .onnx file (default: the bundled model)")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"],
                    help="inference device: auto (default) uses CUDA when it really works, else CPU; "
                         "in the window it overrides the saved setting for this run")
-    p.add_argument("--smoothing", choices=list(SMOOTHERS),
-                   help="temporal filter (default kalman; in the window it overrides the saved setting for this run)")
-    p.add_argument("--max-frames", type=int, help="stop after this many frames")
+    p.add_argument("--max-frames", type=positive_int, help="stop after this many frames (at least 1)")
     p.add_argument("--screenshot", help="window: save a PNG of the window after --frames frames, then exit")
     p.add_argument("--frames", type=int, default=60, help="window: frames to process before --screenshot")
     p.add_argument("--verbose", action="store_true", help="log debug details")
+    add_arguments(p.add_argument_group(
+        "processing settings", "the settings dialog's Processing tab; in the window they override the saved "
+                               "settings for this run"))
     return p
 
 
@@ -43,7 +58,8 @@ def run_headless_cli(args: argparse.Namespace) -> int:
         return 2
     try:
         summary = run_headless(args.source, args.output, args.landmarks, args.model, args.device or "auto",
-                               PipelineConfig(smoothing=args.smoothing or "kalman"), args.max_frames)
+                               apply_arguments(PipelineConfig(), args), args.max_frames,
+                               overwrite=args.overwrite)
     except HeadlessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

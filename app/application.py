@@ -16,6 +16,7 @@ from PyQt6.QtWidgets import QApplication
 from app.settings import APPLICATION, ORGANIZATION
 from app.window import MainWindow
 from app.worker import FrameStats
+from core.config import given_arguments
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +51,7 @@ def session_overrides(args: argparse.Namespace) -> dict:
         overrides["model_path"] = str(Path(args.model).resolve())
     if getattr(args, "device", None):
         overrides["device"] = args.device
-    if getattr(args, "smoothing", None):
-        overrides["smoothing"] = args.smoothing
+    overrides.update(given_arguments(args))  # processing settings (core.config), by key
     return overrides
 
 

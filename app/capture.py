@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from app.rate import RateMeter
+from core.rate import RateMeter
 from core.video import Frame, SourceInfo, VideoSource
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,8 @@
 QSettings hands back whatever the store holds (strings from an ini file, garbage after a hand edit or
 a crash mid-write), so every value is parsed and range-checked here, once. A bad value falls back to
 its default and yields a warning the window shows, instead of an exception at start-up. Defaults come
-from the core configuration classes, so each setting has exactly one default in the code base.
+from the core configuration classes, so each setting has exactly one default in the code base; the
+processing settings' keys, types and ranges come from :data:`core.config.PIPELINE_SETTINGS`.
 """
 from __future__ import annotations
 
@@ -13,12 +14,10 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QSettings, QStandardPaths
 
-from core.decode import STRATEGIES
+from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY
 from core.draw import DrawOptions
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, DEVICES
-from core.smoothing import SMOOTHERS
-from core.tracker import TrackerConfig
 
 ORGANIZATION = "AnchorFace"
 APPLICATION = "AnchorFace Live"
@@ -27,37 +26,6 @@ APPLICATION = "AnchorFace Live"
 RESOLUTIONS: tuple[tuple[int, int], ...] = ((0, 0), (640, 480), (1280, 720), (1920, 1080))
 #: Highest camera index the settings accept (operating systems number cameras from 0).
 MAX_CAMERA_INDEX = 15
-MAX_DETECTION_INTERVAL = 300
-
-
-@dataclass(frozen=True)
-class SmoothingParam:
-    """One tunable smoother parameter as the dialog shows it; its default is the smoother's own."""
-
-    name: str
-    label: str
-    minimum: float
-    maximum: float
-    decimals: int
-    step: float
-
-    def default(self, method: str) -> float:
-        return float(getattr(SMOOTHERS[method](), self.name))
-
-
-#: The parameters the dialog exposes per smoothing method (the rest keep the core defaults).
-SMOOTHING_PARAMS: dict[str, tuple[SmoothingParam, ...]] = {
-    "kalman": (SmoothingParam("measurement_noise", "Measurement noise (face sizes)", 1e-4, 0.1, 4, 0.001),
-               SmoothingParam("process_noise", "Process noise (face sizes / s²)", 1e-4, 1.0, 4, 0.001)),
-    "one-euro": (SmoothingParam("min_cutoff", "Minimum cutoff (Hz)", 0.01, 30.0, 2, 0.1),
-                 SmoothingParam("beta", "Speed coefficient β", 0.0, 1000.0, 1, 1.0),
-                 SmoothingParam("d_cutoff", "Speed cutoff (Hz)", 0.01, 30.0, 2, 0.1)),
-    "none": (),
-}
-
-
-def default_smoothing_params() -> dict[str, dict[str, float]]:
-    return {method: {p.name: p.default(method) for p in SMOOTHING_PARAMS.get(method, ())} for method in SMOOTHERS}
 
 
 def default_recording_folder() -> str:
@@ -66,33 +34,31 @@ def default_recording_folder() -> str:
     return str(Path(movies) / APPLICATION)
 
 
-_PIPELINE = PipelineConfig()
-
-
 @dataclass(frozen=True)
 class AppSettings:
-    """Everything the settings dialog edits. ``model_path`` "" means the bundled model."""
+    """Everything the settings dialog edits. ``model_path`` "" means the bundled model; ``pipeline`` is
+    handed to :class:`core.pipeline.FramePipeline` as it is."""
 
     camera_index: int = 0
     camera_width: int = 0
     camera_height: int = 0
     model_path: str = ""
     device: str = "auto"
-    smoothing: str = _PIPELINE.smoothing
-    smoothing_params: dict[str, dict[str, float]] = field(default_factory=default_smoothing_params)
-    threshold: float = _PIPELINE.threshold
-    strategy: str = _PIPELINE.strategy
-    detection_interval: int = TrackerConfig().detection_interval
+    pipeline: PipelineConfig = PipelineConfig()
     draw: DrawOptions = field(default_factory=DrawOptions)
     recording_folder: str = field(default_factory=default_recording_folder)
 
-    def pipeline_config(self, base: PipelineConfig = _PIPELINE) -> PipelineConfig:
-        """``base`` with the dialog's processing settings applied (what ``FramePipeline.reconfigure`` takes)."""
-        params = self.smoothing_params
-        return replace(base, strategy=self.strategy, threshold=self.threshold, smoothing=self.smoothing,
-                       kalman=replace(base.kalman, **params.get("kalman", {})),
-                       one_euro=replace(base.one_euro, **params.get("one-euro", {})),
-                       tracker=replace(base.tracker, detection_interval=self.detection_interval))
+    def overridden(self, overrides: dict[str, Any]) -> "AppSettings":
+        """A copy with ``overrides`` applied: field names of this class, or keys of
+        :data:`core.config.PIPELINE_SETTINGS` (command-line options for one run)."""
+        pipeline = self.pipeline
+        fields_: dict[str, Any] = {}
+        for name, value in overrides.items():
+            if name in SETTINGS_BY_KEY:
+                pipeline = SETTINGS_BY_KEY[name].set(pipeline, value)
+            else:
+                fields_[name] = value
+        return replace(self, pipeline=pipeline, **fields_)
 
     @property
     def model_file(self) -> Path:
@@ -174,11 +140,9 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
             warnings.append(f"Setting {key} = {raw!r} is invalid ({exc}); using the default {default!r}.")
             return default
 
-    params = default_smoothing_params()
-    for method in SMOOTHERS:
-        for spec in SMOOTHING_PARAMS.get(method, ()):
-            params[method][spec.name] = read(f"processing/{method}/{spec.name}", params[method][spec.name],
-                                             _number(float, spec.minimum, spec.maximum))
+    pipeline = defaults.pipeline
+    for setting in PIPELINE_SETTINGS:
+        pipeline = setting.set(pipeline, read(f"processing/{setting.key}", setting.get(pipeline), setting.parse))
     draw = replace(defaults.draw, **{name: read(f"draw/{name}", getattr(defaults.draw, name), _as_bool)
                                      for name in draw_switches()})
     width, height = read("camera/resolution", defaults.resolution, _resolution)
@@ -187,12 +151,7 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
         camera_width=width, camera_height=height,
         model_path=read("model/path", defaults.model_path, _text),
         device=read("model/device", defaults.device, _choice(DEVICES)),
-        smoothing=read("processing/smoothing", defaults.smoothing, _choice(list(SMOOTHERS))),
-        smoothing_params=params,
-        threshold=read("processing/threshold", defaults.threshold, _number(float, 0.0, 1.0)),
-        strategy=read("processing/strategy", defaults.strategy, _choice(STRATEGIES)),
-        detection_interval=read("processing/detection_interval", defaults.detection_interval,
-                                _number(int, 1, MAX_DETECTION_INTERVAL)),
+        pipeline=pipeline,
         draw=draw,
         recording_folder=read("recording/folder", defaults.recording_folder, _text) or defaults.recording_folder,
     )
@@ -207,13 +166,8 @@ def save_settings(store: QSettings, settings: AppSettings) -> None:
     store.setValue("camera/resolution", f"{settings.camera_width}x{settings.camera_height}")
     store.setValue("model/path", settings.model_path)
     store.setValue("model/device", settings.device)
-    store.setValue("processing/smoothing", settings.smoothing)
-    for method, values in settings.smoothing_params.items():
-        for name, value in values.items():
-            store.setValue(f"processing/{method}/{name}", float(value))
-    store.setValue("processing/threshold", float(settings.threshold))
-    store.setValue("processing/strategy", settings.strategy)
-    store.setValue("processing/detection_interval", settings.detection_interval)
+    for setting in PIPELINE_SETTINGS:
+        store.setValue(f"processing/{setting.key}", setting.get(settings.pipeline))
     for name in draw_switches():
         store.setValue(f"draw/{name}", bool(getattr(settings.draw, name)))
     store.setValue("recording/folder", settings.recording_folder)

@@ -15,19 +15,15 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QD
                              QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QStackedWidget,
                              QTabWidget, QVBoxLayout, QWidget)
 
-from app.settings import (MAX_CAMERA_INDEX, MAX_DETECTION_INTERVAL, RESOLUTIONS, SMOOTHING_PARAMS, AppSettings,
-                          draw_switches)
-from core.decode import STRATEGIES
+from app.settings import MAX_CAMERA_INDEX, RESOLUTIONS, AppSettings, draw_switches
+from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY, Setting
+from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, ModelInfo
-from core.smoothing import SMOOTHERS
 
 #: Loads (and thereby validates) a model: ``(path, device) -> LandmarkModel``, raising ModelError.
 ModelLoader = Callable[[Path, str], LandmarkModel]
 
 DEVICE_LABELS = {"auto": "Automatic (CUDA when it works, else CPU)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
-SMOOTHING_LABELS = {"kalman": "Kalman (adaptive)", "one-euro": "One-Euro", "none": "None (raw model output)"}
-STRATEGY_LABELS = {"weighted": "Confidence-weighted mean", "argmax": "Most confident anchor",
-                   "mean": "Plain mean of all anchors"}
 DRAW_LABELS = {"points": "Landmark points", "contours": "Contours (jaw, brows, eyes, nose, lips)",
                "box": "Face box", "track_id": "Track id", "confidence": "Confidence",
                "pose_axes": "Head pose axes and angles", "fps": "Frame rate"}
@@ -110,38 +106,31 @@ class SettingsDialog(QDialog):
         return _page(form)
 
     def _processing_tab(self) -> QWidget:
-        self.smoothing = QComboBox()
-        self.smoothing_pages = QStackedWidget()
-        self.smoothing_spins: dict[str, dict[str, QDoubleSpinBox]] = {}
-        for method in SMOOTHERS:
-            self.smoothing.addItem(SMOOTHING_LABELS.get(method, method), method)
-            page_form = QFormLayout()
-            page_form.setContentsMargins(0, 0, 0, 0)
-            self.smoothing_spins[method] = {}
-            for param in SMOOTHING_PARAMS.get(method, ()):
-                spin = QDoubleSpinBox(minimum=param.minimum, maximum=param.maximum, decimals=param.decimals,
-                                      singleStep=param.step)
-                self.smoothing_spins[method][param.name] = spin
-                page_form.addRow(param.label, spin)
-            page = QWidget()
-            page.setLayout(page_form)
-            self.smoothing_pages.addWidget(page)
-        self.smoothing.currentIndexChanged.connect(self.smoothing_pages.setCurrentIndex)
-        self.threshold = QDoubleSpinBox(minimum=0.0, maximum=1.0, decimals=2, singleStep=0.05)
-        self.threshold.setToolTip("Anchors below this confidence are left out of the weighted mean")
-        self.strategy = QComboBox()
-        for strategy in STRATEGIES:
-            self.strategy.addItem(STRATEGY_LABELS.get(strategy, strategy), strategy)
-        # The threshold only takes part in the weighted strategy.
-        self.strategy.currentIndexChanged.connect(
-            lambda: self.threshold.setEnabled(self.strategy.currentData() == "weighted"))
-        self.detection_interval = QSpinBox(minimum=1, maximum=MAX_DETECTION_INTERVAL, suffix=" frames")
+        """One field per :data:`core.config.PIPELINE_SETTINGS` entry; a smoother's parameters sit on a
+        page shown while that smoother is chosen."""
+        self.fields: dict[str, QWidget] = {s.key: setting_widget(s) for s in PIPELINE_SETTINGS}
+        smoothing = self.fields["smoothing"]
+        pages = QStackedWidget()
+        page_forms: dict[str, QFormLayout] = {}
+        for method in SETTINGS_BY_KEY["smoothing"].options():
+            page_forms[method] = QFormLayout()
+            page_forms[method].setContentsMargins(0, 0, 0, 0)
+            pages.addWidget(_page(page_forms[method]))
+        smoothing.currentIndexChanged.connect(pages.setCurrentIndex)
         form = QFormLayout()
-        form.addRow("Smoothing", self.smoothing)
-        form.addRow(self.smoothing_pages)
-        form.addRow("Anchor aggregation", self.strategy)
-        form.addRow("Confidence threshold", self.threshold)
-        form.addRow("Detect new faces every", self.detection_interval)
+        for setting in PIPELINE_SETTINGS:
+            widget = self.fields[setting.key]
+            if setting.shown_for is not None:
+                page_forms[setting.shown_for].addRow(setting.label, widget)
+                continue
+            form.addRow(setting.label, widget)
+            if setting.key == "smoothing":
+                form.addRow(pages)
+            if setting.enabled_when is not None:
+                other, wanted = setting.enabled_when
+                combo = self.fields[other]
+                combo.currentIndexChanged.connect(
+                    lambda _=0, w=widget, c=combo, v=wanted: w.setEnabled(c.currentData() == v))
         return _page(form)
 
     def _overlay_tab(self) -> QWidget:
@@ -171,13 +160,12 @@ class SettingsDialog(QDialog):
         select_data(self.resolution, settings.resolution)
         self.model_path.setText(settings.model_path)
         select_data(self.device, settings.device)
-        select_data(self.smoothing, settings.smoothing)
-        for method, spins in self.smoothing_spins.items():
-            for name, spin in spins.items():
-                spin.setValue(settings.smoothing_params[method][name])
-        self.threshold.setValue(settings.threshold)
-        select_data(self.strategy, settings.strategy)
-        self.detection_interval.setValue(settings.detection_interval)
+        for setting in PIPELINE_SETTINGS:
+            widget, value = self.fields[setting.key], setting.get(settings.pipeline)
+            if isinstance(widget, QComboBox):
+                select_data(widget, value)
+            else:
+                widget.setValue(value)
         for name, box in self.draw_boxes.items():
             box.setChecked(getattr(settings.draw, name))
         self.recording_folder.setText(settings.recording_folder)
@@ -188,14 +176,18 @@ class SettingsDialog(QDialog):
         return AppSettings(
             camera_index=self.camera_index.value(), camera_width=width, camera_height=height,
             model_path=self.model_path.text().strip(), device=self.device.currentData(),
-            smoothing=self.smoothing.currentData(),
-            smoothing_params={m: {n: spin.value() for n, spin in spins.items()}
-                              for m, spins in self.smoothing_spins.items()},
-            threshold=self.threshold.value(), strategy=self.strategy.currentData(),
-            detection_interval=self.detection_interval.value(),
+            pipeline=self.edited_pipeline(),
             draw=replace(self.initial.draw, **{n: box.isChecked() for n, box in self.draw_boxes.items()}),
             recording_folder=self.recording_folder.text().strip() or AppSettings().recording_folder,
         )
+
+    def edited_pipeline(self) -> PipelineConfig:
+        """The initial pipeline settings with every field's value applied."""
+        config = self.initial.pipeline
+        for setting in PIPELINE_SETTINGS:
+            widget = self.fields[setting.key]
+            config = setting.set(config, widget.currentData() if isinstance(widget, QComboBox) else widget.value())
+        return config
 
     def accept(self) -> None:
         """Accept only if a changed model file or device really loads; otherwise show why and stay open."""
@@ -235,6 +227,21 @@ class SettingsDialog(QDialog):
         folder = QFileDialog.getExistingDirectory(self, "Folder for recordings", self.recording_folder.text())
         if folder:
             self.recording_folder.setText(folder)
+
+
+def setting_widget(setting: Setting) -> QWidget:
+    """The input for one setting: a list of its choices, or a spin box with its range and tooltip."""
+    if setting.choices is not None:
+        widget: QWidget = QComboBox()
+        for option in setting.options():
+            widget.addItem(setting.labels.get(option, option), option)
+    elif setting.kind is int:
+        widget = QSpinBox(minimum=int(setting.minimum), maximum=int(setting.maximum), suffix=setting.suffix)
+    else:
+        widget = QDoubleSpinBox(minimum=setting.minimum, maximum=setting.maximum, decimals=setting.decimals,
+                                singleStep=setting.step, suffix=setting.suffix)
+    widget.setToolTip(setting.help[0].upper() + setting.help[1:])
+    return widget
 
 
 def select_data(combo: QComboBox, value: object) -> None:

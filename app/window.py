@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, QTimer, pyqtSignal
@@ -42,7 +41,7 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.store = store
         settings, warnings = load_settings(store)
-        self.settings: AppSettings = replace(settings, **(overrides or {}))
+        self.settings: AppSettings = settings.overridden(overrides or {})
         self.max_frames = max_frames
         self.model: LandmarkModel | None = None
         self.worker: ProcessingWorker | None = None
@@ -151,7 +150,7 @@ class MainWindow(QMainWindow):
     def _install_model(self, model: LandmarkModel) -> None:
         self.model = model
         if self.worker is None:
-            pipeline = FramePipeline(model, self.settings.pipeline_config())
+            pipeline = FramePipeline(model, self.settings.pipeline)
             self.worker = ProcessingWorker(pipeline, self.settings.draw, self.max_frames)
             self.worker.frameReady.connect(self._on_frame_ready)
             self.worker.sessionEnded.connect(self._on_session_ended)
@@ -292,13 +291,7 @@ class MainWindow(QMainWindow):
         if self.recording_since is not None:
             self.worker.stop_recording()
         else:
-            info = self.model.info
-            sidecar = {"model": info.name, "model_path": str(info.path), "provider": self.model.provider,
-                       "smoothing": self.settings.smoothing,
-                       "smoothing_params": self.settings.smoothing_params.get(self.settings.smoothing, {}),
-                       "strategy": self.settings.strategy, "threshold": self.settings.threshold,
-                       "detection_interval": self.settings.detection_interval}
-            self.worker.start_recording(Path(self.settings.recording_folder), sidecar)
+            self.worker.start_recording(Path(self.settings.recording_folder))
         self._update_actions()  # the checked state follows the worker's answer, not the click
 
     def _on_recording_started(self, video: Path) -> None:
@@ -365,8 +358,8 @@ class MainWindow(QMainWindow):
         if model is not None:
             self._install_model(model)
         if self.worker is not None:
-            if settings.pipeline_config() != old.pipeline_config():
-                self.worker.reconfigure(settings.pipeline_config())
+            if settings.pipeline != old.pipeline:
+                self.worker.reconfigure(settings.pipeline)
             if settings.draw != old.draw:
                 self.worker.set_draw_options(settings.draw)
         camera_changed = (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution)

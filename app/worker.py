@@ -1,6 +1,6 @@
-"""The processing thread: newest frame → core pipeline → overlay → recorder → image for the view.
+"""The processing thread around :class:`core.session.Session`: newest frame → session → image for the view.
 
-Everything that touches the pipeline or the recorder runs here, so the UI thread never waits on
+The session (pipeline → overlay → recorder, the same one the headless CLI loops over) runs only here, so the UI thread never waits on
 inference or disk writes, and the pipeline (tracks, smoothers) needs no locks. The UI talks to the
 worker through commands (closures run between frames: settings, model swaps, recording, sessions);
 the capture thread talks to it through a one-frame mailbox that keeps only the newest frame. Results
@@ -21,11 +21,11 @@ from PyQt6.QtCore import QThread, pyqtSignal
 from PyQt6.QtGui import QImage
 
 from app.capture import CaptureThread
-from app.rate import RateMeter
-from core.draw import DrawOptions, draw_faces
+from core.draw import DrawOptions
 from core.pipeline import FramePipeline, PipelineConfig
-from core.recorder import Recorder, RecordingError
+from core.recorder import RecordingError
 from core.runtime import LandmarkModel
+from core.session import OutputPaths, Processed, Session
 from core.video import Frame
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,6 @@ class RecordingSummary:
 
 @dataclass
 class _Recording:
-    recorder: Recorder
     video: Path
     csv: Path
     started: float = field(default_factory=time.monotonic)
@@ -105,10 +104,10 @@ class ProcessingWorker(QThread):
     recordingFinished = pyqtSignal(object)  # RecordingSummary
     recordingFailed = pyqtSignal(str)
 
-    def __init__(self, pipeline: FramePipeline, draw_options: DrawOptions, max_frames: int | None = None) -> None:
+    def __init__(self, pipeline: FramePipeline, draw_options: DrawOptions, max_frames: int | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        self.pipeline = pipeline
-        self.draw_options = draw_options
+        self.session = Session(pipeline, draw_options, show=True, clock=clock)
         self.max_frames = max_frames
         self._cond = threading.Condition()
         self._commands: list[Callable[[], None]] = []
@@ -120,9 +119,12 @@ class ProcessingWorker(QThread):
         # Worker-thread state:
         self._capture: CaptureThread | None = None
         self._recording: _Recording | None = None
-        self._rate = RateMeter()
         self._processed = 0
         self._frame_size: tuple[int, int] | None = None
+
+    @property
+    def pipeline(self) -> FramePipeline:
+        return self.session.pipeline
 
     # --- called from the UI thread ------------------------------------------------------------
 
@@ -141,10 +143,10 @@ class ProcessingWorker(QThread):
         self._submit(lambda: self.pipeline.set_model(model))
 
     def set_draw_options(self, options: DrawOptions) -> None:
-        self._submit(lambda: setattr(self, "draw_options", options))
+        self._submit(lambda: setattr(self.session, "draw", options))
 
-    def start_recording(self, folder: Path, sidecar: dict) -> None:
-        self._submit(lambda: self._start_recording(Path(folder), sidecar))
+    def start_recording(self, folder: Path) -> None:
+        self._submit(lambda: self._start_recording(Path(folder)))
 
     def stop_recording(self) -> None:
         self._submit(self._stop_recording)
@@ -206,8 +208,8 @@ class ProcessingWorker(QThread):
         if self._capture is not None:
             self._capture.stop()
             self._end(self._capture, "")
-        self.pipeline.reset()
-        self._capture, self._processed, self._rate, self._frame_size = capture, 0, RateMeter(), None
+        self.session.reset()
+        self._capture, self._processed, self._frame_size = capture, 0, None
         with self._cond:
             self.dropped = 0
         capture.start()
@@ -225,21 +227,19 @@ class ProcessingWorker(QThread):
 
     def _process(self, frame: Frame) -> None:
         capture = self._capture
-        image = frame.image
         try:
-            result = self.pipeline.process(image, frame.timestamp)
-            self._rate.tick()
-            processing_fps = self._rate.rate()
-            draw_faces(image, result.faces, self.pipeline.model.scheme, self.draw_options, processing_fps or None)
+            processed = self.session.process(frame)
         except Exception as exc:  # a failing frame must end the session with a message, not kill the thread
             log.exception("processing frame %d failed", frame.index)
             capture.stop()
             self._end(capture, f"Processing failed: {exc}")
             return
+        image = processed.image
         self._processed += 1
         self._frame_size = (image.shape[1], image.shape[0])
-        self._record(frame, image, result.faces)
-        stats = FrameStats(self._processed, frame.index, capture.rate.rate(), processing_fps, len(result.faces))
+        self._record(processed)
+        stats = FrameStats(self._processed, frame.index, capture.rate.rate(), processed.fps,
+                           len(processed.result.faces))
         shown = ShownFrame(to_qimage(image), stats)
         with self._cond:
             notify, self._shown = self._shown is None, shown
@@ -251,35 +251,34 @@ class ProcessingWorker(QThread):
 
     # --- recording --------------------------------------------------------------------------------
 
-    def _start_recording(self, folder: Path, sidecar: dict) -> None:
+    def _start_recording(self, folder: Path) -> None:
         if self._recording is not None:
             return
         if self._capture is None:
             self.recordingFailed.emit("Nothing to record: start a camera or open a video first.")
             return
         info = self._capture.info
-        # Frames are written as fast as they are processed, so that is the rate the video plays at.
-        fps = min(self._rate.rate(), info.fps) or info.fps
+        # Each frame is written at its real time; the nominal rate only sets the keyframe spacing.
+        fps = min(self.session.rate.rate(), info.fps) or info.fps
         size = self._frame_size or (info.width, info.height)
         try:
             folder.mkdir(parents=True, exist_ok=True)
             base = unused_path(folder, timestamped_stem(), (".mp4", ".csv", ".json"))
-            video, csv = base.with_suffix(".mp4"), base.with_suffix(".csv")
+            outputs = OutputPaths(base.with_suffix(".csv"), base.with_suffix(".json"), base.with_suffix(".mp4"))
             # Frames arrive already drawn with the user's overlay, so the recording looks like the view.
-            recorder = Recorder(video, csv, fps, size, self.pipeline.model.info.scheme,
-                                {**sidecar, "source": info.name}, annotate=False)
+            self.session.start_recording(outputs, info.name, fps, size)
         except (RecordingError, OSError, ValueError) as exc:
             self.recordingFailed.emit(f"Cannot start recording in {folder}: {exc}")
             return
-        self._recording = _Recording(recorder, video, csv)
-        log.info("recording to %s at %.1f fps", video, fps)
-        self.recordingStarted.emit(video)
+        self._recording = _Recording(outputs.video, outputs.landmarks)
+        log.info("recording to %s", outputs.video)
+        self.recordingStarted.emit(outputs.video)
 
-    def _record(self, frame: Frame, image: np.ndarray, faces: list) -> None:
+    def _record(self, processed: Processed) -> None:
         if self._recording is None:
             return
         try:
-            self._recording.recorder.write(frame.index, frame.timestamp, image, faces)
+            self.session.record(processed)
             self._recording.frames += 1
         except (RecordingError, OSError, ValueError) as exc:  # ValueError: the frame size changed
             log.error("recording failed: %s", exc)
@@ -290,7 +289,7 @@ class ProcessingWorker(QThread):
         if recording is None:
             return
         try:
-            recording.recorder.close()
+            self.session.stop_recording()
         except (RecordingError, OSError) as exc:
             error = error or f"Finalising the recording failed: {exc}"
         summary = RecordingSummary(recording.video, recording.csv, recording.frames,

@@ -11,7 +11,7 @@ trained on its own HOG detector's boxes, which are not landmark boxes (on a turn
 box sits over the visible features, the landmark box also spans the far jaw line), so dlib gets:
 
 * *GT box in its detector's framing*: the ground-truth box mapped to where dlib's detector puts its
-  box, by a median fit (``core.detection.fit_calibration``) on training faces where it fires;
+  box, by a median fit (``tools.calibrate_detector.fit_calibration``) on training faces where it fires;
 * *its own detector's box*: dlib's detection in the crop where it overlaps the ground truth (its best
   case; faces it misses fall back to the row above).
 
@@ -38,10 +38,11 @@ from benchmarks.peers import DlibPeer, dlib_unavailable_reason
 from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
 from core.datasets import DatasetError, FaceRecord
-from core.detection import BoxCalibration, Detection, best_match, fit_calibration, pad_image
+from core.detection import BoxCalibration, Detection, best_match, pad_image
 from core.geometry import Box, CROP_MARGIN, INPUT_SIZE, crop_from_landmarks, landmark_box, transform_points, \
     warp_to_crop
 from core.runtime import ModelError
+from tools.calibrate_detector import fit_calibration
 from training.evaluate import evaluate, load_records, plot_ced, summarise
 from training.predictors import open_predictor
 

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
-from core.runtime import DEFAULT_MODEL_PATH, physical_cores
+from core.runtime import DEFAULT_MODEL_PATH
+from core.runtime.threads import physical_cores
 
 RESULTS_PATH = Path(__file__).resolve().parent / "RESULTS.md"
 HEADER = """# Benchmark results

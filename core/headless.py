@@ -1,11 +1,17 @@
 """Process a video file or camera without a window: the engine of ``python main.py --headless``.
 
-It drives the same :class:`core.pipeline.FramePipeline`, drawing and recorder as the app, shows a
-tqdm bar, and returns a summary. Every failure a user can cause (bad source, bad model, unwritable
-output, disk full) becomes one :class:`HeadlessError` line; outputs written so far stay valid.
+:func:`process_video` is the loop over one :class:`core.session.Session` with an already-loaded model
+(the batch runner calls it once per video); :func:`run_headless` is the CLI around it: it checks the
+outputs (never the source, never an existing file without ``overwrite``, a container we can write),
+loads the model, and calls it. Decoding, inference + drawing and writing overlap on three threads
+(:mod:`core.stages`); frames stay in order and the recorder's per-frame flushing is unchanged.
+
+Every failure a user can cause (bad source, bad model, unwritable output, disk full) becomes one
+:class:`HeadlessError` line; outputs written so far stay valid.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -14,13 +20,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from core.draw import DrawOptions, draw_faces
+from core.draw import DrawOptions
 from core.pipeline import FramePipeline, PipelineConfig
-from core.recorder import Recorder, RecordingError
-from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
-from core.video import SourceError, VideoSource
+from core.recorder import RecordingError, container_for
+from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelError, load_model
+from core.session import OutputPaths, Processed, Session
+from core.stages import OrderedWriter, prefetch
+from core.video import SourceError, VideoSource, parse_source
 
 log = logging.getLogger(__name__)
+
+#: Frames decoded ahead of inference and processed frames waiting for the writer.
+QUEUE_DEPTH = 4
 
 
 class HeadlessError(RuntimeError):
@@ -51,79 +62,139 @@ class RunSummary:
                 f"ms per frame by stage: {stages}"]
 
 
-def output_paths(output: str | None, landmarks: str | None) -> tuple[Path | None, Path | None]:
-    """Either path implies the other (OUT.mp4 ↔ OUT.csv); checks the folder is writable up front."""
-    if output is None and landmarks is None:
-        return None, None
-    video = Path(output) if output else Path(landmarks).with_suffix(".mp4")
-    table = Path(landmarks) if landmarks else video.with_suffix(".csv")
-    for path in (video, table):
+def output_paths(output: str | None, landmarks: str | None) -> OutputPaths:
+    """``--output V`` writes V, V's CSV and V's JSON; ``--landmarks C`` alone writes C and C's JSON only.
+
+    Checks up front that the video container is one we write and that each folder is writable.
+    """
+    video = Path(output) if output else None
+    table = Path(landmarks) if landmarks else (video.with_suffix(".csv") if video else None)
+    outputs = OutputPaths(table, table.with_suffix(".json") if table else None, video)
+    if video is not None:
+        try:
+            container_for(video)
+        except RecordingError as exc:
+            raise HeadlessError(str(exc)) from exc
+    for path in outputs.files():
         folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
             raise HeadlessError(f"output folder does not exist: {folder}")
         if not os.access(folder, os.W_OK):
             raise HeadlessError(f"output folder is not writable: {folder}")
-    return video, table
+    return outputs
 
 
-def run_headless(source: str, output: str | None = None, landmarks: str | None = None,
-                 model_path: str | None = None, device: str = "auto", config: PipelineConfig = PipelineConfig(),
-                 max_frames: int | None = None, progress: bool = True) -> RunSummary:
-    """Run the pipeline over ``source``, optionally recording; raises :class:`HeadlessError`."""
-    video_path, csv_path = output_paths(output, landmarks)
+def check_outputs(source: str, outputs: OutputPaths, overwrite: bool = False) -> None:
+    """Refuse outputs that are the source (by path, symlink or hard link), repeat each other, or exist
+    already (unless ``overwrite``): opening an output truncates it, so this is the last line of defence."""
+    target = parse_source(source)
+    files = outputs.files()
+    for i, path in enumerate(files):
+        if isinstance(target, Path) and _same_file(path, target):
+            raise HeadlessError(f"output {path} is the source video {target}; choose another output name")
+        if any(_same_file(path, other) for other in files[:i]):
+            raise HeadlessError(f"two outputs would be the same file: {path}")
+        if path.exists() and not overwrite:
+            raise HeadlessError(f"output {path} already exists; pass --overwrite to replace it")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Same file on disk (through symlinks and hard links), or the same resolved name if either is missing."""
+    try:
+        sa, sb = os.stat(a), os.stat(b)
+    except OSError:
+        return a.resolve() == b.resolve()
+    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+
+
+def process_video(source: str, model: LandmarkModel, config: PipelineConfig, outputs: OutputPaths, *,
+                  max_frames: int | None = None, progress: bool = True) -> RunSummary:
+    """Track ``source`` with ``model`` and write ``outputs``; raises :class:`HeadlessError`.
+
+    No safety checks on ``outputs`` here (callers decide: :func:`run_headless` checks them, a batch
+    writes temporary names); the video and sidecar need the landmarks CSV.
+    """
+    if max_frames is not None and max_frames < 1:
+        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
+    if outputs.landmarks is None and (outputs.video or outputs.sidecar):
+        raise HeadlessError("a video or sidecar output needs a landmarks CSV output too")
     try:
         stream = VideoSource(source)
     except SourceError as exc:
         raise HeadlessError(str(exc)) from exc
-    try:
-        model = load_model(model_path or DEFAULT_MODEL_PATH, device=device)
-    except ModelError as exc:
-        stream.release()
-        raise HeadlessError(f"invalid model: {exc}") from exc
-    pipeline = FramePipeline(model, config)
     info = stream.info
-    recorder = None
-    if video_path is not None:
-        sidecar = {"source": info.name, "model": model.info.name, "model_path": str(model.info.path),
-                   "provider": model.provider, "smoothing": config.smoothing, "strategy": config.strategy,
-                   "threshold": config.threshold}
-        try:
-            recorder = Recorder(video_path, csv_path, info.fps, (info.width, info.height), model.info.scheme, sidecar,
-                                annotate=False)  # drawn here, with the FPS overlay
-        except (RecordingError, OSError) as exc:
-            stream.release()
-            raise HeadlessError(f"cannot write output: {exc}") from exc
+    session = Session(FramePipeline(model, config), DrawOptions(), show=False)
+    try:
+        if outputs.landmarks is not None:
+            try:
+                session.start_recording(outputs, info.name, info.fps, (info.width, info.height))
+            except (RecordingError, OSError) as exc:
+                raise HeadlessError(f"cannot write output: {exc}") from exc
+        return _loop(stream, session, max_frames, progress, model.provider)
+    finally:
+        stream.release()
+        session.pipeline.close()
+
+
+def _loop(stream: VideoSource, session: Session, max_frames: int | None, progress: bool, provider: str) -> RunSummary:
+    """Decode (thread) → process and draw (here) → record (thread), in order; then the summary."""
+    info = stream.info
     total = min(info.frame_count, max_frames) if info.frame_count and max_frames else (max_frames or info.frame_count)
     frames = faces = 0
     busy = 0.0
     stage_totals: dict[str, float] = {}
-    options = DrawOptions()
     started = time.perf_counter()
+    writer: OrderedWriter[Processed] = OrderedWriter(session.record, QUEUE_DEPTH, name="recorder")
     try:
-        with tqdm(total=total, desc=f"processing {Path(info.name).name}", unit="frame", disable=not progress) as bar:
-            for frame in stream:
-                result = pipeline.process(frame.image, frame.timestamp)
+        with tqdm(total=total, desc=f"processing {Path(info.name).name}", unit="frame", disable=not progress) as bar, \
+                contextlib.closing(prefetch(stream, QUEUE_DEPTH, name="decoder")) as frames_in:
+            for frame in frames_in:
+                processed = session.process(frame)
+                result = processed.result
                 busy += result.total_seconds
                 for stage, seconds in result.timings.items():
                     stage_totals[stage] = stage_totals.get(stage, 0.0) + seconds
                 frames += 1
                 faces += len(result.faces)
-                if recorder is not None:
-                    fps = frames / busy if busy > 0 else None
-                    draw_faces(frame.image, result.faces, model.scheme, options, fps)
-                    recorder.write(frame.index, frame.timestamp, frame.image, result.faces)
+                writer.put(processed)
                 bar.update(1)
                 if max_frames and frames >= max_frames:
                     break
+        writer.close()
+        session.stop_recording()
     except (RecordingError, OSError) as exc:
-        raise HeadlessError(f"writing output failed after {frames} frames: {exc} "
-                            f"(everything written before stays readable)", exit_code=3) from exc
+        # The recorder's message carries the one frame count that matters: frames fully written.
+        raise HeadlessError(f"writing output failed: {exc}", exit_code=3) from exc
     finally:
-        stream.release()
-        if recorder is not None:
-            recorder.close()
+        writer.close(check=False)
+        if session.recorder is not None:  # an error elsewhere: still finalise what was recorded
+            with contextlib.suppress(RecordingError, OSError):
+                session.stop_recording()
     wall = time.perf_counter() - started
     if frames == 0:
         raise HeadlessError(f"no frame could be read from {info.name}")
-    return RunSummary(frames, faces / frames, frames / busy if busy else 0.0, frames / wall, model.provider,
+    return RunSummary(frames, faces / frames, frames / busy if busy else 0.0, frames / wall, provider,
                       stream.skipped, {k: 1000 * v / frames for k, v in stage_totals.items()})
+
+
+def run_headless(source: str, output: str | None = None, landmarks: str | None = None,
+                 model_path: str | None = None, device: str = "auto", config: PipelineConfig = PipelineConfig(),
+                 max_frames: int | None = None, progress: bool = True, overwrite: bool = False) -> RunSummary:
+    """The CLI's run: check the outputs, load the model, :func:`process_video`; raises :class:`HeadlessError`."""
+    if max_frames is not None and max_frames < 1:
+        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
+    outputs = output_paths(output, landmarks)
+    check_outputs(source, outputs, overwrite)
+    target = parse_source(source)
+    if isinstance(target, Path):  # a bad source is reported before the model's start-up cost
+        try:
+            VideoSource(source).release()
+        except SourceError as exc:
+            raise HeadlessError(str(exc)) from exc
+    try:
+        model = load_model(model_path or DEFAULT_MODEL_PATH, device=device)
+    except DeviceError as exc:
+        raise HeadlessError(f"device problem: {exc}") from exc
+    except ModelError as exc:
+        raise HeadlessError(f"invalid model: {exc}") from exc
+    return process_video(source, model, config, outputs, max_frames=max_frames, progress=progress)

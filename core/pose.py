@@ -4,8 +4,8 @@ Why a derived model: a head-pose readout needs a 3D face whose points correspond
 Instead of copying a third-party 3D model we recover one from our own training shapes by rigid
 structure from motion (Tomasi–Kanade factorisation under a scaled orthographic camera + metric
 upgrade): many 2D views of roughly the same face in different poses pin down its depth.
-``python -m core.pose --data ../shared/data --out assets/mean_face_3d_ibug68.npy`` regenerates the
-shipped asset from the train split.
+``python -m tools.mean_face --data ../shared/data`` regenerates the shipped asset
+(``assets/mean_face_3d_ibug68.npy``) from the train split.
 
 Model frame (millimetres, also OpenCV's camera axes for a frontal face): x towards the image's right,
 y down, z away from the camera (the nose has negative z); origin at the centroid of the 68 points;
@@ -23,7 +23,6 @@ Only the ``ibug68`` scheme has a model; :func:`estimate_pose` returns ``None`` f
 """
 from __future__ import annotations
 
-import argparse
 import functools
 import logging
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.schemes import Contour, LandmarkScheme, get_scheme
+from core.schemes import get_scheme
 
 log = logging.getLogger(__name__)
 
@@ -63,99 +62,6 @@ class HeadPose:
     translation_vector: np.ndarray
 
 
-# --- deriving the 3D mean face --------------------------------------------------------------------
-
-def derive_mean_face(shapes: np.ndarray, inter_ocular_mm: float = INTER_OCULAR_MM) -> np.ndarray:
-    """Recover a 3D mean face ``[68, 3]`` (mm, model frame) from many 2D ibug68 shapes ``[N, 68, 2]``.
-
-    Steps: centre and scale-normalise every shape; factorise the ``2N × 68`` measurement matrix to rank 3
-    (Tomasi–Kanade); find the metric upgrade ``A`` that makes every view's two camera rows orthogonal
-    and of equal length (scaled orthography); rotate into the model frame, resolve the depth sign
-    (the nose points towards the camera), make the face exactly left–right symmetric by averaging it
-    with its mirror image, and scale to ``inter_ocular_mm`` between the outer eye corners.
-    """
-    scheme = get_scheme(POSE_SCHEME)
-    shapes = np.asarray(shapes, dtype=np.float64)
-    if shapes.ndim != 3 or shapes.shape[1:] != (scheme.num_points, 2):
-        raise ValueError(f"expected shapes [N, {scheme.num_points}, 2], got {shapes.shape}")
-    if len(shapes) < 3:
-        raise ValueError(f"structure from motion needs at least 3 views, got {len(shapes)}")
-    centred = shapes - shapes.mean(axis=1, keepdims=True)
-    # Equal weight per face whatever its size in pixels; the per-view scale is absorbed by the camera.
-    centred /= np.sqrt((centred ** 2).sum(axis=(1, 2)) / scheme.num_points)[:, None, None]
-    measurements = centred.transpose(0, 2, 1).reshape(-1, scheme.num_points)  # rows x0, y0, x1, y1, ...
-    u, s, vt = np.linalg.svd(measurements, full_matrices=False)
-    cameras = u[:, :3] * np.sqrt(s[:3])
-    structure = np.sqrt(s[:3])[:, None] * vt[:3]
-    upgrade = _metric_upgrade(cameras[0::2], cameras[1::2])
-    points = (np.linalg.inv(upgrade) @ structure).T
-    return _to_model_frame(points, scheme, inter_ocular_mm)
-
-
-def _metric_upgrade(rows_x: np.ndarray, rows_y: np.ndarray) -> np.ndarray:
-    """The 3×3 ``A`` with ``Q = A Aᵀ`` making ``aᵀQa = bᵀQb`` and ``aᵀQb = 0`` for every view's rows ``a, b``.
-
-    The constraints are homogeneous in the 6 entries of the symmetric ``Q``; the least-squares solution
-    is the right singular vector of the smallest singular value (its overall scale is irrelevant here,
-    the model is rescaled to millimetres afterwards).
-    """
-    def coefficients(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # aᵀ Q b as a row over Q's entries
-        return np.stack([a[:, 0] * b[:, 0], a[:, 0] * b[:, 1] + a[:, 1] * b[:, 0],
-                         a[:, 0] * b[:, 2] + a[:, 2] * b[:, 0], a[:, 1] * b[:, 1],
-                         a[:, 1] * b[:, 2] + a[:, 2] * b[:, 1], a[:, 2] * b[:, 2]], axis=1)
-
-    system = np.vstack([coefficients(rows_x, rows_x) - coefficients(rows_y, rows_y),
-                        coefficients(rows_x, rows_y)])
-    q = np.linalg.svd(system)[2][-1]
-    gram = np.array([[q[0], q[1], q[2]], [q[1], q[3], q[4]], [q[2], q[4], q[5]]])
-    eigval, eigvec = np.linalg.eigh(gram)
-    if eigval.sum() < 0:  # the singular vector's sign is arbitrary; Q must be positive (semi)definite
-        eigval = -eigval
-    if (eigval <= 0).any():
-        raise ValueError("metric upgrade failed: the shapes do not constrain depth (too few distinct poses?)")
-    return eigvec * np.sqrt(eigval)
-
-
-def _to_model_frame(points: np.ndarray, scheme: LandmarkScheme, inter_ocular_mm: float) -> np.ndarray:
-    """Rotate the factorised points into the model frame, fix the depth sign, symmetrise and scale."""
-    left, right = scheme.outer_eye_corners
-    x_axis = _unit(points[right] - points[left])
-    mouth = _mouth_corners(points, scheme, x_axis)
-    y_axis = points[list(mouth)].mean(axis=0) - (points[left] + points[right]) / 2.0
-    y_axis = _unit(y_axis - x_axis * (x_axis @ y_axis))
-    frame = np.stack([x_axis, y_axis, np.cross(x_axis, y_axis)], axis=1)
-    model = (points - points.mean(axis=0)) @ frame
-    # Factorisation cannot tell a face from its depth-mirrored twin (the Necker reversal); the nose
-    # sticks out towards the camera, i.e. its points are nearer (smaller z) than the face on average.
-    if model[_nose_points(scheme), 2].mean() > model[:, 2].mean():
-        model[:, 2] *= -1.0
-    mirrored = model[list(scheme.mirror)] * np.array([-1.0, 1.0, 1.0])
-    model = (model + mirrored) / 2.0
-    return model * (inter_ocular_mm / np.linalg.norm(model[right] - model[left]))
-
-
-def _mouth_corners(points: np.ndarray, scheme: LandmarkScheme, x_axis: np.ndarray) -> tuple[int, int]:
-    """The outer-lip points furthest left and right along the eye line (no hard-coded indices)."""
-    lips = np.array(_contour(scheme, "outer_lips").indices)
-    along = points[lips] @ x_axis
-    return int(lips[along.argmin()]), int(lips[along.argmax()])
-
-
-def _nose_points(scheme: LandmarkScheme) -> list[int]:
-    return sorted({i for c in scheme.contours if c.name.startswith("nose") for i in c.indices})
-
-
-def _contour(scheme: LandmarkScheme, name: str) -> Contour:
-    try:
-        return next(c for c in scheme.contours if c.name == name)
-    except StopIteration:
-        raise KeyError(f"scheme {scheme.name} has no contour {name!r}") from None
-
-
-def _unit(v: np.ndarray) -> np.ndarray:
-    return v / np.linalg.norm(v)
-
-
 # --- pose estimation ------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=1)
@@ -165,7 +71,7 @@ def load_mean_face(path: Path = MODEL_FILE) -> np.ndarray:
         model = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise RuntimeError(f"{path}: cannot read the 3D mean face ({exc}); regenerate it with "
-                           "`python -m core.pose --data ../shared/data --out assets/mean_face_3d_ibug68.npy`") from exc
+                           "`python -m tools.mean_face --data ../shared/data`") from exc
     expected = (get_scheme(POSE_SCHEME).num_points, 3)
     if model.shape != expected or not np.isfinite(model).all():
         raise RuntimeError(f"{path}: expected a finite {expected} array, got {model.shape} {model.dtype}")
@@ -230,36 +136,3 @@ def angles_to_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
     ry = np.array([[np.cos(y), 0, np.sin(y)], [0, 1, 0], [-np.sin(y), 0, np.cos(y)]])
     rz = np.array([[np.cos(r), -np.sin(r), 0], [np.sin(r), np.cos(r), 0], [0, 0, 1]])
     return rz @ ry @ rx
-
-
-# --- command line ---------------------------------------------------------------------------------
-
-def main(argv: list[str] | None = None) -> None:
-    """Regenerate the 3D mean face from a dataset's train split."""
-    from core.datasets import read_dataset, select_split
-
-    parser = argparse.ArgumentParser(
-        prog="python -m core.pose",
-        description="Derive the 3D ibug68 mean face used for head pose from 2D training shapes "
-                    "(Tomasi-Kanade structure from motion) and save it as a .npy file.")
-    parser.add_argument("--data", type=Path, required=True,
-                        help="dataset folder (e.g. ../shared/data); only its ibug68 train-split faces are used")
-    parser.add_argument("--out", type=Path, default=MODEL_FILE, help=f"output .npy file (default: {MODEL_FILE})")
-    parser.add_argument("--inter-ocular-mm", type=float, default=INTER_OCULAR_MM,
-                        help="distance between the outer eye corners in mm, which sets the model's scale "
-                             f"(default: {INTER_OCULAR_MM})")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-
-    records = [r for r in select_split(read_dataset(args.data), "train") if r.scheme == POSE_SCHEME]
-    model = derive_mean_face(np.stack([r.landmarks for r in records]), args.inter_ocular_mm)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.save(args.out, model.astype(np.float64), allow_pickle=False)
-    nose = model[_nose_points(get_scheme(POSE_SCHEME)), 2].min()
-    log.info("derived the 3D mean face from %d train shapes: width %.1f mm, height %.1f mm, nose tip %.1f mm "
-             "in front of the centroid; saved %s", len(records), np.ptp(model[:, 0]), np.ptp(model[:, 1]),
-             -nose, args.out)
-
-
-if __name__ == "__main__":
-    main()

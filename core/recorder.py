@@ -1,4 +1,7 @@
-"""Recording sink: the annotated video, one CSV row per face per frame, and a JSON sidecar.
+"""Recording sink: the landmarks CSV, a JSON sidecar and, optionally, the annotated video.
+
+A sink writes what it is given: frames arrive already drawn (:class:`core.session.Session` draws
+them), the CSV layout is :mod:`core.table`'s.
 
 A recording must survive the way sessions really end — the window killed, the laptop out of battery,
 the disk full — so every choice here is about what is on disk at any instant:
@@ -8,13 +11,17 @@ the disk full — so every choice here is about what is on disk at any instant:
   each second of video is a self-contained fragment appended to the file when the next keyframe
   starts. A killed process therefore leaves a playable file (OpenCV, FFmpeg, VLC, browsers) holding
   every completed fragment: at most about one second — the fragment being built — is lost, and no
-  repair step is needed. H.264 (libx264, ``veryfast``, ``zerolatency``) when PyAV's FFmpeg has it,
-  otherwise MPEG-4 Part 2. The video is constant frame rate at ``fps`` (one picture per :meth:`write`);
-  each frame's real time is in the CSV.
+  repair step is needed. ``.mov`` gets the same fragmented QuickTime layout; ``.mkv`` is Matroska,
+  whose clusters are likewise appended and flushed as they complete; any other extension is refused
+  (:func:`container_for`) rather than written with a container its name does not promise.
+  H.264 (libx264, preset :data:`X264_OPTIONS`, ``zerolatency``) when PyAV's FFmpeg has it, otherwise
+  MPEG-4 Part 2. Each picture carries its frame's real timestamp as its presentation time (1/90000 s
+  units, from the first frame), so a recording whose processing dropped frames still plays for as
+  long as it lasted.
 * **CSV**: one ``write`` per frame with all that frame's rows, flushed to the OS at once (a killed
   process loses nothing already written) and ``os.fsync``-ed at most every
   :data:`FSYNC_INTERVAL_S` (so a power cut loses at most that much).
-* **Sidecar JSON** (``<video stem>.json`` unless given): the caller's dict (settings, model, provider,
+* **Sidecar JSON** (``<CSV stem>.json`` unless given): the caller's dict (settings, model, provider,
   ...) plus a ``recording`` section with the start time, and on close the frame and row counts and
   the end time. A sidecar whose ``recording.ended`` is null belongs to a recording that was cut short.
   Written atomically (temporary file + rename).
@@ -39,9 +46,9 @@ import av
 import cv2
 import numpy as np
 
-from core.draw import DrawOptions, draw_faces
 from core.results import FaceResult
 from core.schemes import LandmarkScheme, get_scheme
+from core.table import LAYOUT, LandmarkTable
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +56,15 @@ log = logging.getLogger(__name__)
 FSYNC_INTERVAL_S = 0.5
 #: Seconds between keyframes, hence the length of one MP4 fragment and the most video a kill loses.
 KEYFRAME_INTERVAL_S = 1.0
-CONTAINER_OPTIONS = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+_FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_packets": "1"}
+#: Video file extension → (FFmpeg muxer, its options). Every entry is crash-safe (see the module docstring).
+CONTAINERS: dict[str, tuple[str, dict[str, str]]] = {
+    ".mp4": ("mp4", _FRAGMENTED), ".mov": ("mov", _FRAGMENTED), ".mkv": ("matroska", {"flush_packets": "1"}),
+}
 X264_OPTIONS = {"preset": "veryfast", "tune": "zerolatency", "crf": "23"}
 MPEG4_BIT_RATE = 4_000_000
+#: Presentation-time unit of the video (the MPEG clock: exact for 24, 25, 30 and 30000/1001 fps).
+TIME_BASE = Fraction(1, 90_000)
 
 Opener = Callable[[Path], BinaryIO]
 
@@ -65,10 +78,13 @@ def open_for_writing(path: Path) -> BinaryIO:
     return open(path, "wb", buffering=0)
 
 
-def csv_header(num_points: int) -> list[str]:
-    """``frame,timestamp,track_id,confidence,yaw,pitch,roll,x0,y0,...`` for ``num_points`` landmarks."""
-    coords = [f"{axis}{i}" for i in range(num_points) for axis in ("x", "y")]
-    return ["frame", "timestamp", "track_id", "confidence", "yaw", "pitch", "roll", *coords]
+def container_for(path: Path) -> tuple[str, dict[str, str]]:
+    """The muxer for a video file name; :class:`RecordingError` for an extension we do not write."""
+    try:
+        return CONTAINERS[path.suffix.lower()]
+    except KeyError:
+        raise RecordingError(f"cannot write video {path.name}: choose a name ending in "
+                             f"{', '.join(CONTAINERS)} (other containers are not written crash-safe)") from None
 
 
 class _CommittedFile:
@@ -126,13 +142,16 @@ class _CommittedFile:
 
 
 class _VideoWriter:
-    """PyAV fragmented-MP4 encoder writing into a :class:`_CommittedFile`."""
+    """PyAV encoder writing into a :class:`_CommittedFile`, each picture stamped with its real time."""
 
     def __init__(self, sink: _CommittedFile, fps: float, frame_size: tuple[int, int]) -> None:
         self.width, self.height = frame_size
-        self.container = av.open(sink, mode="w", format="mp4", options=dict(CONTAINER_OPTIONS))
+        self.format, options = container_for(sink.path)
+        self.container = av.open(sink, mode="w", format=self.format, options=dict(options))
         self.codec = "libx264" if "libx264" in av.codecs_available else "mpeg4"
         stream = self.container.add_stream(self.codec, rate=Fraction(fps).limit_denominator(1001))
+        stream.codec_context.time_base = TIME_BASE
+        stream.time_base = TIME_BASE
         # 4:2:0 chroma needs even dimensions: an odd-sized frame is padded with one replicated row/column.
         stream.width, stream.height = self.width + self.width % 2, self.height + self.height % 2
         stream.pix_fmt = "yuv420p"
@@ -143,13 +162,19 @@ class _VideoWriter:
             stream.bit_rate = MPEG4_BIT_RATE
         self.stream = stream
         self.frames = 0
+        self._start: float | None = None
+        self._last_pts = -1
 
-    def write(self, frame_bgr: np.ndarray) -> None:
+    def write(self, frame_bgr: np.ndarray, timestamp: float) -> None:
         if frame_bgr.shape[:2] != (self.stream.height, self.stream.width):
             frame_bgr = cv2.copyMakeBorder(frame_bgr, 0, self.stream.height - self.height, 0,
                                            self.stream.width - self.width, cv2.BORDER_REPLICATE)
         picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr), format="bgr24")
-        picture.pts = self.frames
+        if self._start is None:
+            self._start = timestamp
+        # Strictly increasing, even if a clock repeats or steps back.
+        self._last_pts = max(self._last_pts + 1, round((timestamp - self._start) / TIME_BASE))
+        picture.pts, picture.time_base = self._last_pts, TIME_BASE
         self.container.mux(self.stream.encode(picture))
         self.frames += 1
 
@@ -167,55 +192,72 @@ class _VideoWriter:
 
 
 class Recorder:
-    """Writes annotated frames to ``video_path``, landmarks to ``csv_path`` and a JSON sidecar.
+    """Writes landmarks to ``csv_path``, a JSON sidecar and, when ``video_path`` is given, the frames.
 
     ``frame_size`` is ``(width, height)`` of the frames given to :meth:`write`; ``scheme`` fixes the
     CSV's landmark columns; ``sidecar`` is the caller's metadata (settings, model name, provider, ...).
-    With ``annotate`` the faces are drawn with :func:`core.draw.draw_faces` (``draw_options``, default
-    all layers) onto a copy of each frame; without, frames are recorded as given (already annotated).
-    ``opener`` opens the two data files (a test can inject a failing file there).
+    Frames are recorded exactly as given (drawing is the caller's job). ``opener`` opens the data
+    files (a test can inject a failing file there).
     """
 
-    def __init__(self, video_path: str | Path, csv_path: str | Path, fps: float, frame_size: tuple[int, int],
+    def __init__(self, video_path: str | Path | None, csv_path: str | Path, fps: float, frame_size: tuple[int, int],
                  scheme: LandmarkScheme | str, sidecar: dict[str, Any] | None = None, *,
-                 sidecar_path: str | Path | None = None, annotate: bool = True,
-                 draw_options: DrawOptions | None = None, opener: Opener = open_for_writing) -> None:
+                 sidecar_path: str | Path | None = None, opener: Opener = open_for_writing) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if len(frame_size) != 2 or min(frame_size) <= 0:
             raise ValueError(f"frame_size must be (width, height), got {frame_size}")
         self.scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
-        self.video_path, self.csv_path = Path(video_path), Path(csv_path)
-        self.sidecar_path = Path(sidecar_path) if sidecar_path else self.video_path.with_suffix(".json")
+        self.video_path = Path(video_path) if video_path is not None else None
+        self.csv_path = Path(csv_path)
+        self.sidecar_path = Path(sidecar_path) if sidecar_path else self.csv_path.with_suffix(".json")
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
-        self.draw_options = (draw_options or DrawOptions()) if annotate else None
+        self.table = LandmarkTable(self.scheme.num_points)
         self.frames = 0
         self.rows = 0
         self._closed = False
         self._error: str | None = None
         self._meta = dict(sidecar or {})
+        self._video: _VideoWriter | None = None
         opened: list[_CommittedFile] = []
         try:
-            for path in (self.video_path, self.csv_path):
-                opened.append(_CommittedFile(opener(path), path))
-            self._video_file, self._csv_file = opened
-            self._video = _VideoWriter(self._video_file, fps, self.frame_size)
-            self._csv_file.write((",".join(csv_header(self.scheme.num_points)) + "\n").encode())
+            self._csv_file = _CommittedFile(opener(self.csv_path), self.csv_path)
+            opened.append(self._csv_file)
+            if self.video_path is not None:
+                container_for(self.video_path)  # refuse the extension before creating the file
+                opened.append(_CommittedFile(opener(self.video_path), self.video_path))
+                self._video = _VideoWriter(opened[-1], fps, self.frame_size)
+            self._csv_file.write(self.table.header_line().encode())
             self._csv_file.commit(0.0)
         except (OSError, av.FFmpegError) as exc:
             for f in opened:
                 with contextlib.suppress(OSError):
                     f.close()
-            raise RecordingError(f"cannot start recording to {self.video_path} / {self.csv_path}: {exc}") from exc
+            targets = " / ".join(str(p) for p in (self.video_path, self.csv_path) if p is not None)
+            raise RecordingError(f"cannot start recording to {targets}: {exc}") from exc
+        except RecordingError:
+            for f in opened:
+                with contextlib.suppress(OSError):
+                    f.close()
+            raise
+        self._files = opened
         self._recording = {
-            "video": self.video_path.name, "csv": self.csv_path.name, "fps": fps,
+            "video": self.video_path.name if self.video_path else None, "csv": self.csv_path.name,
+            "csv_layout": LAYOUT, "csv_columns": len(self.table.columns), "fps": fps,
             "frame_size": list(self.frame_size), "scheme": self.scheme.name,
-            "video_codec": self._video.codec, "container": "fragmented mp4 (" + CONTAINER_OPTIONS["movflags"] + ")",
+            "video_codec": self._video.codec if self._video else None,
+            "container": self._container_note(), "video_timing": "each frame at its real timestamp",
             "keyframe_interval_s": KEYFRAME_INTERVAL_S, "started": _now(), "ended": None, "frames": None,
             "rows": None, "error": None,
         }
         self._write_sidecar()
-        log.info("recording to %s (%s), %s, %s", self.video_path, self._video.codec, self.csv_path, self.sidecar_path)
+        log.info("recording to %s, %s", ", ".join(str(f.path) for f in opened), self.sidecar_path)
+
+    def _container_note(self) -> str | None:
+        if self._video is None:
+            return None
+        options = CONTAINERS[self.video_path.suffix.lower()][1]
+        return f"{self._video.format} ({options.get('movflags', 'clusters flushed as written')})"
 
     def __enter__(self) -> "Recorder":
         return self
@@ -223,29 +265,32 @@ class Recorder:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
-    def write(self, frame_index: int, timestamp: float, frame_bgr: np.ndarray, faces: list[FaceResult]) -> None:
-        """Record one frame and its faces (drawn onto a copy of the frame unless drawing is off)."""
+    def write(self, frame_index: int, timestamp: float, frame_bgr: np.ndarray | None,
+              faces: list[FaceResult]) -> None:
+        """Record one frame (the picture only when recording video) and its faces' rows."""
         if self._error is not None:
             raise RecordingError(f"recording already stopped: {self._error}")
         if self._closed:
             raise RecordingError("recorder is closed")
-        w, h = self.frame_size
-        if frame_bgr.shape != (h, w, 3) or frame_bgr.dtype != np.uint8:
-            raise ValueError(f"expected a {w}x{h} BGR uint8 frame, got {frame_bgr.shape} {frame_bgr.dtype}")
-        rows = self._rows(frame_index, timestamp, faces)
-        if self.draw_options is not None:
-            frame_bgr = draw_faces(frame_bgr.copy(), faces, self.scheme, self.draw_options)
-        sink = self._video_file
+        if self._video is not None:
+            w, h = self.frame_size
+            if frame_bgr is None or frame_bgr.shape != (h, w, 3) or frame_bgr.dtype != np.uint8:
+                got = "no frame" if frame_bgr is None else f"{frame_bgr.shape} {frame_bgr.dtype}"
+                raise ValueError(f"expected a {w}x{h} BGR uint8 frame, got {got}")
+        rows, count = self.table.frame_lines(frame_index, timestamp, faces)
+        sink = self._csv_file
         try:
-            self._video.write(frame_bgr)
-            self._video_file.commit(FSYNC_INTERVAL_S)
-            sink = self._csv_file
+            if self._video is not None:
+                sink = self._files[-1]
+                self._video.write(frame_bgr, timestamp)
+                sink.commit(FSYNC_INTERVAL_S)
+                sink = self._csv_file
             sink.write(rows.encode())
             sink.commit(FSYNC_INTERVAL_S)
         except (OSError, av.FFmpegError) as exc:
             self._fail(sink.path, exc)
         self.frames += 1
-        self.rows += len(faces)
+        self.rows += count
 
     def close(self) -> None:
         """Finish the video, close the files and complete the sidecar; safe to call again."""
@@ -254,40 +299,28 @@ class Recorder:
         self._closed = True
         if self._error is not None:
             return
-        sink = self._video_file
+        sink = self._csv_file
         try:
-            self._video.finish()
-            self._video_file.close()
-            sink = self._csv_file
-            self._csv_file.close()
+            if self._video is not None:
+                sink = self._files[-1]
+                self._video.finish()
+            for sink in self._files:
+                sink.close()
         except (OSError, av.FFmpegError) as exc:
             self._fail(sink.path, exc)
         self._recording.update(ended=_now(), frames=self.frames, rows=self.rows)
         self._write_sidecar()
-        log.info("recorded %d frames (%d rows) to %s", self.frames, self.rows, self.video_path)
-
-    def _rows(self, frame_index: int, timestamp: float, faces: list[FaceResult]) -> str:
-        lines = []
-        for face in faces:
-            pts = np.asarray(face.landmarks, dtype=np.float64)
-            if pts.shape != (self.scheme.num_points, 2):
-                raise ValueError(f"face {face.track_id}: expected {self.scheme.num_points} landmarks "
-                                 f"({self.scheme.name}), got {pts.shape}")
-            pose = ("", "", "") if face.pose is None else tuple(f"{a:.2f}" for a in (face.pose.yaw, face.pose.pitch,
-                                                                                      face.pose.roll))
-            coords = ",".join(f"{v:.2f}" for v in pts.ravel())
-            lines.append(f"{int(frame_index)},{float(timestamp):.6f},{int(face.track_id)},{float(face.confidence):.4f},"
-                         f"{','.join(pose)},{coords}\n")
-        return "".join(lines)
+        log.info("recorded %d frames (%d rows) to %s", self.frames, self.rows, self.csv_path)
 
     def _fail(self, path: Path, exc: BaseException) -> None:
         """Keep what was written valid, note the error in the sidecar, and raise :class:`RecordingError`."""
         self._error = f"cannot write {path}: {exc}"
         self._closed = True
-        for f in (self._video_file, self._csv_file):
+        for f in self._files:
             f.roll_back()
-        self._video.discard()
-        for f in (self._video_file, self._csv_file):
+        if self._video is not None:
+            self._video.discard()
+        for f in self._files:
             try:
                 f.close()
             except OSError as close_exc:

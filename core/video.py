@@ -56,6 +56,8 @@ class VideoSource:
         target = parse_source(spec)
         self.is_camera = isinstance(target, int)
         if not self.is_camera:
+            if target.is_dir():
+                raise SourceError(f"{target} is a folder, not a video file")
             if not target.is_file():
                 raise SourceError(f"video file not found: {target}")
             self.capture = cv2.VideoCapture(str(target))

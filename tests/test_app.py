@@ -25,7 +25,7 @@ from app.capture import DEMO_CLIP
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
-from core.recorder import csv_header
+from core.table import LandmarkTable
 from core.runtime import DEFAULT_MODEL_PATH
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def test_recording_from_the_ui_writes_a_playable_video_and_csv(qtbot, window: Ma
     assert decoded == summary.frames
     with open(summary.csv, newline="") as f:
         rows = list(csv.reader(f))
-    assert rows[0] == csv_header(68)
+    assert rows[0] == LandmarkTable(68).columns
     assert all(len(r) == len(rows[0]) for r in rows[1:])
     frames = [int(r[0]) for r in rows[1:]]
     assert frames == sorted(frames)
@@ -173,11 +173,11 @@ def test_settings_dialog_round_trips_through_qsettings_and_applies_live(qtbot, w
     dialog = window.open_settings()
     dialog.camera_index.setValue(3)
     select_data(dialog.resolution, (1280, 720))
-    select_data(dialog.smoothing, "one-euro")
-    dialog.smoothing_spins["one-euro"]["beta"].setValue(7.5)
-    dialog.threshold.setValue(0.45)
-    select_data(dialog.strategy, "argmax")
-    dialog.detection_interval.setValue(4)
+    select_data(dialog.fields["smoothing"], "one-euro")
+    dialog.fields["one-euro/beta"].setValue(7.5)
+    dialog.fields["threshold"].setValue(0.45)
+    select_data(dialog.fields["strategy"], "argmax")
+    dialog.fields["detection_interval"].setValue(4)
     dialog.draw_boxes["pose_axes"].setChecked(False)
     dialog.recording_folder.setText(str(tmp_path / "elsewhere"))
     with qtbot.waitSignal(dialog.accepted):
@@ -186,13 +186,13 @@ def test_settings_dialog_round_trips_through_qsettings_and_applies_live(qtbot, w
 
     stored, warnings = load_settings(QSettings(store.fileName(), QSettings.Format.IniFormat))
     assert warnings == [] and stored == edited == window.settings
-    assert (stored.camera_index, stored.resolution, stored.threshold, stored.strategy) == (3, (1280, 720), 0.45,
-                                                                                          "argmax")
-    assert stored.smoothing_params["one-euro"]["beta"] == 7.5 and not stored.draw.pose_axes
+    assert (stored.camera_index, stored.resolution, stored.pipeline.threshold, stored.pipeline.strategy) == (
+        3, (1280, 720), 0.45, "argmax")
+    assert stored.pipeline.one_euro.beta == 7.5 and not stored.draw.pose_axes
 
     # Applied live: the running pipeline picks up the new configuration; the source keeps playing.
-    qtbot.waitUntil(lambda: window.worker.pipeline.config == edited.pipeline_config())
-    assert window.worker.draw_options.pose_axes is False
+    qtbot.waitUntil(lambda: window.worker.pipeline.config == edited.pipeline)
+    assert window.worker.session.draw.pose_axes is False
     counter.wait_for(qtbot, 3)
 
     reopened = window.open_settings()  # shows what is stored

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from PyQt6.QtCore import QSettings
 
-from app.settings import AppSettings, default_smoothing_params, load_settings, save_settings
+from app.settings import AppSettings, load_settings, save_settings
 from core.draw import DrawOptions
-from core.smoothing import OneEuroSmoother
+from core.pipeline import PipelineConfig
+from core.smoothing import OneEuroConfig
+from core.tracker import TrackerConfig
 
 
 def ini(path: Path) -> QSettings:
@@ -18,11 +20,10 @@ def ini(path: Path) -> QSettings:
 
 
 def custom_settings(folder: Path) -> AppSettings:
-    params = default_smoothing_params()
-    params["one-euro"]["beta"] = 7.5
+    pipeline = PipelineConfig(smoothing="one-euro", one_euro=OneEuroConfig(beta=7.5), threshold=0.45,
+                              strategy="argmax", tracker=TrackerConfig(detection_interval=5), detector="haar")
     return AppSettings(camera_index=2, camera_width=1280, camera_height=720, model_path="/models/mine.onnx",
-                       device="cpu", smoothing="one-euro", smoothing_params=params, threshold=0.45,
-                       strategy="argmax", detection_interval=5,
+                       device="cpu", pipeline=pipeline,
                        draw=replace(DrawOptions(), box=False, pose_axes=False), recording_folder=str(folder))
 
 
@@ -30,7 +31,7 @@ def test_defaults_come_from_core(tmp_path: Path) -> None:
     settings, warnings = load_settings(ini(tmp_path / "empty.ini"))
     assert warnings == []
     assert settings == AppSettings()
-    assert settings.smoothing_params["one-euro"]["beta"] == OneEuroSmoother().config.beta
+    assert settings.pipeline == PipelineConfig()
     assert settings.recording_folder.endswith("AnchorFace Live")
 
 
@@ -40,7 +41,7 @@ def test_round_trip_through_a_fresh_store(tmp_path: Path) -> None:
     loaded, warnings = load_settings(ini(tmp_path / "s.ini"))  # a new QSettings reads the file back
     assert warnings == []
     assert loaded == wanted
-    config = loaded.pipeline_config()
+    config = loaded.pipeline
     assert (config.smoothing, config.smoother.beta, config.strategy) == ("one-euro", 7.5, "argmax")
     assert config.tracker.detection_interval == 5
 
@@ -53,10 +54,12 @@ DEFAULTS = AppSettings()
     ("camera/index", "-3", {"camera_index": DEFAULTS.camera_index}),
     ("camera/resolution", "77x5", {"camera_width": DEFAULTS.camera_width, "camera_height": DEFAULTS.camera_height}),
     ("model/device", "tpu", {"device": DEFAULTS.device}),
-    ("processing/threshold", "nan", {"threshold": DEFAULTS.threshold}),
-    ("processing/threshold", "1.7", {"threshold": DEFAULTS.threshold}),
-    ("processing/smoothing", "median", {"smoothing": DEFAULTS.smoothing}),
-    ("processing/detection_interval", "0", {"detection_interval": DEFAULTS.detection_interval}),
+    ("processing/threshold", "nan", {"threshold": DEFAULTS.pipeline.threshold}),
+    ("processing/threshold", "1.7", {"threshold": DEFAULTS.pipeline.threshold}),
+    ("processing/smoothing", "median", {"smoothing": DEFAULTS.pipeline.smoothing}),
+    ("processing/detection_interval", "0", {"detection_interval": DEFAULTS.pipeline.tracker.detection_interval}),
+    ("processing/one-euro/beta", "-1", {"one-euro/beta": DEFAULTS.pipeline.one_euro.beta}),
+    ("processing/detector", "yolo", {"detector": DEFAULTS.pipeline.detector}),
     ("draw/box", "maybe", {"draw": replace(custom_settings(Path()).draw, box=DEFAULTS.draw.box)}),
 ])
 def test_a_garbage_value_falls_back_to_its_default_with_a_warning(tmp_path: Path, key: str, value: str,
@@ -68,7 +71,7 @@ def test_a_garbage_value_falls_back_to_its_default_with_a_warning(tmp_path: Path
     store.sync()
     loaded, warnings = load_settings(ini(tmp_path / "s.ini"))
     assert len(warnings) == 1 and key in warnings[0] and value in warnings[0]
-    assert loaded == replace(good, **reset)  # only the bad value is reset; every other one survives
+    assert loaded == good.overridden(reset)  # only the bad value is reset; every other one survives
 
 
 def test_an_unparsable_store_gives_defaults_and_is_replaced_on_save(tmp_path: Path) -> None:

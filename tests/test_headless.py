@@ -154,7 +154,7 @@ def test_killed_headless_recording_keeps_what_was_written(shared_data: Path, tmp
     proc.wait()
     rows = read_rows(csv_path)
     assert len(rows) >= 60, "every flushed row survives the kill"
-    assert all(len(r) == 7 + 136 and None not in r.values() for r in rows[:-1])
+    assert all(len(r) == 10 + 136 and None not in r.values() for r in rows[:-1])
     frames = count_frames(out)
     # Fragments are cut at least every second (24 fps clip): at most ~2 s of video may be lost.
     assert frames >= len(rows) - 48

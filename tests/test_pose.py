@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from core.datasets import read_dataset, select_split
-from core.pose import (INTER_OCULAR_MM, MODEL_FILE, angles_to_rotation, camera_matrix, derive_mean_face,
-                       estimate_pose, load_mean_face, main, rotation_to_angles)
+from core.pose import INTER_OCULAR_MM, angles_to_rotation, camera_matrix, estimate_pose, load_mean_face, rotation_to_angles
 from core.schemes import get_scheme
 
 IBUG = get_scheme("ibug68")
@@ -20,11 +19,6 @@ FRONTAL_FACE = "300w_afw/310076750_1"  # a frontal adult face (checked by eye)
 @pytest.fixture(scope="module")
 def records(shared_data):
     return read_dataset(shared_data)
-
-
-@pytest.fixture(scope="module")
-def train_shapes(records) -> np.ndarray:
-    return np.stack([r.landmarks for r in select_split(records, "train") if r.scheme == "ibug68"])
 
 
 @pytest.fixture(scope="module")
@@ -58,14 +52,6 @@ def centred(shape: np.ndarray, size=SIZE, inter_ocular_px: float = 80.0) -> np.n
 
 # --- the 3D mean face ------------------------------------------------------------------------------
 
-def test_shipped_model_is_regenerated_exactly_by_the_cli(tmp_path, shared_data, train_shapes):
-    out = tmp_path / "mean_face.npy"
-    main(["--data", str(shared_data), "--out", str(out)])
-    regenerated = np.load(out, allow_pickle=False)
-    np.testing.assert_allclose(regenerated, np.load(MODEL_FILE, allow_pickle=False), atol=1e-6)
-    np.testing.assert_allclose(derive_mean_face(train_shapes), regenerated, atol=1e-9)
-
-
 def test_mean_face_is_a_plausible_human_face():
     model = load_mean_face()
     left, right = IBUG.outer_eye_corners
@@ -78,26 +64,6 @@ def test_mean_face_is_a_plausible_human_face():
     assert model[nose_tip(), 2] < model[list(jaw), 2].min() - 40.0
     assert model[left, 1] < model[jaw[len(jaw) // 2], 1]  # eyes above the chin
     assert 120.0 < np.ptp(model[:, 0]) < 170.0 and 100.0 < np.ptp(model[:, 1]) < 160.0  # face-sized (mm)
-
-
-def test_factorisation_recovers_a_known_rigid_shape():
-    """Orthographic views of the model in random poses (and scales, shifts, noise) give the model back."""
-    model = load_mean_face()
-    rng = np.random.default_rng(0)
-    views = []
-    for _ in range(300):
-        yaw, pitch, roll = rng.uniform([-50, -30, -30], [50, 30, 30])
-        rotated = model @ angles_to_rotation(yaw, pitch, roll).T
-        views.append(rng.uniform(1.0, 4.0) * rotated[:, :2] + rng.uniform(0, 300, 2) + rng.normal(0, 0.5, (68, 2)))
-    recovered = derive_mean_face(np.stack(views))
-    assert np.abs(recovered - model).mean() < 1.0  # mm
-
-
-def test_derivation_needs_several_views():
-    with pytest.raises(ValueError, match="at least 3"):
-        derive_mean_face(np.zeros((2, 68, 2)))
-    with pytest.raises(ValueError, match="68"):
-        derive_mean_face(np.zeros((10, 98, 2)))
 
 
 # --- sign convention and synthetic recovery --------------------------------------------------------

@@ -19,8 +19,9 @@ import pytest
 
 from core.geometry import landmark_box
 from core.pose import angles_to_rotation, camera_matrix, estimate_pose, load_mean_face
-from core.recorder import Recorder, RecordingError, csv_header, open_for_writing
+from core.recorder import Recorder, RecordingError, open_for_writing
 from core.results import FaceResult
+from core.table import LandmarkTable
 
 REPO = Path(__file__).resolve().parent.parent
 VIDEO = "video/pyfeat_single_face.mp4"  # 72 frames, 640x360, 30 fps
@@ -63,7 +64,7 @@ def complete_rows(csv_path: Path) -> list[list[str]]:
     """Every newline-terminated data row (a kill may leave one partial line at the end)."""
     text = csv_path.read_text(encoding="utf-8")
     lines = text.split("\n")[:-1]  # the part after the last newline is incomplete (or empty)
-    assert lines[0].split(",") == csv_header(68)
+    assert lines[0].split(",") == LandmarkTable(68).columns
     return [line.split(",") for line in lines[1:]]
 
 
@@ -89,9 +90,9 @@ def test_records_the_real_video_frame_for_frame(tmp_path, source_frames):
     rows = complete_rows(table)
     assert len(rows) == len(source_frames) * 2
     first = fake_faces(0)[0]
-    assert rows[0][:4] == ["0", "0.000000", "1", f"{first.confidence:.4f}"]
-    assert float(rows[0][4]) == pytest.approx(first.pose.yaw, abs=0.01)
-    np.testing.assert_allclose(np.array(rows[0][7:], float).reshape(68, 2), first.landmarks, atol=0.006)
+    assert rows[0][:7] == ["0", "0.000000", "2", "0", "1", "1", f"{first.confidence:.4f}"]
+    assert float(rows[0][7]) == pytest.approx(first.pose.yaw, abs=0.01)
+    np.testing.assert_allclose(np.array(rows[0][10:], float).reshape(68, 2), first.landmarks, atol=0.006)
     assert [int(r[0]) for r in rows[::2]] == list(range(len(source_frames)))
 
     side = json.loads((tmp_path / "rec.json").read_text())
@@ -103,7 +104,7 @@ def test_records_the_real_video_frame_for_frame(tmp_path, source_frames):
 def test_unannotated_recording_keeps_the_picture(tmp_path, source_frames):
     """Colours and geometry survive encoding (a swapped channel or a shifted row would not)."""
     video = tmp_path / "plain.mp4"
-    with Recorder(video, tmp_path / "plain.csv", FPS, SIZE, "ibug68", annotate=False) as rec:
+    with Recorder(video, tmp_path / "plain.csv", FPS, SIZE, "ibug68") as rec:
         for i, frame in enumerate(source_frames[:10]):
             rec.write(i, i / FPS, frame, [])
     decoded = read_frames(video)
@@ -111,22 +112,10 @@ def test_unannotated_recording_keeps_the_picture(tmp_path, source_frames):
     assert 10 * np.log10(255 ** 2 / mse) > 30.0
 
 
-def test_annotation_is_drawn_into_the_video(tmp_path, source_frames):
-    video = tmp_path / "drawn.mp4"
-    with Recorder(video, tmp_path / "drawn.csv", FPS, SIZE, "ibug68") as rec:
-        rec.write(0, 0.0, source_frames[0], fake_faces(0, count=1))
-    decoded = read_frames(video)[0].astype(float)
-    box = fake_faces(0, count=1)[0].box
-    x0, y0, x1, y1 = (int(v) for v in (box.x0, box.y0, box.x1, box.y1))
-    inside = np.abs(decoded - source_frames[0])[y0:y1, x0:x1].mean()
-    outside = np.abs(decoded - source_frames[0])[:, : x0 - 60].mean()
-    assert inside > 4 * outside
-
-
 def test_odd_frame_size_and_fractional_fps(tmp_path, source_frames):
     crop = [np.ascontiguousarray(f[:359, :639]) for f in source_frames[:12]]
     video = tmp_path / "odd.mp4"
-    with Recorder(video, tmp_path / "odd.csv", 29.97, (639, 359), "ibug68", annotate=False) as rec:
+    with Recorder(video, tmp_path / "odd.csv", 29.97, (639, 359), "ibug68") as rec:
         for i, frame in enumerate(crop):
             rec.write(i, i / 29.97, frame, [])
     assert count_frames(video) == len(crop)
@@ -198,7 +187,7 @@ def test_sigkill_leaves_a_readable_csv_and_a_playable_video(tmp_path, shared_dat
 
     rows = complete_rows(table)
     for row in rows:
-        assert len(row) == 7 + 2 * 68
+        assert len(row) == 10 + 2 * 68
         [float(v) for v in row]
     recorded = len({int(r[0]) for r in rows})
     assert recorded >= 3 * FPS
@@ -285,5 +274,5 @@ def test_full_disk_on_the_csv_cuts_back_to_whole_rows(tmp_path, source_frames):
     text = (tmp_path / "full.csv").read_bytes()
     assert text.endswith(b"\n")
     rows = list(csv.reader(io.StringIO(text.decode())))[1:]
-    assert len(rows) == 2 * frames_ok and all(len(r) == 7 + 136 for r in rows)
+    assert len(rows) == 2 * frames_ok and all(len(r) == 10 + 136 for r in rows)
     assert FPS <= decodes_cleanly(tmp_path / "full.mp4") <= frames_ok + 1

@@ -13,9 +13,11 @@ import pytest
 from onnx import TensorProto
 
 from core.decode import aggregate
-from core.runtime import (DEFAULT_MODEL_PATH, LandmarkModel, ModelError, cuda_unavailable_reason, load_model,
-                          physical_cores)
+from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelError, load_model
+from core.runtime.providers import cuda_unavailable_reason
+from core.runtime.threads import physical_cores
 from helpers_onnx import expected_outputs, make_model
+from main import main
 
 
 @pytest.fixture(scope="module")
@@ -52,12 +54,15 @@ def test_auto_device_reports_the_provider_really_used(model_path: Path) -> None:
         {"CPU": "CPU", "CUDA": "CUDA", "TensorRT": "Tensorrt"}[loaded.provider])
 
 
-def test_cuda_requested_without_cuda_says_so(model_path: Path) -> None:
-    reason = cuda_unavailable_reason()
-    if reason is None:
+def test_cuda_requested_without_cuda_is_a_device_problem(model_path: Path, shared_data: Path, capsys) -> None:
+    if cuda_unavailable_reason() is None:
         pytest.skip("CUDA works on this machine")
-    with pytest.raises(ModelError, match="CUDA requested but not available: "):
+    with pytest.raises(DeviceError, match="CUDA requested but not available: "):
         load_model(model_path, device="cuda")
+    clip = shared_data / "video" / "pyfeat_single_face.mp4"
+    assert main(["--source", str(clip), "--headless", "--model", str(model_path), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: device problem: CUDA requested but not available")
 
 
 def test_unknown_device_is_rejected(model_path: Path) -> None:
@@ -142,7 +147,11 @@ BAD_MODELS = {
     "missing_output": (dict(outputs=("anchor_landmarks",)), r"output\(s\) anchor_confidence missing"),
     "wrong_output_shape": (dict(confidence_trailing_dim=True),
                            r"'anchor_confidence' must be \[N, M\], it is \['N', 8, 1\]"),
-    "logits_not_confidence": (dict(sigmoid=False), r"must lie in \(0, 1\), a blank crop gave values from -2 to 2"),
+    "logits_not_confidence": (dict(sigmoid=False), r"must lie in \(0, 1\), the probe crops gave values from -2 to 2.64"),
+    "nan_everywhere": (dict(nan_on="all"), r"not finite on a real face crop: NaN or inf in anchor_landmarks "
+                                           r"\(2176 of 2176 values\)"),
+    "nan_on_real_faces_only": (dict(nan_on="real"), r"not finite on a real face crop: NaN or inf in "
+                                                    r"anchor_landmarks \(1088 of 2176 values\)"),
     "unknown_scheme": (dict(metadata={"scheme": "foo68"}), r"scheme 'foo68' is unknown \(known: ibug68, wflw98\)"),
     "unsupported_format": (dict(metadata={"anchorface_format": "2"}), r"anchorface_format '2' is not supported"),
     "points_vs_scheme": (dict(num_points=67), r"L=67 landmarks but scheme ibug68 has 68"),

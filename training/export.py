@@ -26,17 +26,17 @@ import onnxruntime as ort
 import torch
 
 from core.geometry import CROP_MARGIN, crop_from_landmarks, warp_to_crop
-from core.runtime import to_model_input
+from core.model_metadata import ModelMetadata
+from core.runtime.model_input import to_model_input
 from models.anchorface import ExportWrapper, ModelConfig
 from models.complexity import count_macs, count_parameters
-from training.checkpoint import CheckpointError, load_model_from_checkpoint
+from training.checkpoint import CheckpointError, load_model_from_checkpoint, read_checkpoint
 
 log = logging.getLogger("training.export")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 DEMO_VIDEO = REPO_ROOT / "assets" / "demo.mp4"
-FORMAT_VERSION = "1"
 
 
 class ExportError(RuntimeError):
@@ -68,30 +68,42 @@ def real_crops(config: ModelConfig, count: int = 16) -> np.ndarray:
     return np.stack(frames)
 
 
-def metadata(config: ModelConfig, checkpoint: dict, name: str) -> dict[str, str]:
-    """The contract's metadata_props, all strings."""
+def metadata(config: ModelConfig, checkpoint: dict, name: str) -> ModelMetadata:
+    """The contract's metadata (core.model_metadata, which the runtime checks with the same class)."""
     run = json.loads(checkpoint.get("run", "{}") or "{}")
     args = run.get("args", {})
-    stage = f", second stage from {args['init']}" if args.get("init") else ""
     summary = (f"{args.get('data', '?')}: {run.get('train_faces', '?')} training faces "
-               f"({args.get('epochs', '?')} epochs{stage}, split assets/split.json), validated on {run.get('val_faces', '?')}")
+               f"({args.get('epochs', '?')} epochs{_stage_label(args.get('init'))}, split assets/split.json), "
+               f"validated on {run.get('val_faces', '?')}")
     best = checkpoint.get("best_nme")
     anchors = config.model_type == "anchorface"
-    return {
-        "anchorface_format": FORMAT_VERSION,
-        "model_type": config.model_type,
-        "scheme": config.scheme,
-        "input_size": str(config.input_size),
-        "crop_margin": str(CROP_MARGIN),
-        "num_templates": str(config.num_templates if anchors else 1),
-        "grid": str(config.grid if anchors else 1),
-        "anchor_area": str(config.anchor_area),
-        "width": str(config.width),
-        "name": name,
-        "training_data": summary,
-        "val_nme": f"{float(best):.5f}" if best is not None else "",
-        "created": dt.date.today().isoformat(),
-    }
+    return ModelMetadata(
+        model_type=config.model_type, scheme=config.scheme, input_size=config.input_size,
+        # The margin the training crops were cut with: recorded in the run when training records it;
+        # every run so far cropped through core.geometry's policy, whose margin is CROP_MARGIN.
+        crop_margin=float(run.get("crop_margin", CROP_MARGIN)),
+        num_templates=config.num_templates if anchors else 1, grid=config.grid if anchors else 1,
+        anchor_area=config.anchor_area, width=config.width, name=name, training_data=summary,
+        val_nme=float(best) if best is not None else None, created=dt.date.today().isoformat())
+
+
+def _stage_label(init: str | None, max_depth: int = 20) -> str:
+    """", stage N from INIT" when the chain of ``--init`` checkpoints can be followed, else ", from INIT".
+
+    Each stage's checkpoint records the ``--init`` it started from, so following the chain counts the
+    stages; a checkpoint moved or deleted since leaves the count unknown rather than guessed.
+    """
+    if not init:
+        return ""
+    stages, current = 1, init
+    while current and stages <= max_depth:
+        try:
+            run = json.loads(read_checkpoint(current).get("run", "{}") or "{}")
+        except CheckpointError:
+            return f", initialised from {init}"
+        stages += 1
+        current = run.get("args", {}).get("init")
+    return f", stage {stages} from {init}" if not current else f", initialised from {init}"
 
 
 def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None, opset: int = 17,
@@ -109,7 +121,7 @@ def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None
                           dynamic_axes={"image": {0: "batch"}, "anchor_landmarks": {0: "batch"},
                                         "anchor_confidence": {0: "batch"}}, dynamo=False)
         graph = onnx.load(str(raw))
-        for key, value in metadata(config, checkpoint, name).items():
+        for key, value in metadata(config, checkpoint, name).to_props().items():
             graph.metadata_props.add(key=key, value=value)
         graph.doc_string = f"AnchorFace landmark model {name} (anchorface-live)"
         onnx.checker.check_model(graph)

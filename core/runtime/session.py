@@ -1,0 +1,95 @@
+"""Open an exported AnchorFace ONNX file and run it: one session, created once, reused for every batch.
+
+The file is self-describing (input size, scheme, anchors, crop margin live in its metadata), so
+loading trusts nothing but the file: :func:`load_model` checks the bytes (:mod:`.onnx_file`), picks
+the providers (:mod:`.providers`), and validates the contract (:mod:`.contract`) before the first frame.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from core.decode import DEFAULT_THRESHOLD, Aggregated, aggregate
+from core.model_metadata import ModelError
+from core.runtime.contract import ModelInfo, read_info
+from core.runtime.model_input import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, to_model_input
+from core.runtime.onnx_file import check_onnx_file
+from core.runtime.providers import provider_used, providers_for
+from core.runtime.threads import physical_cores
+from core.schemes import LandmarkScheme, get_scheme
+
+log = logging.getLogger(__name__)
+
+#: The model the app ships with (written by the training export).
+DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "assets" / "anchorface_ibug68.onnx"
+
+
+class LandmarkModel:
+    """One ONNX Runtime session, created once and reused for every batch of crops."""
+
+    def __init__(self, session: ort.InferenceSession, info: ModelInfo, provider: str) -> None:
+        self.session = session
+        self.info = info
+        self.provider = provider
+
+    @property
+    def scheme(self) -> LandmarkScheme:
+        return get_scheme(self.info.scheme)
+
+    @property
+    def input_size(self) -> int:
+        return self.info.input_size
+
+    def preprocess(self, crops: np.ndarray) -> np.ndarray:
+        """Validate uint8 BGR ``[N, S, S, 3]`` crops and convert them with :func:`to_model_input`."""
+        crops = np.asarray(crops)
+        s = self.info.input_size
+        if crops.dtype != np.uint8 or crops.ndim != 4 or crops.shape[1:] != (s, s, 3):
+            raise ValueError(f"crops must be uint8 BGR [N, {s}, {s}, 3] (what core.geometry.warp_to_crop gives), "
+                             f"got {crops.dtype} {list(crops.shape)}")
+        return to_model_input(crops)
+
+    def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """All faces of a frame in one call: ``(anchor_landmarks [N, M, L, 2], anchor_confidence [N, M])``."""
+        batch = self.preprocess(crops)
+        if not len(batch):
+            info = self.info
+            return (np.zeros((0, info.num_anchors, info.num_points, 2), np.float32),
+                    np.zeros((0, info.num_anchors), np.float32))
+        landmarks, confidence = self.session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE], {INPUT_NAME: batch})
+        return np.asarray(landmarks, np.float32), np.asarray(confidence, np.float32)
+
+    def predict(self, crops: np.ndarray, strategy: str = "weighted",
+                threshold: float = DEFAULT_THRESHOLD) -> Aggregated:
+        """:meth:`run` followed by :func:`core.decode.aggregate`: one shape (crop pixels) per face."""
+        return aggregate(*self.run(crops), strategy=strategy, threshold=threshold)
+
+
+def load_model(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto",
+               threads: int | None = None) -> LandmarkModel:
+    """Open ``path`` on ``device`` ("auto": TensorRT/CUDA when they really work, else CPU).
+
+    Raises :class:`ModelError` for a bad file and its subclass :class:`~.providers.DeviceError` when
+    the device cannot run it. ``threads`` sets the intra-op thread count (default: the number of
+    physical cores, since hyper-threads only add contention to convolution kernels).
+    """
+    path = Path(path)
+    check_onnx_file(path)
+    providers = providers_for(device)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads if threads else physical_cores()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: placement warnings are expected with GPU providers
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own exception types, none exported stably
+        raise ModelError(f"onnxruntime cannot load {path}: {str(exc).strip().splitlines()[0]}") from exc
+    provider = provider_used(session, device)
+    info = read_info(path, session)
+    log.info("loaded %s (%s, %s, %d anchors) on %s with %d threads", path.name, info.name, info.scheme,
+             info.num_anchors, provider, options.intra_op_num_threads)
+    return LandmarkModel(session, info, provider)
