@@ -83,10 +83,13 @@ def anchor_spread(preds: np.ndarray, conf: np.ndarray, centre: np.ndarray,
         return None
     passing = conf >= threshold
     few = passing.sum(axis=1) < MIN_SPREAD_ANCHORS
-    weights = np.where(passing | few[:, None], conf, 0.0).astype(np.float64)
-    total = np.maximum(weights.sum(axis=1), 1e-12)
-    squared = ((preds - centre[:, None]) ** 2).sum(axis=-1)  # [N, M, L]
-    return np.sqrt(np.einsum("nm,nml->nl", weights, squared) / total[:, None]).astype(np.float32)
+    spread = np.empty((preds.shape[0], preds.shape[2]), dtype=np.float32)
+    for n in range(len(preds)):  # only the anchors that count: typically a few dozen of over a thousand
+        used = np.arange(preds.shape[1]) if few[n] else np.flatnonzero(passing[n])
+        weights = conf[n, used].astype(np.float64)
+        squared = ((preds[n, used] - centre[n]) ** 2).sum(axis=-1)  # [used, L]
+        spread[n] = np.sqrt(weights @ squared / max(weights.sum(), 1e-12))
+    return spread
 
 
 def uncertainty_to_image(uncertainty: np.ndarray, crop_to_image: np.ndarray) -> np.ndarray:
