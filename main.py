@@ -11,6 +11,7 @@ import logging
 import sys
 
 from core.config import add_arguments, apply_arguments
+from core.streaming import parse_target
 from core.pipeline import PipelineConfig
 
 
@@ -77,6 +78,12 @@ def run_headless_cli(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.stream is not None:
+        try:
+            parse_target(args.stream)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.headless:
         return run_headless_cli(args)
     from app.application import run_app

@@ -158,6 +158,8 @@ class MainWindow(QMainWindow):
             self.worker.recordingFinished.connect(self._on_recording_finished)
             self.worker.recordingFailed.connect(self._on_recording_failed)
             self.worker.start()
+            if self.settings.stream_target:
+                self.worker.set_stream(self.settings.stream_target)
         else:
             self.worker.set_model(model)
         self.model_label.setText(f"Model: {model.info.name}")
@@ -362,6 +364,8 @@ class MainWindow(QMainWindow):
                 self.worker.reconfigure(settings.pipeline)
             if settings.draw != old.draw:
                 self.worker.set_draw_options(settings.draw)
+            if settings.stream_target != old.stream_target:
+                self.worker.set_stream(settings.stream_target)
         camera_changed = (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution)
         if camera_changed and self.spec is not None and self.spec.is_camera:
             new_spec = SourceSpec(settings.camera_index, settings.camera_width, settings.camera_height)

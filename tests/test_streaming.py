@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -172,3 +173,25 @@ def test_headless_rejects_a_bad_stream_target_in_one_line(shared_data, tmp_path,
                       "--max-frames", "2", "--stream", "localhost"])
     assert code == 2
     assert "HOST:PORT" in capsys.readouterr().err
+
+
+def test_the_window_streams_when_the_setting_is_on_and_stops_when_cleared(qtbot, receiver: Receiver,
+                                                                          tmp_path) -> None:
+    from PyQt6.QtCore import QSettings
+
+    from app.settings import load_settings
+    from app.window import MainWindow
+
+    store = QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(store, {"recording_folder": str(tmp_path / "rec"),
+                                "stream_target": f"127.0.0.1:{receiver.port}"})
+    qtbot.addWidget(window)
+    window.show()
+    assert window.play_demo()
+    qtbot.waitUntil(lambda: len([m for m in receiver.messages if m[0] == "/anchorface/frame"]) >= 3, timeout=30_000)
+    window.apply_settings(replace(window.settings, stream_target=""))
+    assert load_settings(store)[0].stream_target == ""  # persisted as off
+    qtbot.wait(500)  # the worker applies the change between frames
+    before = len(receiver.messages)
+    qtbot.wait(500)
+    assert len(receiver.messages) == before
