@@ -343,8 +343,10 @@ def measure_one_draw(model: LandmarkModel, image: np.ndarray, args: argparse.Nam
 
 
 def point_noise_arms(exponents: list[float]) -> list[tuple[str, KalmanConfig]]:
-    """Extra Kalman rows with per-point measurement noise from the anchors' spread (``--point-noise``)."""
-    return [(f"Kalman, per-point noise (point_noise {a:g})", KalmanConfig(point_noise=a)) for a in exponents]
+    """Extra Kalman rows with another per-point measurement noise exponent (``--point-noise``; 0 = one
+    noise per face)."""
+    return [(f"Kalman, point_noise {a:g} ({'one noise per face' if a == 0 else 'per-point noise'})",
+             KalmanConfig(point_noise=a)) for a in exponents]
 
 
 def measure_videos(model: LandmarkModel, videos: list[Path], limit: int | None, use_mesh: bool, study: Study,
@@ -439,7 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     p.add_argument("--no-mesh", action="store_true", help="leave MediaPipe Face Mesh out")
     p.add_argument("--point-noise", type=float, nargs="*", default=[],
-                   help="add Kalman rows with per-point measurement noise from the anchor spread, one per exponent")
+                   help="add Kalman rows with these per-point measurement noise exponents (0: one noise per face)")
     return p
 
 
