@@ -270,7 +270,9 @@ class KalmanConfig:
     motion_gain: float = 0.8
     noise_gate: float = 1.0
     #: Exponent α of the per-point measurement noise from the anchors' spread (0: one noise per face).
-    point_noise: float = 0.0
+    #: 1 by default: no cost on a still face, smoother on the real clips at the same lag
+    #: (benchmarks/RESULTS.md, "Stability" with ``--point-noise``).
+    point_noise: float = 1.0
 
     def __post_init__(self) -> None:
         if min(self.measurement_noise, self.process_noise, self.motion_threshold) <= 0:
