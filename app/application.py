@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
+from typing import Mapping
 
 from PyQt6.QtCore import QSettings, QTimer
 from PyQt6.QtWidgets import QApplication
@@ -21,10 +23,30 @@ from core.config import given_arguments
 log = logging.getLogger(__name__)
 
 WINDOW_SIZE = (1120, 720)
+NO_DISPLAY = "error: no display found — use --headless, or xvfb-run -a python main.py"
+#: Qt platform plugins that need a running X11 or Wayland display.
+_DISPLAY_PLATFORMS = ("xcb", "wayland")
+
+
+def display_missing(env: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
+    """Would Qt abort for want of a display? On Linux and the BSDs, Qt's default platform (and
+    ``QT_QPA_PLATFORM=xcb``/``wayland``) needs ``DISPLAY`` or ``WAYLAND_DISPLAY``; without one it
+    prints a page about the "xcb" plugin pointing into OpenCV's plugin folder and aborts (rc 134).
+    Other platforms (``offscreen``, ``vnc``, ``eglfs``, Windows, macOS) need no such variable."""
+    if platform.startswith(("win", "darwin")):
+        return False
+    wanted = [p.split(":")[0].strip() for p in env.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+    if wanted and not any(p in _DISPLAY_PLATFORMS for p in wanted):
+        return False
+    return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
 def run_app(args: argparse.Namespace) -> int:
-    """Show the window (reusing a running QApplication) and return the exit code of its event loop."""
+    """Show the window (reusing a running QApplication) and return the exit code of its event loop;
+    2 with one line, before Qt starts, when there is no display to show it on."""
+    if QApplication.instance() is None and display_missing():
+        print(NO_DISPLAY, file=sys.stderr)
+        return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

@@ -7,13 +7,16 @@ ones), so what is processed and shown is always the newest. Files are paced to t
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Iterator, Protocol
+
+import cv2
 
 from core.rate import RateMeter
 from core.video import Frame, SourceInfo, VideoSource
@@ -60,9 +63,26 @@ def available_cameras() -> list[int]:
 
 
 def open_source(spec: SourceSpec) -> VideoSource:
-    """Open ``spec`` (raises :class:`core.video.SourceError` with a one-line message)."""
-    target = spec.target if spec.is_camera else str(spec.target)
-    return VideoSource(target, spec.width or None, spec.height or None)
+    """Open ``spec`` (raises :class:`core.video.SourceError` with a one-line message).
+
+    Opening a camera index that is not there makes OpenCV's backends log their own lines (V4L2 "can't
+    open camera by index", obsensor "Camera index out of range"); our message says it better, so
+    OpenCV's logging is silenced while a camera is opened."""
+    if not spec.is_camera:
+        return VideoSource(str(spec.target), spec.width or None, spec.height or None)
+    with opencv_logging_silenced():
+        return VideoSource(spec.target, spec.width or None, spec.height or None)
+
+
+@contextlib.contextmanager
+def opencv_logging_silenced() -> Iterator[None]:
+    """OpenCV's log level set to silent for the block (process-wide while it lasts), then restored."""
+    previous = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(previous)
 
 
 class CaptureThread(threading.Thread):

@@ -8,6 +8,7 @@ processing settings' keys, types and ranges come from :data:`core.config.PIPELIN
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Callable
@@ -136,8 +137,9 @@ def draw_switches() -> list[str]:
 def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
     """Read the settings; returns them with one warning per value (or store) that had to be replaced."""
     defaults = AppSettings()
-    if store.status() != QSettings.Status.NoError:
-        return defaults, [f"The settings file {store.fileName()} could not be read ({store.status().name}); "
+    problem = "not a text file" if not_text(store) else store.status().name
+    if problem != QSettings.Status.NoError.name:
+        return defaults, [f"The settings file {store.fileName()} could not be read ({problem}); "
                           f"using the default settings."]
     warnings: list[str] = []
 
@@ -170,9 +172,25 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
     return settings, warnings
 
 
+def not_text(store: QSettings) -> bool:
+    """An ini store whose file is binary garbage: QSettings reads it as empty (or as junk keys) and
+    reports no error at all, so it is checked here (UTF-8 text without NUL bytes, as Qt writes it).
+    The native format is an ini file too except on Windows (registry) and macOS (plist)."""
+    path = Path(store.fileName())
+    native_ini = store.format() == QSettings.Format.NativeFormat and not sys.platform.startswith(("win", "darwin"))
+    if not (store.format() == QSettings.Format.IniFormat or native_ini) or not path.is_file():
+        return False
+    data = path.read_bytes()
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return True
+    return b"\0" in data
+
+
 def save_settings(store: QSettings, settings: AppSettings) -> None:
     """Write every setting (a store that could not be parsed is replaced as a whole)."""
-    if store.status() != QSettings.Status.NoError:
+    if store.status() != QSettings.Status.NoError or not_text(store):
         store.clear()
     store.setValue("camera/index", settings.camera_index)
     store.setValue("camera/resolution", f"{settings.camera_width}x{settings.camera_height}")

@@ -92,31 +92,3 @@ class MessagePanel(QWidget):
     @property
     def text(self) -> str:
         return self.label.text()
-
-
-class NoticeBar(QWidget):
-    """A dismissable line above the picture for things the user should notice but need not act on
-    (the demo clip playing because there is no camera, settings that were reset, a failed recording)."""
-
-    def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setAutoFillBackground(True)
-        self.setStyleSheet("NoticeBar { background: #fff3cd; } QLabel { color: #664d03; }")
-        self.setAttribute(Qt.WidgetAttribute.WA_StyledBackground)
-        self.label = QLabel(wordWrap=True)
-        close = QPushButton("Dismiss")
-        close.setFlat(True)
-        close.clicked.connect(self.hide)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(8, 4, 8, 4)
-        layout.addWidget(self.label, 1)
-        layout.addWidget(close)
-        self.hide()
-
-    def show_notice(self, text: str) -> None:
-        self.label.setText(text)
-        self.show()
-
-    @property
-    def text(self) -> str:
-        return self.label.text()

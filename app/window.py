@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PyQt6.QtCore import QSettings, QTimer, pyqtSignal
@@ -17,9 +18,10 @@ from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QStackedWi
                              QVBoxLayout, QWidget)
 
 from app.capture import DEMO_CLIP, CaptureThread, SourceSpec, available_cameras, open_source
+from app.notices import NoticeStack
 from app.settings import AppSettings, load_settings, save_settings
 from app.settings_dialog import SettingsDialog
-from app.view import MessagePanel, NoticeBar, VideoView
+from app.view import MessagePanel, VideoView
 from app.worker import FrameStats, ProcessingWorker, RecordingSummary, timestamped_stem, unused_path
 from core.pipeline import FramePipeline
 from core.runtime import LandmarkModel, ModelError, load_model
@@ -70,7 +72,7 @@ class MainWindow(QMainWindow):
         self.stack = QStackedWidget()
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.message)
-        self.notice = NoticeBar()
+        self.notice = NoticeStack()
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -130,7 +132,9 @@ class MainWindow(QMainWindow):
     # --- model --------------------------------------------------------------------------------------
 
     def _load_startup_model(self) -> None:
-        """The configured model; if it fails, the bundled one on automatic device, with a notice."""
+        """The configured model; if it fails, the bundled one on automatic device, with a notice that
+        stays until dismissed. The settings then name the model that runs, so the one that failed is
+        never saved as if it worked."""
         wanted = (self.settings.model_file, self.settings.device)
         fallback = (AppSettings().model_file, "auto")
         for path, device in dict.fromkeys([wanted, fallback]):
@@ -141,8 +145,10 @@ class MainWindow(QMainWindow):
                 log.error("model %s on %s: %s", path, device, problem)
                 continue
             if (path, device) != wanted:
-                self.notice.show_notice(f"The configured model could not be used ({problem}); "
-                                        f"running the bundled model instead.")
+                self.notice.show_notice(f"The configured model could not be used ({problem}); running the "
+                                        f"bundled model instead. Choose another under Settings → Model.",
+                                        sticky=True)
+                self.settings = replace(self.settings, model_path=AppSettings().model_path, device="auto")
             self._install_model(model)
             return
         self.show_message(f"No usable model: {problem}\nChoose a model file under Settings → Model.")

@@ -1,9 +1,12 @@
 """Accuracy, side by side on the validation split: our model, the direct-regression baseline and dlib's
 68-point shape predictor, all through one protocol.
 
-    python -m benchmarks.accuracy [--model FILE] [--baseline FILE] [--data DIR] [--limit N]
+    python -m benchmarks.accuracy [--model FILE] [--baseline FILE] [--data DIR] [--split val|val_new] [--limit N]
 
-Protocol (``training.evaluate``): every face is cropped from its ground-truth landmark box with the
+Runs without torch (the ``bench`` extra): the protocol is ``core.evaluation``, and ``--model`` /
+``--baseline`` are exported ``.onnx`` files (a training checkpoint works where torch is installed).
+
+Protocol (``core.evaluation``): every face is cropped from its ground-truth landmark box with the
 crop policy, the method predicts 68 points in the crop, they are mapped back, and NME is normalised
 by the outer-eye-corner (inter-ocular) distance; FR@0.1 and AUC@0.1 follow from it. dlib enters the
 same protocol as a predictor of the same crops. It needs a face rectangle, and its predictor was
@@ -39,18 +42,16 @@ from benchmarks.reporting import (Section, append_section, benchmark_parser, com
                                   markdown_table)
 from core.datasets import DatasetError, FaceRecord
 from core.detection import BoxCalibration, Detection, best_match, pad_image
+from core.evaluation import AnchorPredictor, OnnxPredictor, evaluate, load_records, plot_ced, summarise
 from core.geometry import Box, CROP_MARGIN, INPUT_SIZE, crop_from_landmarks, landmark_box, transform_points, \
     warp_to_crop
 from core.runtime import ModelError
 from tools.calibrate_detector import fit_calibration
-from training.evaluate import evaluate, load_records, plot_ced, summarise
-from training.predictors import open_predictor
 
 log = logging.getLogger("benchmarks.accuracy")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
-DEFAULT_BASELINE = REPO_ROOT / "runs" / "direct_main" / "best.pt"
 DEFAULT_PLOT = Path(__file__).resolve().parent / "ced_accuracy.png"
 #: What the table says about where a method's training data overlaps this split.
 DLIB_TRAINING_NOTE = ("dlib's shape_predictor_68_face_landmarks was trained on iBUG 300-W, which includes the "
@@ -60,8 +61,8 @@ DLIB_TRAINING_NOTE = ("dlib's shape_predictor_68_face_landmarks was trained on i
 
 @dataclass
 class DlibCropPredictor:
-    """dlib's predictor behind the ``training.predictors.AnchorPredictor`` protocol (one anchor,
-    confidence 1), so ``training.evaluate.evaluate`` crops, maps back and scores it like ours.
+    """dlib's predictor behind the ``core.evaluation.AnchorPredictor`` protocol (one anchor,
+    confidence 1), so ``core.evaluation.evaluate`` crops, maps back and scores it like ours.
 
     In a policy crop the ground-truth landmark box is the centred square of side ``S / margin``;
     ``framing`` maps it to dlib's detector-style square (None: use the square as is). With
@@ -138,11 +139,23 @@ def fit_dlib_framing(peer: DlibPeer, records: list[FaceRecord], input_size: int,
     return calibration, len(detected)
 
 
+def open_model(path: str) -> AnchorPredictor:
+    """An exported file through core.runtime; a training checkpoint only where torch is installed."""
+    if Path(path).suffix.lower() == ".onnx":
+        return OnnxPredictor.from_file(path, "cpu")
+    from training.predictors import open_predictor  # torch: not part of the bench extra
+
+    return open_predictor(path, "cpu")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = benchmark_parser("benchmarks.accuracy", __doc__)
-    p.add_argument("--baseline", default=str(DEFAULT_BASELINE),
-                   help="direct-regression baseline, .onnx or training checkpoint ('' to skip)")
+    p.add_argument("--baseline", default="",
+                   help="direct-regression baseline to compare with, .onnx (or a training checkpoint where torch "
+                        "is installed); default: none")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="shared data folder (its validation split is used)")
+    p.add_argument("--split", choices=["val", "val_new"], default="val",
+                   help="val: the 180 300-W faces every version is measured on; val_new: LFPW/MERL-RAV/infant faces")
     p.add_argument("--limit", type=int, help="evaluate only the first N validation faces (smoke runs)")
     p.add_argument("--calibration-faces", type=int, default=300,
                    help="training faces used to fit dlib's detector framing")
@@ -155,10 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        ours = open_predictor(args.model, "cpu")
-        val = load_records(args.data, "val", ours.scheme)[:args.limit]
-        baseline = open_predictor(args.baseline, "cpu") if args.baseline else None
-    except (DatasetError, ModelError, ValueError, OSError) as exc:
+        ours = open_model(args.model)
+        val = load_records(args.data, args.split, ours.scheme)[:args.limit]
+        baseline = open_model(args.baseline) if args.baseline else None
+    except (DatasetError, ModelError, ValueError, OSError, ImportError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not val:

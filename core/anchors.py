@@ -19,8 +19,25 @@ from pathlib import Path
 
 import numpy as np
 
-from core.geometry import INPUT_SIZE
+from core.geometry import INPUT_SIZE, rotation_matrix
 from core.schemes import LandmarkScheme
+
+#: Output stride of the backbone: one anchor point per cell of the final feature map.
+FEATURE_STRIDE = 32
+#: Side of the anchor area as a fraction of the crop side (the paper's 56 px of 224).
+ANCHOR_AREA_FRACTION = 0.25
+
+
+def anchor_grid(input_size: int) -> int:
+    """Anchor grid side for an input size: the feature map's side (7 at 224, 5 at 160, 4 at 128)."""
+    if input_size % FEATURE_STRIDE:
+        raise ValueError(f"input size must be a multiple of {FEATURE_STRIDE}, got {input_size}")
+    return input_size // FEATURE_STRIDE
+
+
+def anchor_area(input_size: int) -> float:
+    """Side in px of the anchor area: a quarter of the crop at every size (56 at 224, 40 at 160)."""
+    return ANCHOR_AREA_FRACTION * input_size
 
 
 @dataclass(frozen=True)
@@ -53,12 +70,6 @@ def anchor_points(grid: int = 7, area: float = 56.0, input_size: int = INPUT_SIZ
     coords = mid - area / 2.0 + (np.arange(grid) + 0.5) * step
     ys, xs = np.meshgrid(coords, coords, indexing="ij")
     return np.stack([xs.ravel(), ys.ravel()], axis=1)
-
-
-def rotation_matrix(angle_deg: float) -> np.ndarray:
-    """2×2 matrix rotating points counter-clockwise as displayed (image y points down)."""
-    a = np.deg2rad(angle_deg)
-    return np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
 
 
 def eye_line_angle(shapes: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
@@ -153,7 +164,12 @@ def roll_templates(base_shapes: np.ndarray, num_rolls: int) -> np.ndarray:
 
 
 def build_templates(crop_shapes: np.ndarray, scheme: LandmarkScheme, config: AnchorConfig = AnchorConfig()) -> np.ndarray:
-    """Origin-centred ``[K, L, 2]`` templates from training shapes given in crop pixels."""
+    """Origin-centred ``[K, L, 2]`` templates from training shapes given in crop pixels.
+
+    Only shapes with every point visible are used: a hidden point (NaN) has no position to cluster.
+    """
+    crop_shapes = np.asarray(crop_shapes, dtype=np.float64)
+    crop_shapes = crop_shapes[np.isfinite(crop_shapes).all(axis=(1, 2))]
     shapes = normalise_shapes(crop_shapes, scheme, config.input_size)
     if config.method == "kmeans":
         base = kmeans_base_shapes(shapes, config.num_base, config.seed)

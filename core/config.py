@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 from core.decode import STRATEGIES
-from core.detection import KINDS as DETECTORS
+from core.detection import DETECTORS
 from core.pipeline import PipelineConfig
 from core.smoothing import SMOOTHERS
 
@@ -92,7 +92,8 @@ def _replace_path(obj: Any, parts: list[str], value: Any) -> Any:
 SMOOTHING_LABELS = {"kalman": "Kalman (adaptive)", "one-euro": "One-Euro", "none": "None (raw model output)"}
 STRATEGY_LABELS = {"weighted": "Confidence-weighted mean", "argmax": "Most confident anchor",
                    "mean": "Plain mean of all anchors"}
-DETECTOR_LABELS = {"auto": "Automatic (MediaPipe, else OpenCV Haar)", "mediapipe": "MediaPipe short range",
+DETECTOR_LABELS = {"auto": "Automatic (short range, full range when it finds nothing)",
+                   "short": "MediaPipe short range", "full": "MediaPipe full range (small, distant faces)",
                    "haar": "OpenCV Haar cascade"}
 MAX_DETECTION_INTERVAL = 300
 

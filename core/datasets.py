@@ -12,6 +12,11 @@ Layouts understood:
 Readers return :class:`FaceRecord` (path + landmarks, image not yet decoded) so large datasets are
 cheap to index; :meth:`FaceRecord.load` decodes one image. Malformed input raises
 :class:`DatasetError` naming the file and line.
+
+Hidden points: a self-occluded point written as ``-1 -1`` (MERL-RAV's convention) has no position, so
+the readers store it as NaN. NaN rides along through every affine map and index permutation (crops,
+flips), so the visibility mask cannot fall out of step with the points; :func:`visible_mask` reads it
+back, and the crop policy, losses and metrics use visible points only.
 """
 from __future__ import annotations
 
@@ -29,6 +34,15 @@ import numpy as np
 from core.schemes import scheme_for_point_count
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
+
+
+#: How MERL-RAV writes a self-occluded point in a ``.pts`` file.
+HIDDEN_POINT = (-1.0, -1.0)
+
+
+def visible_mask(landmarks: np.ndarray) -> np.ndarray:
+    """``[..., L]`` bool: True where a point has a position (hidden points are NaN)."""
+    return np.isfinite(np.asarray(landmarks)).all(axis=-1)
 
 
 class DatasetError(ValueError):
@@ -68,7 +82,8 @@ class FaceSample:
 
 
 def read_pts(path: str | Path) -> np.ndarray:
-    """Read an iBUG ``.pts`` file into ``[L, 2]`` float32; errors name the file and line."""
+    """Read an iBUG ``.pts`` file into ``[L, 2]`` float32 (a ``-1 -1`` hidden point becomes NaN);
+    errors name the file and line."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
@@ -107,7 +122,7 @@ def read_pts(path: str | Path) -> np.ndarray:
             raise DatasetError(f"{path}:{lineno}: expected two numbers 'x y', got {line!r}") from None
         if not np.isfinite(point).all():
             raise DatasetError(f"{path}:{lineno}: non-finite coordinate {line!r}")
-        points.append(point)
+        points.append((np.nan, np.nan) if point == HIDDEN_POINT else point)
     if declared is None:
         raise DatasetError(f"{path}:{max(len(lines), 1)}: file ends without an 'n_points:' header")
     if inside:
@@ -220,55 +235,72 @@ def _scheme_name(num_points: int, path: Path, lineno: int | None = None) -> str:
 
 #: The split of ../shared/data used everywhere (training, evaluation, benchmarks).
 SPLIT_FILE = Path(__file__).resolve().parent.parent / "assets" / "split.json"
-#: Only these sources can be validation faces: manual 300-W annotations (the others are pseudo-labels,
-#: renderings or a handful of faces).
+#: Sources of the ``val`` part: manual 300-W annotations. These 180 faces are the yardstick every model
+#: version since v1 was measured on, so the rule that picks them never changes.
 VALIDATION_SOURCES = ("300w_afw", "300w_helen_train")
+#: Sources added in 2026-12 that hold out faces of their own (the ``val_new`` part), reported separately so
+#: old and new numbers stay comparable: 300-W LFPW train, MERL-RAV (turned faces) and infants.
+NEW_VALIDATION_SOURCES = ("300w_lfpw_train", "merl_rav_aflw", "infanface")
+SPLIT_PARTS = ("train", "val", "val_new")
 VALIDATION_PERCENT = 15
+#: Photo-id families whose photos can be held out (the others are pseudo-labels, renderings or a handful).
+_HELD_OUT_FAMILIES = ("afw", "300w_helen_train", "lfpw", "aflw", "infanface")
 
 
 def photo_id(record: FaceRecord) -> str:
     """The original photo a face crop came from: two faces of one photo share it.
 
     300-W stems are ``<photo>_<k>``; the mmpose/dlib/COCO/WFLW crops are ``<photo>_face<k>``; the
-    300W-LP renderings ``AFW_<photo>_<k>_<j>_face0`` come from AFW photos and share their id.
+    300W-LP renderings ``AFW_<photo>_<k>_<j>_face0`` come from AFW photos and share their id; both LFPW
+    folders number the same photos ``image_NNNN``; MERL-RAV stems are the AFLW image id.
     """
     stem = record.image_path.stem
     rendered = re.fullmatch(r"AFW_(\d+)_\d+_\d+_face\d+", stem)
     if rendered:
         return f"afw:{rendered.group(1)}"
     base = re.sub(r"_face\d+$", "", stem)
+    if record.source.startswith("300w_lfpw_train"):
+        return f"lfpw:{base}"
     base = re.sub(r"_\d+$", "", base) if record.source.startswith("300w_") else base
-    family = "afw" if record.source == "300w_afw" else record.source
+    family = {"300w_afw": "afw", "merl_rav_aflw": "aflw"}.get(record.source, record.source)
     return f"{family}:{base}"
 
 
 def is_validation_photo(pid: str) -> bool:
-    """Deterministic rule: a photo is in validation if its SHA-1 falls in the first VALIDATION_PERCENT %."""
+    """Deterministic rule: a photo is held out if its SHA-1 falls in the first VALIDATION_PERCENT %."""
     family = pid.split(":", 1)[0]
-    if family not in ("afw", "300w_helen_train"):
+    if family not in _HELD_OUT_FAMILIES:
         return False
     return int(hashlib.sha1(pid.encode()).hexdigest()[:8], 16) % 100 < VALIDATION_PERCENT
 
 
+def split_part(record: FaceRecord) -> str:
+    """``val`` / ``val_new`` for a held-out photo of a validation source, else ``train``."""
+    if not is_validation_photo(photo_id(record)):
+        return "train"
+    if record.source in VALIDATION_SOURCES:
+        return "val"
+    return "val_new" if record.source in NEW_VALIDATION_SOURCES else "train"
+
+
 def make_split(records: list[FaceRecord]) -> dict[str, list[str]]:
-    """Apply the rule to records: ``{"train": [keys], "val": [keys]}`` (sorted)."""
-    split: dict[str, list[str]] = {"train": [], "val": []}
+    """Apply the rule to records: ``{"train": [keys], "val": [keys], "val_new": [keys]}`` (sorted)."""
+    split: dict[str, list[str]] = {part: [] for part in SPLIT_PARTS}
     for record in records:
-        part = "val" if record.source in VALIDATION_SOURCES and is_validation_photo(photo_id(record)) else "train"
-        split[part].append(record.key)
+        split[split_part(record)].append(record.key)
     return {k: sorted(v) for k, v in split.items()}
 
 
 def load_split(path: str | Path = SPLIT_FILE) -> dict[str, set[str]]:
-    """The stored split as sets of record keys."""
+    """The stored split as sets of record keys (a file without ``val_new`` has an empty one)."""
     with Path(path).open(encoding="utf-8") as f:
         data = json.load(f)
-    return {"train": set(data["train"]), "val": set(data["val"])}
+    return {part: set(data.get(part, [])) for part in SPLIT_PARTS}
 
 
 def select_split(records: list[FaceRecord], part: str, split: dict[str, set[str]] | None = None) -> list[FaceRecord]:
-    """The records of one part (``train`` or ``val``) of the stored split."""
+    """The records of one part (``train``, ``val`` or ``val_new``) of the stored split."""
     split = split if split is not None else load_split()
     if part not in split:
-        raise ValueError(f"unknown split part {part!r}; use 'train' or 'val'")
+        raise ValueError(f"unknown split part {part!r}; use one of {', '.join(SPLIT_PARTS)}")
     return [r for r in records if r.key in split[part]]

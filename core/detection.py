@@ -1,8 +1,10 @@
 """Face detection for the first frame, lost tracks and periodic re-detection — offline, from pip only.
 
-Two detectors behind one small protocol: MediaPipe's BlazeFace (its model ships inside the 0.10.21
-wheel) and, where mediapipe is missing, OpenCV's Haar cascade (ships inside cv2). Detectors return
-their boxes *raw*: a detector's idea of a face box (forehead to chin, or a square around the eyes
+Detectors behind one small protocol: MediaPipe's BlazeFace in its short-range and full-range models
+(both ship inside the 0.10.21 wheel) and, where mediapipe is missing, OpenCV's Haar cascade (ships
+inside cv2). The default, ``auto``, runs short range and falls back to full range on frames where it
+finds nothing: short range is the webcam case and misses faces under ~60 px (a person across a room or
+on a stage), which full range finds. Detectors return their boxes *raw*: a detector's idea of a face box (forehead to chin, or a square around the eyes
 and mouth) is not the crop policy's landmark bounding box. :func:`calibrated_box` maps a raw box to
 a landmark-style box with a per-detector fit stored in ``assets/detector_calibration.json``, so
 ``crop_from_box(calibrated_box(d, kind))`` cuts the crop the model was trained on.
@@ -30,7 +32,8 @@ from core.geometry import Box, landmark_box
 log = logging.getLogger(__name__)
 
 CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "assets" / "detector_calibration.json"
-KINDS = ("auto", "mediapipe", "haar")
+#: The detector choices (``PipelineConfig.detector``, ``--detector``, Settings; labelled in core.config).
+DETECTORS = ("auto", "short", "full", "haar")
 #: A detection counts as the annotated face when its raw box overlaps the landmark box this much.
 MATCH_IOU = 0.3
 #: Black border (fraction of the image side) added around a shared-data crop before detecting, so the
@@ -40,10 +43,12 @@ CALIBRATION_PAD = 0.25
 
 @dataclass(frozen=True)
 class Detection:
-    """A face as the detector saw it: its raw ``box`` in frame pixels and a ``score`` in [0, 1]."""
+    """A face as the detector saw it: its raw ``box`` in frame pixels, a ``score`` in [0, 1] and the
+    ``detector`` that found it (its calibration key; a fallback detector mixes two)."""
 
     box: Box
     score: float
+    detector: str = ""
 
 
 class FaceDetector(Protocol):
@@ -76,7 +81,7 @@ class MediaPipeDetector:
             rel = found.location_data.relative_bounding_box
             x0, y0 = rel.xmin * width, rel.ymin * height
             box = Box(x0, y0, x0 + rel.width * width, y0 + rel.height * height)
-            detections.append(Detection(box, float(found.score[0])))
+            detections.append(Detection(box, float(found.score[0]), self.name))
         return detections
 
     def close(self) -> None:
@@ -106,26 +111,48 @@ class HaarDetector:
         rects, hits = self._cascade.detectMultiScale2(gray, scaleFactor=self.scale_factor,
                                                       minNeighbors=self.min_neighbors,
                                                       minSize=(self.min_size, self.min_size))
-        return [Detection(Box(float(x), float(y), float(x + w), float(y + h)), n / (n + self.min_neighbors))
+        return [Detection(Box(float(x), float(y), float(x + w), float(y + h)), n / (n + self.min_neighbors), self.name)
                 for (x, y, w, h), n in zip(np.reshape(rects, (-1, 4)), np.ravel(hits))]
 
 
-def make_detector(kind: str = "auto", min_confidence: float = 0.5, full_range: bool = False) -> FaceDetector:
-    """``auto``: MediaPipe if it can be imported, else the Haar cascade; the choice is logged."""
-    if kind not in KINDS:
-        raise ValueError(f"unknown detector {kind!r}; use one of {', '.join(KINDS)}")
-    if kind in ("auto", "mediapipe"):
+class FallbackDetector:
+    """``primary`` on every frame; ``fallback`` only on frames where the primary finds nothing.
+
+    Short range then full range: frames with a near face cost one detector, frames with only a small
+    face (or none) cost both. Each detection keeps its own ``detector`` name, so it is calibrated
+    with its own detector's fit.
+    """
+
+    def __init__(self, primary: FaceDetector, fallback: FaceDetector) -> None:
+        self.primary, self.fallback = primary, fallback
+        self.name = f"{primary.name}+{fallback.name}"
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        return self.primary.detect(frame_bgr) or self.fallback.detect(frame_bgr)
+
+    def close(self) -> None:
+        for detector in (self.primary, self.fallback):
+            getattr(detector, "close", lambda: None)()
+
+
+def make_detector(kind: str = "auto", min_confidence: float = 0.5) -> FaceDetector:
+    """A detector for one of :data:`DETECTORS`; ``auto`` without mediapipe is the Haar cascade (logged)."""
+    if kind not in DETECTORS:
+        raise ValueError(f"unknown detector {kind!r}; use one of {', '.join(DETECTORS)}")
+    if kind == "haar":
+        detector: FaceDetector = HaarDetector()
+    else:
         try:
-            detector: FaceDetector = MediaPipeDetector(min_confidence, full_range)
+            ranges = {"auto": (False, True), "short": (False,), "full": (True,)}[kind]
+            parts = [MediaPipeDetector(min_confidence, full_range) for full_range in ranges]
         except ImportError as exc:
-            if kind == "mediapipe":
+            if kind != "auto":
                 raise RuntimeError(f"mediapipe face detection is not available: {exc}") from exc
             log.info("mediapipe not importable (%s); using OpenCV's Haar cascade", exc)
             return HaarDetector()
-        log.info("face detector: %s", detector.name)
-        return detector
-    log.info("face detector: haar")
-    return HaarDetector()
+        detector = FallbackDetector(*parts) if len(parts) == 2 else parts[0]
+    log.info("face detector: %s", detector.name)
+    return detector
 
 
 @contextlib.contextmanager
@@ -180,8 +207,10 @@ def load_calibration(path: str | Path = CALIBRATION_PATH) -> dict[str, BoxCalibr
     return {kind: BoxCalibration(**{k: float(entry[k]) for k in fields}) for kind, entry in data["detectors"].items()}
 
 
-def calibrated_box(detection: Detection, kind: str, path: str | Path = CALIBRATION_PATH) -> Box:
-    """The landmark-style box for a raw detection of detector ``kind`` (its ``name``)."""
+def calibrated_box(detection: Detection, kind: str = "", path: str | Path = CALIBRATION_PATH) -> Box:
+    """The landmark-style box for a raw detection, calibrated for the detector that found it
+    (``detection.detector``; ``kind`` names it for a detection that does not say)."""
+    kind = detection.detector or kind
     calibrations = load_calibration(path)
     if kind not in calibrations:
         raise ValueError(f"no calibration for detector {kind!r} in {path}; it has {', '.join(sorted(calibrations))}")

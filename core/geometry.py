@@ -15,8 +15,10 @@ import numpy as np
 #: Side of the square crop divided by the longer side of the landmark bounding box. 1.5 leaves room
 #: for a 45°-rolled face (a rotated square needs 1.41×) and for tracking drift between frames.
 CROP_MARGIN = 1.5
-#: Side of the model input in pixels (the paper's 224).
+#: Side of the model input in pixels (the paper's 224); a model may use another (its metadata says).
 INPUT_SIZE = 224
+#: Input sizes a model can be trained at: multiples of the backbone's stride 32 (one anchor per cell).
+INPUT_SIZES = (128, 160, 192, 224)
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,21 @@ class Box:
 
 
 def landmark_box(landmarks: np.ndarray) -> Box:
-    """Tight bounding box of an ``[L, 2]`` landmark array."""
+    """Tight bounding box of the visible points of an ``[L, 2]`` landmark array (hidden points are NaN)."""
     pts = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(axis=1)]
+    if not len(pts):
+        raise ValueError("no visible landmark to take a box from")
     x0, y0 = pts.min(axis=0)
     x1, y1 = pts.max(axis=0)
     return Box(float(x0), float(y0), float(x1), float(y1))
+
+
+def rotation_matrix(angle_deg: float) -> np.ndarray:
+    """2×2 matrix rotating points counter-clockwise as displayed (image y points down): the one rotation
+    convention of the project (crops, templates, augmentation)."""
+    a = np.deg2rad(angle_deg)
+    return np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
 
 
 def square_crop_transform(center: tuple[float, float], side: float, out_size: int = INPUT_SIZE,
@@ -74,12 +86,7 @@ def square_crop_transform(center: tuple[float, float], side: float, out_size: in
     """
     if side <= 0:
         raise ValueError(f"crop side must be positive, got {side}")
-    k = out_size / float(side)
-    a = np.deg2rad(angle_deg)
-    # In image coordinates y points down, so a counter-clockwise rotation as displayed is
-    # [[cos, sin], [-sin, cos]].
-    rot = np.array([[np.cos(a), np.sin(a)], [-np.sin(a), np.cos(a)]])
-    linear = k * rot
+    linear = (out_size / float(side)) * rotation_matrix(angle_deg)
     c = np.asarray(center, dtype=np.float64)
     mid = (out_size - 1) / 2.0
     offset = np.array([mid, mid]) - linear @ c

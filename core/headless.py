@@ -119,8 +119,7 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
     to send every frame's faces to as OSC (``core.streaming``); ``uncertainty_columns``: add each
     point's uncertainty to the CSV.
     """
-    if max_frames is not None and max_frames < 1:
-        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
+    _check_max_frames(max_frames)
     if outputs.landmarks is None and (outputs.video or outputs.sidecar):
         raise HeadlessError("a video or sidecar output needs a landmarks CSV output too")
     try:
@@ -146,6 +145,11 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
         stream.release()
         session.stop_streaming()
         session.pipeline.close()
+
+
+def _check_max_frames(max_frames: int | None) -> None:
+    if max_frames is not None and max_frames < 1:
+        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
 
 
 def _loop(stream: VideoSource, session: Session, max_frames: int | None, progress: bool, provider: str) -> RunSummary:
@@ -194,8 +198,7 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
                  max_frames: int | None = None, progress: bool = True, overwrite: bool = False,
                  stream_to: str | None = None, uncertainty_columns: bool = False) -> RunSummary:
     """The CLI's run: check the outputs, load the model, :func:`process_video`; raises :class:`HeadlessError`."""
-    if max_frames is not None and max_frames < 1:
-        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
+    _check_max_frames(max_frames)
     if stream_to is not None:
         try:
             parse_target(stream_to)

@@ -1,5 +1,10 @@
 """Landmark accuracy metrics as the literature reports them: NME, FR@0.1, AUC@0.1, CED, and the
-confidence–error correlation AnchorFace uses to show its confidences are meaningful."""
+confidence–error correlation AnchorFace uses to show its confidences are meaningful.
+
+Hidden points (NaN in the ground truth, e.g. MERL-RAV's self-occluded far side) are left out of every
+error; a face whose outer eye corner is hidden has no inter-ocular distance, so it is normalised by
+``FALLBACK`` instead, and :func:`normalisations` says which faces were.
+"""
 from __future__ import annotations
 
 import numpy as np
@@ -8,18 +13,36 @@ from core.geometry import landmark_box
 from core.schemes import LandmarkScheme
 
 NORMALISATIONS = ("inter_ocular", "box_diagonal", "face_size")
+#: What a face without both outer eye corners is normalised by under ``inter_ocular``.
+FALLBACK = "box_diagonal"
+
+
+def normalisations(gt: np.ndarray, scheme: LandmarkScheme, kind: str = "inter_ocular") -> np.ndarray:
+    """``[N]`` the normalisation each face of ``[N, L, 2]`` ground truth gets under ``kind``."""
+    gt = np.asarray(gt, dtype=np.float64)
+    kinds = np.full(len(gt), kind, dtype=object)
+    if kind == "inter_ocular":
+        corners = np.isfinite(gt[:, list(scheme.outer_eye_corners)]).all(axis=(1, 2))
+        kinds[~corners] = FALLBACK
+    return kinds
 
 
 def normaliser(gt: np.ndarray, scheme: LandmarkScheme, kind: str = "inter_ocular") -> np.ndarray:
     """Per-image normalising distance for ``[N, L, 2]`` ground truth.
 
-    ``inter_ocular``: outer eye corners (300W, WFLW); ``box_diagonal``: landmark box diagonal (Menpo);
-    ``face_size``: sqrt(w·h) of the landmark box (AFLW).
+    ``inter_ocular``: outer eye corners (300W, WFLW), ``FALLBACK`` where one is hidden;
+    ``box_diagonal``: visible landmarks' box diagonal (Menpo); ``face_size``: sqrt(w·h) of that box (AFLW).
     """
     gt = np.asarray(gt, dtype=np.float64)
     if kind == "inter_ocular":
         a, b = scheme.outer_eye_corners
-        return np.linalg.norm(gt[:, a] - gt[:, b], axis=1)
+        dist = np.linalg.norm(gt[:, a] - gt[:, b], axis=1)
+        hidden = ~np.isfinite(dist)
+        if hidden.any():
+            dist[hidden] = normaliser(gt[hidden], scheme, FALLBACK)
+        return dist
+    if kind not in NORMALISATIONS:
+        raise ValueError(f"unknown normalisation {kind!r}; use one of {', '.join(NORMALISATIONS)}")
     boxes = [landmark_box(g) for g in gt]
     if kind == "box_diagonal":
         return np.array([np.hypot(b.width, b.height) for b in boxes])
@@ -29,13 +52,19 @@ def normaliser(gt: np.ndarray, scheme: LandmarkScheme, kind: str = "inter_ocular
 
 
 def nme(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, kind: str = "inter_ocular") -> np.ndarray:
-    """Per-image NME (a fraction, not %): mean point-to-point error over landmarks / normaliser."""
+    """Per-image NME (a fraction, not %): mean point-to-point error over the visible landmarks / normaliser."""
     pred = np.asarray(pred, dtype=np.float64)
     gt = np.asarray(gt, dtype=np.float64)
     if pred.shape != gt.shape or pred.ndim != 3:
         raise ValueError(f"pred and gt must both be [N, L, 2], got {pred.shape} and {gt.shape}")
-    err = np.linalg.norm(pred - gt, axis=2).mean(axis=1)
-    return err / normaliser(gt, scheme, kind)
+    return point_errors(pred, gt) / normaliser(gt, scheme, kind)
+
+
+def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+    """``[...]`` mean point-to-point distance over the points visible in ``gt`` (last two axes ``[L, 2]``)."""
+    dist = np.linalg.norm(np.asarray(pred, np.float64) - np.asarray(gt, np.float64), axis=-1)
+    visible = np.isfinite(dist)
+    return np.where(visible, dist, 0.0).sum(axis=-1) / np.maximum(visible.sum(axis=-1), 1)
 
 
 def failure_rate(nmes: np.ndarray, threshold: float = 0.1) -> float:
@@ -69,5 +98,5 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
 
 def anchor_errors(anchor_landmarks: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
     """``[N, M]`` NME of every anchor's prediction against its face's ground truth."""
-    err = np.linalg.norm(np.asarray(anchor_landmarks, np.float64) - np.asarray(gt, np.float64)[:, None], axis=3)
-    return err.mean(axis=2) / normaliser(gt, scheme)[:, None]
+    err = point_errors(anchor_landmarks, np.asarray(gt, np.float64)[:, None])
+    return err / normaliser(gt, scheme)[:, None]

@@ -20,6 +20,7 @@ from core.geometry import invert_affine, landmark_box, transform_points, warp_to
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
+from core.shots import ShotCutDetector
 from core.smoothing import SMOOTHERS, KalmanConfig, NoSmoothingConfig, OneEuroConfig, SmootherConfig
 from core.tracker import Tracker, TrackerConfig
 
@@ -79,6 +80,7 @@ class FramePipeline:
         self.config = config
         self.detector = detector if detector is not None else make_detector(config.detector)
         self.tracker = self._new_tracker()
+        self.cuts = ShotCutDetector(config.tracker.cut_threshold)
         self.frame_index = 0
 
     def _new_tracker(self) -> Tracker:
@@ -102,6 +104,7 @@ class FramePipeline:
             self.tracker = self._new_tracker()
         else:
             self.tracker.config = config.tracker
+        self.cuts.threshold = config.tracker.cut_threshold
 
     def close(self) -> None:
         """Release the detector (MediaPipe holds a graph and its threads)."""
@@ -115,6 +118,7 @@ class FramePipeline:
     def reset(self) -> None:
         """Forget all faces (new video, camera restart)."""
         self.tracker = self._new_tracker()
+        self.cuts.reset()
         self.frame_index = 0
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> FrameResult:
@@ -125,9 +129,11 @@ class FramePipeline:
         clock = time.perf_counter()
 
         boxes = None
+        if self.cuts.is_cut(frame):
+            self.tracker.end_shot()
         if self.tracker.needs_detection():
-            boxes = [calibrated_box(d, self.detector.name) for d in self.detector.detect(frame)]
-            clock = _lap(timings, "detect", clock)
+            boxes = [calibrated_box(d) for d in self.detector.detect(frame)]
+        clock = _lap(timings, "detect", clock)  # the cut check counts as part of detect-or-track
         requests = self.tracker.plan(boxes, info.input_size, info.crop_margin)
         if requests:
             crops = np.stack([warp_to_crop(frame, r.matrix, info.input_size) for r in requests])

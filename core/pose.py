@@ -44,6 +44,9 @@ MODEL_FILE = Path(__file__).resolve().parent.parent / "assets" / "mean_face_3d_i
 #: Contours whose points slide or deform: the jaw is annotated on the silhouette (a different 3D point
 #: in every yaw) and the inner lips follow the mouth opening, so neither is used for the pose fit.
 NON_RIGID_CONTOURS = ("jaw", "inner_lips")
+#: Rigid points spanning fewer pixels than this (in x or y) have no pose to find: SQPnP rejects them
+#: by its point-variance assertion (a 68-point face a few pixels wide fails it).
+MIN_EXTENT_PX = 4.0
 
 
 @dataclass(frozen=True)
@@ -106,8 +109,8 @@ def camera_matrix(image_size: tuple[int, int]) -> np.ndarray:
 def estimate_pose(landmarks: np.ndarray, image_size: tuple[int, int], scheme: str = POSE_SCHEME) -> HeadPose | None:
     """Head pose of one face from its landmarks ``[68, 2]`` in image pixels; ``image_size`` is ``(w, h)``.
 
-    Returns ``None`` for schemes without a 3D model (anything but ibug68), non-finite landmarks, or a
-    failed solve. Uses SQPnP (globally optimal, no initial guess needed) refined by Levenberg–Marquardt
+    Returns ``None`` for schemes without a 3D model (anything but ibug68), non-finite landmarks,
+    landmarks too close together to fit (a collapsed output: SQPnP asserts on it), or a failed solve. Uses SQPnP (globally optimal, no initial guess needed) refined by Levenberg–Marquardt
     on the rigid points (no jaw, no inner lips).
     """
     if scheme != POSE_SCHEME:
@@ -119,7 +122,13 @@ def estimate_pose(landmarks: np.ndarray, image_size: tuple[int, int], scheme: st
     idx = _rigid_points()
     object_points, image_points = model[idx], pts[idx]
     k = camera_matrix(image_size)
-    ok, rvec, tvec = cv2.solvePnP(object_points, image_points, k, None, flags=cv2.SOLVEPNP_SQPNP)
+    if np.ptp(image_points, axis=0).min() < MIN_EXTENT_PX:
+        return None
+    try:
+        ok, rvec, tvec = cv2.solvePnP(object_points, image_points, k, None, flags=cv2.SOLVEPNP_SQPNP)
+    except cv2.error as exc:  # degenerate input the guard above did not foresee: no pose, not a crash
+        log.debug("solvePnP failed: %s", exc)
+        return None
     if not ok or tvec[2, 0] <= 0:
         log.debug("solvePnP found no pose in front of the camera")
         return None

@@ -61,7 +61,9 @@ _FRAGMENTED = {"movflags": "frag_keyframe+empty_moov+default_base_moof", "flush_
 CONTAINERS: dict[str, tuple[str, dict[str, str]]] = {
     ".mp4": ("mp4", _FRAGMENTED), ".mov": ("mov", _FRAGMENTED), ".mkv": ("matroska", {"flush_packets": "1"}),
 }
-X264_OPTIONS = {"preset": "veryfast", "tune": "zerolatency", "crf": "23"}
+#: ``ultrafast`` costs about 1.1 ms of CPU per 640×360 frame on this project's machine (``veryfast``: 3.5 ms)
+#: for about 2.2× the file size; its constrained-baseline H.264 plays in every common player.
+X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23"}
 MPEG4_BIT_RATE = 4_000_000
 #: Presentation-time unit of the video (the MPEG clock: exact for 24, 25, 30 and 30000/1001 fps).
 TIME_BASE = Fraction(1, 90_000)
@@ -169,7 +171,8 @@ class _VideoWriter:
         if frame_bgr.shape[:2] != (self.stream.height, self.stream.width):
             frame_bgr = cv2.copyMakeBorder(frame_bgr, 0, self.stream.height - self.height, 0,
                                            self.stream.width - self.width, cv2.BORDER_REPLICATE)
-        picture = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_bgr), format="bgr24")
+        # OpenCV's BGR → I420 is about 2.5× cheaper than letting FFmpeg's swscale convert bgr24.
+        picture = av.VideoFrame.from_ndarray(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2YUV_I420), format="yuv420p")
         if self._start is None:
             self._start = timestamp
         # Strictly increasing, even if a clock repeats or steps back.

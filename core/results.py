@@ -16,11 +16,11 @@ class FaceResult:
     """One tracked face in one frame.
 
     ``landmarks [L, 2]`` are image pixels (OpenCV's pixel-centre convention), already smoothed;
-    ``confidence`` is the face score in (0, 1); ``box`` is the landmark-style box the next crop comes
-    from; ``pose`` is ``None`` where the scheme has no 3D model or the fit failed; ``scheme`` names the
-    landmark scheme (``core.schemes``); ``uncertainty [L]`` is each point's anchor spread in image
-    pixels (``core.decode``; ``None`` for a single-anchor model); ``state`` is the eye/mouth openness
-    and blinks (``core.face_state``; ``None`` where the scheme has no eye contours).
+    ``confidence`` is the face score in (0, 1); ``box`` is the bounding box of these landmarks (what the
+    overlay frames and labels); ``pose`` is ``None`` where the scheme has no 3D model or the fit failed;
+    ``scheme`` names the landmark scheme (``core.schemes``); ``uncertainty [L]`` is each point's anchor
+    spread in image pixels (``core.decode``; ``None`` for a single-anchor model); ``state`` is the
+    eye/mouth openness and blinks (``core.face_state``; ``None`` where the scheme has no eye contours).
     """
 
     track_id: int

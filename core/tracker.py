@@ -2,11 +2,16 @@
 
 Each frame, a track's crop comes from its previous smoothed landmarks (the crop policy applied to them),
 which is faster and steadier than detecting. Smoothed, not raw: cropping from the raw output feeds the
-model's own noise back into the next crop, a slow random walk the smoother then has to chase (on a still
-face, Kalman jitter fell from 0.129 to 0.086 % of the inter-ocular distance when the loop was broken). The detector runs on the first frame, whenever a track's
-confidence falls below ``lost_confidence``, and every ``detection_interval`` frames to pick up new
-faces. Detections are matched to tracks by box overlap; a track that stays lost for
-``max_lost_frames`` consecutive frames is dropped.
+model's own noise back into the next crop, a slow random walk the smoother then has to chase. The
+detector runs on the first frame, whenever a track's confidence falls below ``lost_confidence``, and
+every ``detection_interval`` frames to pick up new faces. Detections are matched to tracks by box
+overlap; a track that stays lost for ``max_lost_frames`` consecutive frames is dropped.
+
+A face is one person only while the picture is one shot: on a shot cut (``core.shots``, seen by the
+pipeline) every track ends, and a face box that jumps further in one frame than real motion takes it
+(``max_jump``) starts a new track with a new id. Output that is not a face at all — non-finite numbers,
+or landmarks collapsed to a few pixels — never reaches the smoother or the pose fit: a frame of
+non-finite output counts as a lost frame, a collapsed track is dropped.
 """
 from __future__ import annotations
 
@@ -17,7 +22,12 @@ from typing import Callable
 import numpy as np
 
 from core.geometry import Box, crop_from_box, landmark_box
+from core.shots import CUT_THRESHOLD
 from core.smoothing import Smoother
+
+#: A landmark box whose longer side is below this many pixels is a collapsed output, not a face (the
+#: smallest faces MediaPipe full range finds have landmark boxes of about 30 px).
+MIN_FACE_PX = 8.0
 
 
 @dataclass(frozen=True)
@@ -35,6 +45,12 @@ class TrackerConfig:
     #: around (the output partly follows its crop); a small dead band breaks that loop, and is far
     #: inside the ±6 % crop jitter the model was trained with.
     recrop_threshold: float = 0.02
+    #: Colour change between neighbouring frames that counts as a shot cut (``core.shots``; 0 = off).
+    cut_threshold: float = CUT_THRESHOLD
+    #: Largest plausible one-frame move of a tracked face: centre shift or log size change, as a
+    #: fraction of the box size. On the shared clips real motion reached 0.04 (centre) and 0.03 (size);
+    #: a jump beyond this is a different face (a cut the colours did not show) and gets a new id.
+    max_jump: float = 0.35
 
 
 @dataclass
@@ -48,7 +64,6 @@ class Track:
     confidence: float
     smoother: Smoother
     lost_frames: int = 0
-    age: int = 0
     crop_box: Box | None = None  # the landmark box the current tracking crop was made from
     uncertainty: np.ndarray | None = None  # per-point anchor spread of ``landmarks`` in image pixels
 
@@ -117,19 +132,31 @@ class Tracker:
     def update(self, request: CropRequest, landmarks: np.ndarray, confidence: float, timestamp: float,
                uncertainty: np.ndarray | None = None) -> Track | None:
         """Feed one model result back (``uncertainty``: per-point spread in image pixels, if the model has
-        one); returns the track it updated or created (None if discarded)."""
+        one); returns the track it updated or created (None if discarded).
+
+        Non-finite output counts as a lost frame; a collapsed one (:func:`is_degenerate`) drops the
+        track; a tracked face that jumped (:meth:`_jumped`) ends its track and starts a new one."""
         track = self._find(request.track_id)
+        if not (np.isfinite(confidence) and np.isfinite(landmarks).all()):
+            landmarks, confidence = track.landmarks if track else landmarks, 0.0
+        elif is_degenerate(landmarks):
+            if track is not None:
+                self.tracks.remove(track)
+            return None
+        believed = confidence >= self.config.lost_confidence
+        if track is not None and believed and not request.from_detection and self._jumped(track, landmarks):
+            self.tracks.remove(track)
+            track = None
         if track is None:
-            if confidence < self.config.lost_confidence:
+            if not believed:
                 return None  # a detection the model does not believe is a face
             smoother = self.make_smoother()
             track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp, uncertainty), confidence,
                           smoother, uncertainty=uncertainty)
             self.tracks.append(track)
             return track
-        track.age += 1
         track.confidence = confidence
-        if confidence < self.config.lost_confidence:
+        if not believed:
             track.lost_frames += 1  # keep the last good landmarks; detection will look for the face
             return track
         if request.from_detection or track.lost_frames > 0:
@@ -148,9 +175,23 @@ class Tracker:
                 keep.append(track)
         self.tracks = keep
 
-    def reset(self) -> None:
+    def end_shot(self) -> None:
+        """A shot cut: every face may be someone else now, so all tracks end (their ids are not reused)
+        and the next frame detects afresh."""
         self.tracks.clear()
         self.frames_since_detection = 0
 
+    def _jumped(self, track: Track, landmarks: np.ndarray) -> bool:
+        """Did the face box move or resize in one frame by more than ``max_jump`` of its size?"""
+        old, new = track.box, landmark_box(landmarks)
+        shift = np.hypot(new.center[0] - old.center[0], new.center[1] - old.center[1]) / old.size
+        return bool(max(shift, abs(np.log(new.size / old.size))) > self.config.max_jump)
+
     def _find(self, track_id: int | None) -> Track | None:
         return next((t for t in self.tracks if t.track_id == track_id), None)
+
+
+def is_degenerate(landmarks: np.ndarray, min_size: float = MIN_FACE_PX) -> bool:
+    """Landmarks collapsed to a few pixels (or with no extent): not a face, and poison for the pose fit."""
+    box = landmark_box(landmarks)
+    return not box.size >= min_size or min(box.width, box.height) <= 0

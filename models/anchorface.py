@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.anchors import anchor_points, place_templates
+from core.anchors import anchor_area, anchor_grid, anchor_points, place_templates
 from models.backbone import ShuffleNetV2
 
 #: Per-channel mean/std applied inside the model (ImageNet statistics; any fixed values would do
@@ -39,6 +39,13 @@ class ModelConfig:
     head_channels: int = 256
     #: Offsets are predicted as fractions of the crop size.
     offset_scale: float = 224.0
+
+    @classmethod
+    def for_input_size(cls, input_size: int = 224, **kwargs: object) -> "ModelConfig":
+        """A config whose anchor grid, anchor area and offset unit follow the input size (one anchor per
+        stride-32 cell, the area a quarter of the crop): the paper's geometry at every size."""
+        return cls(input_size=input_size, grid=anchor_grid(input_size), anchor_area=anchor_area(input_size),
+                   offset_scale=float(input_size), **kwargs)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -67,6 +74,9 @@ class AnchorFace(nn.Module):
         k, points = config.num_templates, config.num_points
         if templates.shape != (k, points, 2):
             raise ValueError(f"templates must be [{k}, {points}, 2], got {templates.shape}")
+        if config.grid != anchor_grid(config.input_size):
+            raise ValueError(f"grid {config.grid} must equal the feature map side {anchor_grid(config.input_size)} "
+                             f"of a {config.input_size} px input (one anchor point per cell)")
         self.config = config
         self.normalise = Normalise()
         self.backbone = ShuffleNetV2(config.width)

@@ -16,6 +16,11 @@
   the curves overlap — the offsets of far anchors are learned nearly for free by the shared head. The
   default stays p = 1, the paper's plain C̄ weight; ``--reg-power`` keeps the choice open.
 * Confidence: binary cross-entropy (on logits, for stability) between C and C̄; L = L_reg + λ·L_con.
+* Hidden points (NaN in the target, MERL-RAV's self-occluded far side) have no position: the
+  regression averages over visible points only, and the confidence distance d is the visible points'
+  distance scaled by sqrt(L / L_visible), so C̄ means the same RMS point error whatever is hidden.
+* Units follow the input size: ``distance_unit`` is the anchor-area side and ``offset_unit`` the crop
+  side (:meth:`LossConfig.for_input_size`), so one set of β and λ serves every size.
 """
 from __future__ import annotations
 
@@ -33,11 +38,32 @@ class LossConfig:
     offset_unit: float = 224.0  # px; L1 on offsets as fractions of the crop
     regression_power: float = 1.0  # p in the C̄^p regression weight (see the module docstring)
 
+    @classmethod
+    def for_input_size(cls, input_size: int, **kwargs: float) -> "LossConfig":
+        """Units derived from the crop side (the anchor area is a quarter of it, as in core.anchors)."""
+        from core.anchors import anchor_area
+
+        return cls(distance_unit=anchor_area(input_size), offset_unit=float(input_size), **kwargs)
+
+
+def split_visible(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(target with hidden points zeroed, [N, L] float mask)`` from a target with NaN hidden points.
+
+    Zeroing (not just masking the product) matters: NaN · 0 is NaN, in the loss and in its gradient.
+    """
+    mask = torch.isfinite(target).all(dim=-1)
+    return torch.where(mask[..., None], target, torch.zeros_like(target)), mask.to(target.dtype)
+
 
 def confidence_target(templates: torch.Tensor, target: torch.Tensor, config: LossConfig = LossConfig()) -> torch.Tensor:
-    """``[N, M]`` targets from placed templates ``[M, L, 2]`` and ground truth ``[N, L, 2]`` (crop px)."""
-    num_coords = target.shape[1] * 2
-    d = torch.linalg.vector_norm((templates[None] - target[:, None]).flatten(2), dim=2) / config.distance_unit
+    """``[N, M]`` targets from placed templates ``[M, L, 2]`` and ground truth ``[N, L, 2]`` (crop px;
+    NaN marks a hidden point, left out of the distance)."""
+    target, mask = split_visible(target)
+    num_points = target.shape[1]
+    num_coords = num_points * 2
+    sq = ((templates[None] - target[:, None]) ** 2).sum(dim=3) * mask[:, None]  # [N, M, L]
+    rescale = (num_points / mask.sum(dim=1).clamp_min(1.0))[:, None]
+    d = torch.sqrt(sq.sum(dim=2) * rescale) / config.distance_unit
     return 1.0 - torch.tanh(d / (config.beta * num_coords))
 
 
@@ -53,7 +79,9 @@ def anchorface_loss(anchor_landmarks: torch.Tensor, logits: torch.Tensor, placed
     """The total loss for a batch: predictions ``[N, M, L, 2]``, logits ``[N, M]``, truth ``[N, L, 2]``."""
     with torch.no_grad():
         c_bar = confidence_target(placed_templates, target, config)
-    l1 = (anchor_landmarks - target[:, None]).abs().mean(dim=(2, 3)) / config.offset_unit
+    target, mask = split_visible(target)
+    per_point = (anchor_landmarks - target[:, None]).abs().sum(dim=3) * mask[:, None]  # [N, M, L]
+    l1 = per_point.sum(dim=2) / (2 * mask.sum(dim=1, keepdim=True).clamp_min(1.0)) / config.offset_unit
     weight = c_bar ** config.regression_power
     regression = (weight * l1).sum() / weight.sum().clamp_min(1e-6)
     confidence = F.binary_cross_entropy_with_logits(logits, c_bar)
@@ -61,7 +89,9 @@ def anchorface_loss(anchor_landmarks: torch.Tensor, logits: torch.Tensor, placed
 
 
 def direct_loss(anchor_landmarks: torch.Tensor, target: torch.Tensor, config: LossConfig = LossConfig()) -> LossTerms:
-    """L1 on coordinates as fractions of the crop (the baseline; its single anchor has confidence 1)."""
-    regression = (anchor_landmarks[:, 0] - target).abs().mean() / config.offset_unit
+    """L1 on visible coordinates as fractions of the crop (the baseline; its single anchor has confidence 1)."""
+    target, mask = split_visible(target)
+    per_point = (anchor_landmarks[:, 0] - target).abs().sum(dim=2) * mask
+    regression = per_point.sum() / (2 * mask.sum().clamp_min(1.0)) / config.offset_unit
     zero = regression.new_zeros(())
     return LossTerms(regression, regression, zero)

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -21,12 +22,15 @@ import pytest
 from PyQt6.QtCore import QSettings, Qt
 
 import core.video
+from app.application import display_missing
 from app.capture import DEMO_CLIP
+from app.notices import MAX_NOTICES
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
 from core.table import LandmarkTable
 from core.runtime import DEFAULT_MODEL_PATH
+from tests.helpers_onnx import make_model
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FRAME_TIMEOUT_MS = 30_000  # generous: the CI machine may be busy; no test asserts on speed
@@ -216,6 +220,12 @@ def test_an_invalid_model_is_rejected_and_the_old_one_keeps_running(qtbot, windo
     assert window.model is old_model and window.worker.pipeline.model is old_model
     counter.wait_for(qtbot, 5)  # frames keep coming
 
+    # A model whose outputs are NaN is refused the same way (issue 11: it used to be accepted and saved).
+    dialog.model_path.setText(str(make_model(tmp_path / "nan.onnx", nan_on="all")))
+    dialog.accept()
+    assert dialog.isVisible() and "not finite" in dialog.model_error.text()
+    assert window.model is old_model and window.settings.model_path == ""
+
     # A valid file is accepted, swapped in live, and the stream goes on.
     good = tmp_path / "custom.onnx"
     good.write_bytes(DEFAULT_MODEL_PATH.read_bytes())
@@ -363,3 +373,73 @@ def test_a_corrupt_settings_store_falls_back_to_defaults_with_a_warning(qtbot, t
     assert window.settings == AppSettings()
     assert window.notice.isVisible() and "could not be read" in window.notice.text
     assert window.model is not None
+
+
+# --- notices, failed models, start-up problems (issue 11) -------------------------------------------
+
+def test_every_notice_shows_and_a_failed_model_stays_until_dismissed_and_is_never_saved(
+        qtbot, store: QSettings, tmp_path: Path) -> None:
+    """A configured model whose outputs are NaN, no camera, and more notices after: all are shown;
+    the model notice survives newer ones until its own Dismiss; the bad path is never written back."""
+
+    bad = make_model(tmp_path / "nan.onnx", nan_on="all")
+    store.setValue("model/path", str(bad))
+    store.setValue("camera/index", 7)
+    store.sync()
+    window = MainWindow(store, {"recording_folder": str(tmp_path)})
+    qtbot.addWidget(window)
+    window.show()
+    window.start_initial(None)
+    assert window.model is not None and window.model.info.path == DEFAULT_MODEL_PATH
+    assert "configured model could not be used" in window.notice.text and "not finite" in window.notice.text
+    assert "No camera at index 7" in window.notice.text, "the camera notice does not hide the model one"
+    for i in range(MAX_NOTICES + 2):
+        window.notice.show_notice(f"later notice {i}")
+    assert len(window.notice.notices) <= MAX_NOTICES + 1
+    (model_notice,) = [n for n in window.notice.notices if "configured model" in n.text]
+    assert "No camera" not in window.notice.text, "ordinary notices make room, oldest first"
+    model_notice.dismiss_button.click()
+    assert "configured model" not in window.notice.text and window.notice.isVisible()
+    for notice in list(window.notice.notices):
+        notice.dismiss_button.click()
+    assert not window.notice.isVisible()
+
+    window.apply_settings(replace(window.settings, pipeline=replace(window.settings.pipeline, threshold=0.5)))
+    store.sync()
+    assert window.settings.model_path == "" and store.value("model/path") == ""
+
+
+def test_binary_garbage_settings_file_gives_a_warning(qtbot, tmp_path: Path) -> None:
+    path = tmp_path / "settings.ini"
+    path.write_bytes(bytes(range(256)) * 16)  # no parse error from QSettings: it reads as an empty store
+    store = QSettings(str(path), QSettings.Format.IniFormat)
+    assert store.status() == QSettings.Status.NoError
+    window = MainWindow(store)
+    qtbot.addWidget(window)
+    window.show()
+    assert window.settings == AppSettings()
+    assert window.notice.isVisible() and "not a text file" in window.notice.text
+
+
+def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
+    done = subprocess.run([sys.executable, "main.py", "--source", str(DEMO_CLIP)], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert "no display found — use --headless, or xvfb-run -a python main.py" in done.stderr
+    assert "xcb" not in done.stderr.replace("xvfb-run", "")
+    assert display_missing({"QT_QPA_PLATFORM": "xcb"}, "linux")
+    assert not display_missing({"QT_QPA_PLATFORM": "offscreen"}, "linux")
+    assert not display_missing({"DISPLAY": ":0"}, "linux") and not display_missing({}, "win32")
+
+
+def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
+    """OpenCV's V4L2 and obsensor backends log to the C stderr when a camera index is not there."""
+    code = ("import cv2, sys; from app.capture import SourceSpec, open_source; from core.video import SourceError\n"
+            "try:\n    open_source(SourceSpec(7))\nexcept SourceError as exc:\n    print(exc)\n"
+            "print(cv2.getLogLevel())")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "no camera at index 7" in done.stdout
+    assert done.stdout.split()[-1] != "0", "the log level is restored afterwards"
+    assert "WARN" not in done.stderr and "ERROR" not in done.stderr, done.stderr

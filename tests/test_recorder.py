@@ -6,6 +6,7 @@ import errno
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -258,6 +259,7 @@ def test_full_disk_on_the_video_keeps_whole_fragments_and_rows(tmp_path, source_
     frames_ok, error = record_until_full(tmp_path, source_frames, ".mp4", budget=300_000)
     assert "No space left" in str(error) and "full.mp4" in str(error)
     assert frames_ok > FPS
+    assert re.findall(r"(\d+) frames", str(error)) == [str(frames_ok)], "one frame count, the one kept"
     playable = decodes_cleanly(tmp_path / "full.mp4")
     assert 1 <= playable <= frames_ok
     assert count_frames(tmp_path / "full.mp4") == playable
@@ -276,3 +278,29 @@ def test_full_disk_on_the_csv_cuts_back_to_whole_rows(tmp_path, source_frames):
     rows = list(csv.reader(io.StringIO(text.decode())))[1:]
     assert len(rows) == 2 * frames_ok and all(len(r) == len(LandmarkTable(68).columns) for r in rows)
     assert FPS <= decodes_cleanly(tmp_path / "full.mp4") <= frames_ok + 1
+
+
+def test_a_csv_only_recording_writes_no_video_and_video_extensions_are_checked(tmp_path, source_frames):
+    with Recorder(None, tmp_path / "only.csv", FPS, SIZE, "ibug68") as rec:
+        rec.write(0, 0.0, None, fake_faces(0))
+        rec.write(1, 1 / FPS, None, [])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["only.csv", "only.json"]
+    rows = complete_rows(tmp_path / "only.csv")
+    assert [r[:5] for r in rows] == [["0", "0.000000", "2", "0", "1"], ["0", "0.000000", "2", "1", "1"],
+                                     ["1", f"{1 / FPS:.6f}", "0", "", "0"]]
+    assert all(len(r) == 10 + 136 for r in rows) and set(rows[2][5:]) == {""}
+    with pytest.raises(RecordingError, match=r"\.mp4, \.mov, \.mkv"):
+        Recorder(tmp_path / "x.avi", tmp_path / "x.csv", FPS, SIZE, "ibug68")
+    assert not (tmp_path / "x.avi").exists()
+
+
+def test_pictures_carry_their_real_timestamps(tmp_path, source_frames):
+    """Frames 1/10 s apart in a nominal 30 fps recording play 1/10 s apart (dropped frames keep real time)."""
+    stamps = [0.0, 0.1, 0.2, 0.5, 1.5, 3.0]
+    with Recorder(tmp_path / "t.mp4", tmp_path / "t.csv", FPS, SIZE, "ibug68") as rec:
+        for i, t in enumerate(stamps):
+            rec.write(i, 100.0 + t, source_frames[i], [])
+    with av.open(str(tmp_path / "t.mp4")) as container:
+        stream = container.streams.video[0]
+        times = [float(f.pts * stream.time_base) for f in container.decode(video=0)]
+    assert times == pytest.approx(stamps, abs=1e-4)

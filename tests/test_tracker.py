@@ -5,7 +5,7 @@ import numpy as np
 
 from core.geometry import Box, landmark_box
 from core.smoothing import NoSmoother
-from core.tracker import Tracker, TrackerConfig
+from core.tracker import CropRequest, Tracker, TrackerConfig
 
 
 def face_at(cx: float, cy: float, size: float = 100.0) -> np.ndarray:
@@ -128,3 +128,53 @@ def test_tracking_crop_stays_put_inside_the_dead_band_and_follows_beyond_it() ->
     tracker.update(second, face + 5.0, 0.9, 0.06)  # 5 %: real motion, the crop follows
     (third,) = tracker.plan(None, 224, 1.5)
     assert not np.allclose(third.matrix, first.matrix)
+
+
+def tracked(face: np.ndarray, **kw: object) -> Tracker:
+    tracker = make_tracker(**kw)
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    tracker.update(req, face, 0.9, 0.0)
+    return tracker
+
+
+def test_a_face_box_jump_no_motion_makes_starts_a_new_track() -> None:
+    face = face_at(200, 200)
+    tracker = tracked(face)
+    (req,) = tracker.plan(None, 224, 1.5)
+    assert tracker.update(req, face + 4, 0.9, 0.04).track_id == 1, "real motion: 0.04 of the face size"
+    (req,) = tracker.plan(None, 224, 1.5)
+    assert tracker.update(req, face + 50, 0.9, 0.08).track_id == 2, "half a face in one frame: someone else"
+    assert [t.track_id for t in tracker.tracks] == [2]
+    (req,) = tracker.plan(None, 224, 1.5)
+    centre = (face + 50).mean(axis=0)
+    assert tracker.update(req, centre + (face + 50 - centre) * 1.6, 0.9, 0.12).track_id == 3, "60 % larger at once"
+
+
+def test_a_collapsed_track_is_dropped() -> None:
+    face = face_at(200, 200)
+    tracker = tracked(face)
+    (req,) = tracker.plan(None, 224, 1.5)
+    centre = face.mean(axis=0)
+    assert tracker.update(req, centre + (face - centre) * 0.05, 0.9, 0.04) is None
+    assert tracker.tracks == [] and tracker.needs_detection()
+
+
+def test_non_finite_output_is_a_lost_frame_that_keeps_the_last_good_landmarks() -> None:
+    face = face_at(200, 200)
+    tracker = tracked(face)
+    (req,) = tracker.plan(None, 224, 1.5)
+    track = tracker.update(req, np.full_like(face, np.nan), float("nan"), 0.04)
+    assert track.lost_frames == 1 and np.isfinite(track.smoothed).all()
+    np.testing.assert_array_equal(track.landmarks, face)
+    (req,) = tracker.plan([], 224, 1.5)
+    assert tracker.update(req, face, float("inf"), 0.08).lost_frames == 2
+    assert tracker.update(CropRequest(None, req.matrix, True), np.full_like(face, np.nan), 0.9, 0.1) is None
+
+
+def test_a_shot_cut_ends_every_track_and_ids_are_not_reused() -> None:
+    face = face_at(200, 200)
+    tracker = tracked(face)
+    tracker.end_shot()
+    assert tracker.tracks == [] and tracker.needs_detection()
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    assert tracker.update(req, face, 0.9, 0.04).track_id == 2

@@ -1,8 +1,11 @@
 """Training-time augmentation that goes through the run-time crop policy.
 
 Each sample is cut with ONE affine warp: rotate about the face, take the landmark box of the rotated
-face, jitter its centre and size, then crop with core.geometry's policy — so a training crop differs
-from a run-time crop only by the jitter we chose, never by a second cropping rule.
+face, jitter its centre and size, then crop with core.geometry's policy and warp — so a training crop
+differs from a run-time crop only by the jitter we chose, never by a second cropping rule.
+
+Hidden points (NaN) stay NaN through the warp and the flip's permutation, and the crop box is taken
+from the visible points only (core.geometry.landmark_box), as the data's own crops were.
 """
 from __future__ import annotations
 
@@ -11,7 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.geometry import CROP_MARGIN, INPUT_SIZE, landmark_box, square_crop_transform, transform_points
+from core.geometry import (CROP_MARGIN, INPUT_SIZE, landmark_box, rotation_matrix, square_crop_transform,
+                           transform_points, warp_to_crop)
 from core.schemes import LandmarkScheme
 
 
@@ -32,7 +36,7 @@ class AugmentConfig:
 
 def crop_with_jitter(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator | None,
                      config: AugmentConfig, size: int = INPUT_SIZE, margin: float = CROP_MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """Rotated, jittered policy crop. ``rng=None`` gives the plain evaluation crop (no randomness)."""
+    """Rotated, jittered policy crop of ``size`` px. ``rng=None`` gives the plain evaluation crop."""
     if rng is None:
         angle, scale, shift = 0.0, 1.0, np.zeros(2)
     else:
@@ -42,19 +46,19 @@ def crop_with_jitter(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Ge
         shift = rng.uniform(-config.shift_jitter, config.shift_jitter, size=2)
     box = landmark_box(landmarks)
     c0 = np.array(box.center)
-    rot = square_crop_transform((0.0, 0.0), 1.0, 1, angle)[:, :2]  # pure rotation, same convention
+    rot = rotation_matrix(angle)
     rotated = (landmarks - c0) @ rot.T
     rbox = landmark_box(rotated)
     side = margin * rbox.size * scale
     centre_rot = np.array(rbox.center) + shift * side
     centre = c0 + rot.T @ centre_rot  # back to image coordinates
     matrix = square_crop_transform(tuple(centre), side, size, angle)
-    crop = cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-    return crop, transform_points(landmarks, matrix).astype(np.float32)
+    return warp_to_crop(image, matrix, size), transform_points(landmarks, matrix).astype(np.float32)
 
 
 def flip(crop: np.ndarray, landmarks: np.ndarray, scheme: LandmarkScheme) -> tuple[np.ndarray, np.ndarray]:
-    """Mirror a crop and remap landmark indices with the scheme's permutation."""
+    """Mirror a crop and remap landmark indices with the scheme's permutation (hidden points move with
+    their index, so the visibility mask is permuted too)."""
     flipped = landmarks[list(scheme.mirror)].copy()
     flipped[:, 0] = crop.shape[1] - 1 - flipped[:, 0]
     return np.ascontiguousarray(crop[:, ::-1]), flipped
@@ -81,9 +85,9 @@ def photometric(crop: np.ndarray, rng: np.random.Generator, config: AugmentConfi
 
 
 def augment(image: np.ndarray, landmarks: np.ndarray, scheme: LandmarkScheme, rng: np.random.Generator,
-            config: AugmentConfig = AugmentConfig()) -> tuple[np.ndarray, np.ndarray]:
+            config: AugmentConfig = AugmentConfig(), size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
     """One training sample: geometric crop jitter, optional flip, photometric changes."""
-    crop, pts = crop_with_jitter(image, landmarks, rng, config)
+    crop, pts = crop_with_jitter(image, landmarks, rng, config, size)
     if rng.random() < config.flip_prob:
         crop, pts = flip(crop, pts, scheme)
     return photometric(crop, rng, config), pts

@@ -8,24 +8,31 @@ from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from core.datasets import FaceRecord
-from core.geometry import crop_from_landmarks, transform_points, warp_to_crop
+from core.geometry import CROP_MARGIN, INPUT_SIZE, crop_from_landmarks, transform_points, warp_to_crop
 from core.runtime import to_model_input
 from core.schemes import get_scheme
 from training.augment import AugmentConfig, augment, crop_with_jitter
 
-#: Cached images are loose crops 2.4× the landmark box, at most this many pixels wide: enough for any
-#: rotation/scale jitter of the 1.5× policy crop, and it bounds memory for full-size datasets.
+#: Cached images are loose crops 2.4× the landmark box: enough for any rotation/scale jitter of the
+#: 1.5× policy crop. Their side keeps the policy crop's resolution (1.6 × the input size), which bounds
+#: memory for full-size datasets: every face is decoded once and training never touches the disk.
 CACHE_MARGIN = 2.4
-CACHE_SIZE = 320
 
 
-def load_cached(records: list[FaceRecord], desc: str = "loading faces") -> list[tuple[np.ndarray, np.ndarray]]:
-    """Decode each record once into a loose crop (image, landmarks in that crop)."""
+def cache_size(input_size: int) -> int:
+    """Side of a cached loose crop for a model input of ``input_size`` px."""
+    return int(np.ceil(input_size * CACHE_MARGIN / CROP_MARGIN))
+
+
+def load_cached(records: list[FaceRecord], desc: str = "loading faces",
+                input_size: int = INPUT_SIZE) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Decode each record once into a loose crop (image, landmarks in that crop; hidden points NaN)."""
+    side = cache_size(input_size)
     cached = []
     for record in tqdm(records, desc=desc, unit="face", leave=False):
         sample = record.load()
-        matrix = crop_from_landmarks(sample.landmarks, CACHE_SIZE, CACHE_MARGIN)
-        cached.append((warp_to_crop(sample.image, matrix, CACHE_SIZE),
+        matrix = crop_from_landmarks(sample.landmarks, side, CACHE_MARGIN)
+        cached.append((warp_to_crop(sample.image, matrix, side),
                        transform_points(sample.landmarks, matrix).astype(np.float32)))
     return cached
 
@@ -39,13 +46,14 @@ class FaceDataset(Dataset):
     """Policy crops of cached faces; augmented when ``train`` (a fresh random draw every access)."""
 
     def __init__(self, records: list[FaceRecord], train: bool, augment_config: AugmentConfig = AugmentConfig(),
-                 seed: int = 0) -> None:
+                 seed: int = 0, input_size: int = INPUT_SIZE) -> None:
         schemes = {r.scheme for r in records}
         if len(schemes) != 1:
             raise ValueError(f"a dataset must use one landmark scheme, got {sorted(schemes)}")
         self.scheme = get_scheme(schemes.pop())
         self.records = records
-        self.cached = load_cached(records, "loading train faces" if train else "loading val faces")
+        self.input_size = input_size
+        self.cached = load_cached(records, "loading train faces" if train else "loading val faces", input_size)
         self.train = train
         self.augment_config = augment_config
         self.seed = seed
@@ -58,14 +66,15 @@ class FaceDataset(Dataset):
         image, landmarks = self.cached[index]
         if self.train:
             rng = np.random.default_rng((self.seed, self.epoch, index))
-            crop, pts = augment(image, landmarks, self.scheme, rng, self.augment_config)
+            crop, pts = augment(image, landmarks, self.scheme, rng, self.augment_config, self.input_size)
         else:
-            crop, pts = crop_with_jitter(image, landmarks, None, self.augment_config)
+            crop, pts = crop_with_jitter(image, landmarks, None, self.augment_config, self.input_size)
         return to_tensor(crop), torch.from_numpy(pts)
 
     def policy_shapes(self) -> np.ndarray:
-        """``[N, L, 2]`` un-augmented crop-space shapes: what templates are built from."""
-        return np.stack([crop_with_jitter(img, pts, None, self.augment_config)[1] for img, pts in self.cached])
+        """``[N, L, 2]`` un-augmented crop-space shapes (hidden points NaN): what templates are built from."""
+        return np.stack([crop_with_jitter(img, pts, None, self.augment_config, self.input_size)[1]
+                         for img, pts in self.cached])
 
 
 def cv2_threads_off() -> None:

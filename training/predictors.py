@@ -1,26 +1,16 @@
-"""One interface over the two things evaluation can run: an exported ONNX file (through the same core
-runtime the app uses) or a training checkpoint (torch). Both take uint8 BGR policy crops."""
+"""Open what evaluation can run: an exported ONNX file (core.evaluation.OnnxPredictor, through the same
+core runtime the app uses) or a training checkpoint (torch, here). Both take uint8 BGR policy crops."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 import torch
 
+from core.evaluation import AnchorPredictor, OnnxPredictor
 from core.geometry import CROP_MARGIN
-from core.runtime import load_model, to_model_input
-
-
-class AnchorPredictor(Protocol):
-    scheme: str
-    input_size: int
-    crop_margin: float
-
-    def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``[N, S, S, 3]`` uint8 BGR → (``[N, M, L, 2]`` crop px, ``[N, M]`` confidences)."""
-        ...
+from core.runtime import to_model_input
 
 
 @dataclass
@@ -45,24 +35,6 @@ class TorchPredictor:
         x = torch.from_numpy(to_model_input(crops_bgr))
         landmarks, logits = self.model(x.to(self.device))
         return landmarks.cpu().numpy(), torch.sigmoid(logits).cpu().numpy()
-
-
-@dataclass
-class OnnxPredictor:
-    """An exported model through core.runtime (identical to what the app runs)."""
-
-    runtime: object
-    scheme: str
-    input_size: int
-    crop_margin: float
-
-    @classmethod
-    def from_file(cls, path: str | Path, device: str = "auto") -> "OnnxPredictor":
-        model = load_model(path, device=device)
-        return cls(model, model.info.scheme, model.info.input_size, model.info.crop_margin)
-
-    def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.runtime.run(crops_bgr)
 
 
 def open_predictor(path: str | Path, device: str = "auto") -> AnchorPredictor:

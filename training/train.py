@@ -2,10 +2,13 @@
 
     python -m training.train --data ../shared/data --out runs/NAME [options]
 
-Defaults follow the paper (Adam, wd 1e-5, lr 1e-3 ÷10 at epochs 20/30/40, 50 epochs, batch 32).
-Writes ``log.csv`` (per epoch: losses, val NME/FR, lr, seconds), ``curves.png``, ``best.pt`` (lowest
-val NME), ``last.pt`` and ``templates.npz``. ``--resume`` continues from ``last.pt``. Under ``torchrun``
-it trains with DistributedDataParallel (one process per GPU) without further changes.
+Defaults follow the paper (Adam, wd 1e-5, lr 1e-3 ÷10 at epochs 20/30/40, 50 epochs, batch 32, 224 px).
+``--input-size`` trains at 128/160/192 px with the same geometry in fractions of the crop;
+``--init FILE`` starts from a checkpoint or from an exported ``.onnx`` (moved to ``--input-size``);
+``--schedule cosine`` replaces the step schedule. Writes ``log.csv`` (per epoch: losses, val NME/FR, lr,
+seconds, images/s), ``curves.png``, ``best.pt`` (lowest val NME), ``last.pt`` (every epoch) and
+``templates.npz``. ``--resume`` continues from ``last.pt`` with the arguments given again. Under
+``torchrun`` it trains with DistributedDataParallel (one process per GPU) without further changes.
 """
 from __future__ import annotations
 
@@ -26,8 +29,9 @@ import torch.distributed as dist
 from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
-from core.anchors import AnchorConfig, build_templates, save_templates
+from core.anchors import AnchorConfig, anchor_area, anchor_grid, build_templates, save_templates
 from core.datasets import DatasetError, FaceRecord, read_dataset, select_split
+from core.geometry import INPUT_SIZE, INPUT_SIZES
 from core.decode import aggregate
 from core.metrics import failure_rate, nme
 from core.schemes import get_scheme
@@ -35,7 +39,9 @@ from models.anchorface import ModelConfig, build_model
 from models.losses import LossConfig, anchorface_loss, direct_loss
 from training.augment import AugmentConfig
 from training.checkpoint import load_model_from_checkpoint, read_checkpoint, save_checkpoint
-from training.data import FaceDataset, cv2_threads_off
+from training.data import FaceDataset, cv2_threads_off, to_tensor
+from training.augment import crop_with_jitter
+from training.onnx_init import OnnxInitError, model_from_onnx, recalibrate_batch_norm
 
 log = logging.getLogger("training.train")
 
@@ -53,10 +59,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--templates", choices=["kmeans", "handdesign"], default="kmeans", help="how base shapes are made")
     p.add_argument("--num-base", type=int, default=3, help="base shapes (3 in the paper)")
     p.add_argument("--num-rolls", type=int, default=8, help="roll rotations per base shape (8 × 45° in the paper)")
-    p.add_argument("--grid", type=int, default=7, help="anchor grid side (must equal the feature map side, 7 at 224)")
-    p.add_argument("--anchor-area", type=float, default=56.0, help="side in px of the anchor area centred in the crop")
+    p.add_argument("--input-size", type=int, default=INPUT_SIZE, choices=INPUT_SIZES,
+                   help="model input side in px; the anchor grid (size/32) and area (size/4) follow it")
     p.add_argument("--epochs", type=int, default=50, help="training epochs")
     p.add_argument("--milestones", type=int, nargs="*", default=[20, 30, 40], help="epochs at which lr is divided by 10")
+    p.add_argument("--schedule", choices=["step", "cosine"], default="step",
+                   help="step: ÷10 at --milestones (the paper); cosine: from --lr to 0 over --epochs")
     p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     p.add_argument("--weight-decay", type=float, default=1e-5, help="Adam weight decay")
     p.add_argument("--warmup-epochs", type=float, default=1.0, help="linear lr warm-up (epochs) for a stable start from scratch")
@@ -72,9 +80,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("--seed", type=int, default=0, help="seed for templates, augmentation and initialisation")
     p.add_argument("--max-train", type=int, default=0, help="use only the first N training faces (smoke tests)")
+    p.add_argument("--epoch-size", type=int, default=0,
+                   help="faces drawn per epoch (0: all); smaller epochs validate and checkpoint more often")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    p.add_argument("--init", help="start from this checkpoint's weights and templates (fresh optimizer and "
-                                  "schedule): a second training stage")
+    p.add_argument("--init", help="start from this checkpoint's or exported .onnx file's weights and templates "
+                                  "(fresh optimizer and schedule); an .onnx file is moved to --input-size")
+    p.add_argument("--exclude-source", action="append", default=[], metavar="SOURCE",
+                   help="leave this data source out of training (repeatable), e.g. infanface")
+    p.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
+                   help="sample this source W times as often as the others (repeatable), e.g. merl_rav_aflw=0.5")
     return p.parse_args(argv)
 
 
@@ -92,6 +106,53 @@ def split_records(args: argparse.Namespace) -> tuple[list[FaceRecord], list[Face
 
 def main_scheme_only(records: list[FaceRecord], scheme: str) -> list[FaceRecord]:
     return [r for r in records if r.scheme == scheme]
+
+
+def source_weights(records: list[FaceRecord], specs: list[str]) -> np.ndarray | None:
+    """Per-record sampling weights from ``SOURCE=W`` options (None: uniform sampling)."""
+    if not specs:
+        return None
+    weights = {}
+    for spec in specs:
+        name, _, value = spec.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--source-weight {spec!r}: expected SOURCE=NUMBER") from None
+    unknown = set(weights) - {r.source for r in records}
+    if unknown:
+        raise ValueError(f"--source-weight: no training faces from {', '.join(sorted(unknown))}")
+    return np.array([weights.get(r.source, 1.0) for r in records])
+
+
+def build_initial_model(args: argparse.Namespace, train_set: FaceDataset, out: Path,
+                        device: torch.device) -> tuple[torch.nn.Module, ModelConfig]:
+    """A fresh model (templates from the training shapes), a checkpoint's, or an exported file's."""
+    if args.init and Path(args.init).suffix.lower() == ".onnx":
+        model, config = model_from_onnx(args.init, args.input_size)
+        crops = torch.stack([to_tensor(crop_with_jitter(img, pts, None, train_set.augment_config, args.input_size)[0])
+                             for img, pts in train_set.cached[:64]])
+        recalibrate_batch_norm(model, crops)
+        log.info("initialised from %s at %d px", args.init, args.input_size)
+        return model.to(device), config
+    if args.init:
+        model, config, _ = load_model_from_checkpoint(args.init)
+        log.info("initialised from %s (its architecture and templates)", args.init)
+        return model.to(device), config
+    scheme = train_set.scheme
+    anchor_config = AnchorConfig(input_size=args.input_size, grid=anchor_grid(args.input_size),
+                                 area=anchor_area(args.input_size), num_base=args.num_base,
+                                 num_rolls=args.num_rolls, method=args.templates, seed=args.seed)
+    shapes = train_set.policy_shapes()
+    if args.model_type == "anchorface":
+        prior = build_templates(shapes, scheme, anchor_config)
+        save_templates(out / "templates.npz", prior, anchor_config, scheme)
+    else:
+        prior = np.nanmean(shapes, axis=0)  # each point averaged over the faces that show it
+    config = ModelConfig.for_input_size(args.input_size, model_type=args.model_type, scheme=scheme.name,
+                                        num_points=scheme.num_points, width=args.width,
+                                        num_templates=anchor_config.num_templates, head_channels=args.head_channels)
+    return build_model(config, prior).to(device), config
 
 
 def setup_distributed() -> tuple[int, int, torch.device]:
@@ -116,8 +177,11 @@ def resolve_device(name: str, distributed_device: torch.device, world: int) -> t
 
 
 def lr_at(epoch_float: float, args: argparse.Namespace) -> float:
-    """Step schedule with a linear warm-up (epoch_float counts fractional epochs)."""
-    lr = args.lr * 0.1 ** sum(epoch_float >= m for m in args.milestones)
+    """Step or cosine schedule with a linear warm-up (epoch_float counts fractional epochs)."""
+    if args.schedule == "cosine":
+        lr = args.lr * 0.5 * (1.0 + math.cos(math.pi * min(epoch_float / args.epochs, 1.0)))
+    else:
+        lr = args.lr * 0.1 ** sum(epoch_float >= m for m in args.milestones)
     if args.warmup_epochs > 0 and epoch_float < args.warmup_epochs:
         lr *= (epoch_float + 1e-3) / args.warmup_epochs
     return lr
@@ -169,40 +233,32 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         train_records, val_records = split_records(args)
-    except DatasetError as exc:
+        scheme_name = train_records[0].scheme
+        train_records = [r for r in main_scheme_only(train_records, scheme_name) if r.source not in args.exclude_source]
+        val_records = main_scheme_only(val_records, scheme_name)
+        if args.max_train:
+            train_records = train_records[:args.max_train]
+        weights = source_weights(train_records, args.source_weight)
+    except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    scheme_name = train_records[0].scheme
-    train_records = main_scheme_only(train_records, scheme_name)
-    val_records = main_scheme_only(val_records, scheme_name)
-    if args.max_train:
-        train_records = train_records[:args.max_train]
-    scheme = get_scheme(scheme_name)
     augment_config = AugmentConfig(**{f.name: getattr(args, f.name) for f in fields(AugmentConfig)})
-    train_set = FaceDataset(train_records, True, augment_config, args.seed)
-    val_set = FaceDataset(val_records, False)
-    log.info("%s: %d train / %d val faces (%s), device %s, world %d", args.data, len(train_set), len(val_set),
-             scheme_name, device, world)
-
-    anchor_config = AnchorConfig(grid=args.grid, area=args.anchor_area, num_base=args.num_base,
-                                 num_rolls=args.num_rolls, method=args.templates, seed=args.seed)
-    if args.init:
-        model, config, _ = load_model_from_checkpoint(args.init)
-        model = model.to(device)
-        log.info("initialised from %s (its architecture and templates)", args.init)
-    else:
-        shapes = train_set.policy_shapes()
-        if args.model_type == "anchorface":
-            prior = build_templates(shapes, scheme, anchor_config)
-            save_templates(out / "templates.npz", prior, anchor_config, scheme)
-        else:
-            prior = shapes.mean(axis=0)
-        config = ModelConfig(model_type=args.model_type, scheme=scheme_name, num_points=scheme.num_points,
-                             width=args.width, grid=args.grid, anchor_area=args.anchor_area,
-                             num_templates=anchor_config.num_templates, head_channels=args.head_channels)
-        model = build_model(config, prior).to(device)
+    train_set = FaceDataset(train_records, True, augment_config, args.seed, args.input_size)
+    val_set = FaceDataset(val_records, False, input_size=args.input_size)
+    log.info("%s: %d train / %d val faces (%s), %d px, device %s, world %d", args.data, len(train_set),
+             len(val_set), scheme_name, args.input_size, device, world)
+    try:
+        model, config = build_initial_model(args, train_set, out, device)
+    except OnnxInitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if config.input_size != args.input_size:
+        print(f"error: {args.init} is a {config.input_size} px model; pass --input-size {config.input_size}",
+              file=sys.stderr)
+        return 2
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
-    loss_config = LossConfig(beta=args.beta, lam=args.lam, regression_power=args.reg_power)
+    loss_config = LossConfig.for_input_size(config.input_size, beta=args.beta, lam=args.lam,
+                                            regression_power=args.reg_power)
 
     start_epoch, best, history = 0, math.inf, []
     if args.resume:
@@ -212,21 +268,29 @@ def main(argv: list[str] | None = None) -> int:
         start_epoch, best, history = int(state["epoch"]), float(state["best_nme"]), list(state["history"])
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
 
+    generator = torch.Generator().manual_seed(args.seed)
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) \
         if world > 1 else model
-    sampler = DistributedSampler(train_set, seed=args.seed) if world > 1 else None
+    if world > 1:
+        sampler = DistributedSampler(train_set, seed=args.seed)
+    elif weights is not None or args.epoch_size:
+        draw = torch.as_tensor(weights if weights is not None else np.ones(len(train_set)))
+        sampler = torch.utils.data.WeightedRandomSampler(draw, min(args.epoch_size or len(train_set), len(train_set)),
+                                                         replacement=False, generator=generator)
+    else:
+        sampler = None
     loader_kw = dict(batch_size=args.batch_size, num_workers=args.workers, pin_memory=device.type == "cuda",
                      persistent_workers=False)
     val_loader = DataLoader(val_set, shuffle=False, **loader_kw)
-    generator = torch.Generator().manual_seed(args.seed)
     run_info = {"args": vars(args), "train_faces": len(train_set), "val_faces": len(val_set)}
     if rank == 0:
         (out / "run.json").write_text(json.dumps(run_info, indent=2))
 
     for epoch in range(start_epoch, args.epochs):
         train_set.epoch = epoch
-        if sampler is not None:
+        if isinstance(sampler, DistributedSampler):
             sampler.set_epoch(epoch)
+        generator.manual_seed(args.seed * 1000 + epoch)  # a resumed run draws the same order as an unbroken one
         loader = DataLoader(train_set, shuffle=sampler is None, sampler=sampler, drop_last=True,
                             generator=generator, **loader_kw)
         net.train()
@@ -245,12 +309,14 @@ def main(argv: list[str] | None = None) -> int:
             optimizer.step()
             sums += [terms.total.item(), terms.regression.item(), terms.confidence.item()]
             bar.set_postfix(loss=f"{sums[0] / (step + 1):.4f}")
+        train_seconds = time.time() - started
         if rank != 0:
             continue
         metrics = validate(model, val_loader, scheme_name, device)
         means = [float(v) for v in sums / len(loader)]  # plain floats: weights_only checkpoints refuse numpy
         row = {"epoch": epoch + 1, "train_loss": means[0], "train_reg": means[1], "train_con": means[2],
-               **metrics, "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.time() - started}
+               **metrics, "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.time() - started,
+               "images_per_s": len(loader) * args.batch_size / max(train_seconds, 1e-9)}
         history.append(row)
         log.info("epoch %d: loss %.4f  val NME %.2f%%  FR %.1f%%  (%.0f s)", row["epoch"], row["train_loss"],
                  100 * row["val_nme"], 100 * row["val_fr"], row["seconds"])

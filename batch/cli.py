@@ -1,0 +1,194 @@
+"""``python main.py batch INPUT... --out DIR``: arguments, the run, the progress bar and the summary.
+
+Exit codes: 0 when every video is done (processed now or skipped as already done), 1 when some failed
+(the summary lists them with their reasons), 2 for a usage error (no inputs, an output folder that
+cannot be written, an invalid model, Ray not installed), each as one ``error:`` line.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import os
+import shutil
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from batch.inputs import UsageError, VideoTask, check_output_folder, discover, plan_outputs
+from batch.job import STAGING_NAME, Finished, JobSettings, one_line
+from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
+from core.config import add_arguments, apply_arguments
+from core.pipeline import PipelineConfig
+from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
+
+INSTALL_HINT = 'batch processing needs Ray: pip install -e ".[batch]"'
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python main.py batch", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders (searched recursively) or globs")
+    p.add_argument("--out", required=True, type=Path, help="output folder; each input's relative path is kept under it")
+    p.add_argument("--video", action="store_true", help="also write the annotated video (STEM.mp4)")
+    p.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH, help="exported AnchorFace .onnx file "
+                   "(default: the bundled model); every worker must be able to read this path")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto (default): CUDA when the cluster has GPUs, else CPU")
+    p.add_argument("--max-frames", type=int, help="stop each video after this many frames")
+    p.add_argument("--workers", type=int, help="actors (default: one per CPU the cluster offers)")
+    p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://HOST:10001' "
+                                     "(default: start a local one sized to this machine)")
+    p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
+    p.add_argument("--force", action="store_true", help="redo videos the manifest says are done")
+    add_arguments(p.add_argument_group("processing settings", "the same as the headless command's"))
+    return p
+
+
+@dataclass
+class Tally:
+    """Running totals for the progress bar and the summary."""
+
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    frames: int = 0
+    per_worker: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0.0]))
+
+    def add(self, item: Finished) -> None:
+        """Count one finished video: done or failed (with its reason), frames, and its worker's share."""
+        result = item.result
+        if result.status == "done":
+            self.done += 1
+        else:
+            self.failed.append((str(item.task.relative), result.reason))
+        self.frames += result.frames
+        stats = self.per_worker[item.worker]  # videos, frames, busy seconds
+        stats[0] += 1
+        stats[1] += result.frames
+        stats[2] += result.seconds
+
+
+def main(argv: list[str]) -> int:
+    """Run a batch; returns the exit code (see the module docstring)."""
+    started = time.perf_counter()
+    args = build_parser().parse_args(argv)
+    try:
+        import ray  # noqa: F401 - only to say how to install it where it is missing
+    except ImportError:
+        print(f"error: {INSTALL_HINT}", file=sys.stderr)
+        return 2
+    try:
+        return _batch(args, started)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _batch(args: argparse.Namespace, started: float) -> int:
+    import ray
+
+    settings, model_sha, tasks = _prepare(args)
+    manifest = Manifest(args.out)
+    keys = {task.source: input_key(task.source, model_sha, settings.as_dict()) for task in tasks}
+    todo = [t for t in tasks if args.force or not manifest.is_done(keys[t.source], t.outputs(settings.video))]
+    tally = Tally(skipped=len(tasks) - len(todo))
+    startup = 0.0
+    if todo:
+        we_started = not ray.is_initialized()  # a caller's cluster (tests, notebooks) is joined, not shut down
+        startup = _start_ray(args.address) if we_started else 0.0
+        try:
+            _run(args, settings, model_sha, todo, keys, manifest, tally)
+        finally:
+            if we_started:
+                ray.shutdown()
+    for line in summary_lines(tally, len(tasks), time.perf_counter() - started, startup):
+        print(line)
+    return 1 if tally.failed else 0
+
+
+def _start_ray(address: str | None) -> float:
+    """Start a local cluster (``address`` None) or join one; returns the seconds it took."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network at run time: Ray would report usage
+    began = time.perf_counter()
+    try:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise UsageError(f"cannot start or join Ray at {address or 'a new local cluster'}: {one_line(exc)}") from exc
+    return time.perf_counter() - began
+
+
+def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask]]:
+    """Everything checked before Ray starts: inputs, output folder, model (one ``UsageError`` each)."""
+    if args.workers is not None and args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise UsageError("--max-frames must be at least 1")
+    if args.retries < 0:
+        raise UsageError("--retries must be 0 or more")
+    tasks = plan_outputs(discover(args.inputs), args.out)
+    check_output_folder(args.out)
+    try:
+        load_model(args.model, device="cpu", threads=1)  # the same "invalid model" line the headless command gives
+    except ModelError as exc:  # (the device is the workers' to try: this machine may have no GPU)
+        raise UsageError(f"invalid model: {exc}") from exc
+    settings = JobSettings(apply_arguments(PipelineConfig(), args), args.max_frames, args.video)
+    return settings, file_sha256(args.model), tasks
+
+
+def _run(args: argparse.Namespace, settings: JobSettings, model_sha: str, todo: list[VideoTask],
+         keys: dict[Path, InputKey], manifest: Manifest, tally: Tally) -> None:
+    """Process ``todo`` on a worker pool, writing a manifest row as each video finishes."""
+    import ray
+
+    from batch.pool import WorkerPool, plan_pool
+
+    plan = plan_pool(ray.cluster_resources(), args.workers, args.device)
+    staging = args.out.absolute() / STAGING_NAME
+    pool = WorkerPool(plan, args.model.absolute(), model_sha, staging, args.retries)
+    began = time.perf_counter()
+    with tqdm(total=len(todo), desc=f"batch ({plan.workers} workers)", unit="video") as bar:
+        for item in pool.run(todo, settings):
+            manifest.append(manifest_row(keys[item.task.source], item, settings.video))
+            tally.add(item)
+            bar.set_postfix_str(f"{tally.frames / (time.perf_counter() - began):.1f} frames/s")
+            bar.update(1)
+    _clear_staging(staging, pool.run_id)
+
+
+def _clear_staging(staging: Path, run_id: str) -> None:
+    """Remove what this run's killed workers left (never renamed into place, so never mistaken for an
+    output); another batch writing into the same folder at the same time keeps its own."""
+    for leftover in staging.glob(f"{run_id}-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
+    with contextlib.suppress(OSError):
+        staging.rmdir()  # only when empty
+
+
+def manifest_row(key: InputKey, item: Finished, video: bool) -> ManifestRow:
+    """The manifest line for a finished video (its output paths only when it is done)."""
+    outputs = [str(p) for p in item.task.outputs(video)] if item.result.status == "done" else []
+    return ManifestRow(key, item.result, item.worker, item.attempts, outputs, now())
+
+
+def summary_lines(tally: Tally, total: int, wall: float, startup: float) -> list[str]:
+    """The table printed at the end: counts, throughput overall and per worker, and what failed."""
+    lines = [f"videos: {total} (done {tally.done}, skipped as already done {tally.skipped}, "
+             f"failed {len(tally.failed)})",
+             f"frames: {tally.frames} in {wall:.1f} s wall time (Ray start-up {startup:.1f} s), "
+             f"{tally.frames / wall if wall else 0:.1f} frames/s overall"]
+    if tally.per_worker:
+        lines.append(f"{'worker':<28} {'videos':>6} {'frames':>7} {'busy s':>7} {'frames/s':>8}")
+        for worker, (videos, frames, busy) in sorted(tally.per_worker.items()):
+            lines.append(f"{worker:<28} {int(videos):>6} {int(frames):>7} {busy:>7.1f} "
+                         f"{frames / busy if busy else 0:>8.1f}")
+    if tally.failed:
+        lines.append(f"failed ({len(tally.failed)}):")
+        lines.extend(f"  {name}: {reason}" for name, reason in tally.failed)
+    return lines

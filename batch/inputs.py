@@ -1,0 +1,91 @@
+"""Which videos a batch processes, and where each one's outputs go.
+
+INPUT arguments are files, folders (searched recursively for video extensions) or glob patterns. Every
+video keeps its path relative to the deepest folder holding all of them, under the output folder, so two
+``clip.mp4`` in different folders never write to the same place, and the same command maps every video
+to the same outputs on every run (which is what lets a rerun skip finished work).
+"""
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+#: File name endings treated as videos when a folder or glob is searched (a file named explicitly is
+#: always taken, whatever its ending, so a bad file becomes a failed row rather than silently missing).
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
+
+
+class UsageError(ValueError):
+    """The command cannot start (no inputs, clashing outputs, unwritable folder); exit code 2."""
+
+
+@dataclass(frozen=True)
+class VideoTask:
+    """One input video and the output stem its files get (``STEM.csv``, ``STEM.json``, ``STEM.mp4``)."""
+
+    source: Path  # absolute, so workers started in any folder (or on another node) open the same file
+    relative: Path  # the source relative to the inputs' common folder, as shown to the user
+    stem: Path  # absolute output path without a suffix
+
+    def outputs(self, video: bool) -> list[Path]:
+        """The files a finished run leaves: landmarks CSV and JSON sidecar, plus the video when asked."""
+        suffixes = (".csv", ".json", ".mp4") if video else (".csv", ".json")
+        return [self.stem.with_suffix(s) for s in suffixes]
+
+
+def discover(specs: list[str]) -> list[Path]:
+    """Absolute paths of the videos named by ``specs``, in a stable order, each once.
+
+    Raises :class:`UsageError` naming the first spec that matches nothing (a typo should not quietly
+    shrink a batch).
+    """
+    found: dict[Path, None] = {}
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            matches = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in VIDEO_EXTENSIONS)
+        elif path.exists() or os.path.lexists(path):
+            matches = [path]
+        else:
+            matches = sorted(Path(p) for p in glob.glob(spec, recursive=True)
+                             if Path(p).is_file() and Path(p).suffix.lower() in VIDEO_EXTENSIONS)
+            if not matches:
+                raise UsageError(f"no video matches {spec!r} (not a file, folder or glob that finds videos)")
+        for match in matches:
+            found.setdefault(Path(os.path.abspath(match)), None)
+    if not found:
+        raise UsageError("no input videos found in " + " ".join(specs))
+    return list(found)
+
+
+def plan_outputs(sources: list[Path], out_dir: Path) -> list[VideoTask]:
+    """Map each source to ``out_dir / <path relative to the common folder>`` without its suffix.
+
+    Two inputs that would share a stem (``clip.mp4`` beside ``clip.avi``) are a usage error: one would
+    overwrite the other.
+    """
+    root = Path(os.path.commonpath([s.parent for s in sources]))
+    tasks: list[VideoTask] = []
+    owners: dict[Path, Path] = {}
+    for source in sources:
+        relative = source.relative_to(root)
+        stem = out_dir.absolute() / relative.with_suffix("")
+        if stem in owners:
+            raise UsageError(f"{owners[stem]} and {source} would write the same outputs ({stem}.csv); rename one")
+        owners[stem] = source
+        tasks.append(VideoTask(source, relative, stem))
+    return tasks
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Create ``out_dir`` if needed and make sure it is writable; :class:`UsageError` otherwise."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create output folder {out_dir}: {exc.strerror or exc}") from exc
+    if not out_dir.is_dir():
+        raise UsageError(f"output path is not a folder: {out_dir}")
+    if not os.access(out_dir, os.W_OK | os.X_OK):
+        raise UsageError(f"output folder is not writable: {out_dir}")

@@ -1,0 +1,223 @@
+"""``python main.py batch`` end to end on a real local Ray cluster (2 CPUs, one for the whole module),
+real ONNX Runtime sessions and short real clips cut from the shared video: the same rows as the
+headless command, failed rows for bad files, skipping on rerun, a worker killed mid-video, and the usage
+errors that must stop the command before anything runs."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import pytest
+
+from batch.inputs import UsageError, plan_outputs
+from batch.job import STAGING_NAME
+from batch.manifest import MANIFEST_NAME, JobResult, Manifest, ManifestRow, input_key
+from core.runtime import DEFAULT_MODEL_PATH
+from main import main
+
+ray = pytest.importorskip("ray", reason='Ray is the optional "batch" extra')
+pytestmark = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet")
+
+CLIP_FRAMES = 20
+
+
+@pytest.fixture(scope="module", autouse=True)
+def ray_cluster():
+    """One small local cluster for the module (starting Ray costs seconds); the CLI joins it."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # as the CLI does: no usage report over the network
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
+    yield
+    ray.shutdown()
+
+
+def write_clip(source: Path, target: Path, start: int, frames: int = CLIP_FRAMES) -> Path:
+    """``frames`` frames of ``source`` from ``start``, as an MJPEG AVI (decodes on every OpenCV build)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    capture = cv2.VideoCapture(str(source))
+    capture.set(cv2.CAP_PROP_POS_FRAMES, start)
+    writer = None
+    for _ in range(frames):
+        ok, image = capture.read()
+        assert ok
+        if writer is None:
+            writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*"MJPG"), 30,
+                                     (image.shape[1], image.shape[0]))
+        writer.write(image)
+    writer.release()
+    capture.release()
+    return target
+
+
+@pytest.fixture(scope="module")
+def inputs(shared_data: Path, tmp_path_factory) -> Path:
+    """``a/clip.avi`` and ``b/clip.avi`` (same name, different frames) and a corrupt ``broken.avi``."""
+    folder = tmp_path_factory.mktemp("inputs")
+    clip = shared_data / "video" / "pyfeat_single_face.mp4"
+    write_clip(clip, folder / "a" / "clip.avi", 0)
+    write_clip(clip, folder / "b" / "clip.avi", 30)
+    good = (folder / "a" / "clip.avi").read_bytes()
+    (folder / "broken.avi").write_bytes(good[:200] + b"\x00" * 5000)  # a header, then nothing decodable
+    return folder
+
+
+def manifest_rows(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / MANIFEST_NAME).read_text().splitlines()]
+
+
+def headless_reason(source: Path, capsys) -> str:
+    """The one line the headless command prints for ``source``, without its ``error: `` prefix."""
+    assert main(["--source", str(source), "--headless"]) == 2
+    return capsys.readouterr().err.strip().removeprefix("error: ")
+
+
+def files_under(folder: Path) -> set[str]:
+    return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
+
+
+def test_rows_identical_to_the_headless_command(inputs: Path, tmp_path: Path, capsys) -> None:
+    clip = inputs / "a" / "clip.avi"
+    assert main(["--source", str(clip), "--headless", "--landmarks", str(tmp_path / "headless.csv")]) == 0
+    assert main(["batch", str(clip), "--out", str(tmp_path / "out")]) == 0
+    headless = (tmp_path / "headless.csv").read_text().splitlines()
+    batch = (tmp_path / "out" / "clip.csv").read_text().splitlines()
+    assert len(headless) == CLIP_FRAMES + 1, "one face per frame plus the header"
+    assert batch == headless
+    sidecars = [json.loads(p.read_text()) for p in (tmp_path / "headless.json", tmp_path / "out" / "clip.json")]
+    assert sidecars[1]["recording"]["csv"] == "clip.csv", "the sidecar names the final file, not a staging name"
+    for sidecar in sidecars:  # the same settings, model and counts; only the file name and times differ
+        sidecar["recording"] = {k: v for k, v in sidecar["recording"].items() if k not in ("csv", "started", "ended")}
+    assert sidecars[0] == sidecars[1]
+    capsys.readouterr()
+
+
+def test_corrupt_file_fails_alone_and_rerun_skips_what_is_done(inputs: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    reason = headless_reason(inputs / "broken.avi", capsys)
+    assert main(["batch", str(inputs), "--out", str(out)]) == 1
+    printed = capsys.readouterr().out
+    assert "done 2" in printed and "failed 1" in printed
+    assert f"broken.avi: {reason}" in printed, "the summary names the failed file with the headless reason"
+    rows = {Path(r["input"]).relative_to(inputs).as_posix(): r for r in manifest_rows(out)}
+    assert set(rows) == {"a/clip.avi", "b/clip.avi", "broken.avi"}
+    assert rows["broken.avi"]["status"] == "failed" and rows["broken.avi"]["reason"] == reason
+    for name in ("a/clip.avi", "b/clip.avi"):
+        row = rows[name]
+        assert row["status"] == "done" and row["frames"] == CLIP_FRAMES and row["faces_per_frame"] == 1.0
+        assert row["size"] == (inputs / name).stat().st_size and len(row["model_sha256"]) == 64
+        assert row["settings"]["pipeline"]["smoothing"] == "kalman" and row["seconds"] > 0
+    # same file name in two folders: two separate outputs, nothing staged left behind
+    assert files_under(out) == {"a/clip.csv", "a/clip.json", "b/clip.csv", "b/clip.json", MANIFEST_NAME}
+    assert (out / "a" / "clip.csv").read_text() != (out / "b" / "clip.csv").read_text()
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")}
+
+    assert main(["batch", str(inputs), "--out", str(out)]) == 1  # the corrupt file is tried again and fails again
+    assert "done 0, skipped as already done 2, failed 1" in capsys.readouterr().out
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")} == stamps, "done outputs are not rewritten"
+    assert len(manifest_rows(out)) == 4
+
+
+
+def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inputs: Path, tmp_path: Path,
+                                                                            capsys) -> None:
+    out = tmp_path / "out"
+    staging = out / STAGING_NAME
+    killed: list[str] = []
+
+    def kill_first_busy_worker() -> None:
+        """Kill the actor writing the first staged CSV, once that CSV holds a few rows."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            for csv_file in staging.glob("*/*.csv"):
+                if csv_file.read_text().count("\n") > 3:
+                    actor_name = csv_file.parent.name.rsplit(".", 1)[0]
+                    ray.kill(ray.get_actor(actor_name))
+                    killed.append(actor_name)
+                    return
+            time.sleep(0.01)
+
+    killer = threading.Thread(target=kill_first_busy_worker)
+    killer.start()
+    code = main(["batch", str(inputs / "a"), str(inputs / "b"), "--out", str(out)])
+    killer.join()
+    assert killed, "no worker was caught mid-video"
+    assert code == 0, capsys.readouterr().err
+    rows = manifest_rows(out)
+    assert sorted(Path(r["input"]).parent.name for r in rows) == ["a", "b"], "one row per video"
+    assert all(r["status"] == "done" and r["frames"] == CLIP_FRAMES for r in rows)
+    assert sorted(r["attempts"] for r in rows) == [1, 2], "the killed worker's video ran again, once"
+    assert files_under(out) == {"a/clip.csv", "a/clip.json", "b/clip.csv", "b/clip.json", MANIFEST_NAME}
+    for folder in ("a", "b"):
+        assert (out / folder / "clip.csv").read_text().count("\n") == CLIP_FRAMES + 1, "complete, not doubled"
+
+
+def test_plan_keeps_relative_paths_so_equal_names_never_collide(tmp_path: Path) -> None:
+    sources = [tmp_path / "x" / "s1" / "clip.mp4", tmp_path / "x" / "s2" / "clip.mp4"]
+    stems = [task.stem for task in plan_outputs(sources, tmp_path / "out")]
+    assert stems == [(tmp_path / "out" / "s1" / "clip").absolute(), (tmp_path / "out" / "s2" / "clip").absolute()]
+
+
+def test_pool_sizing_keeps_threads_times_workers_within_the_cores() -> None:
+    from batch.pool import PoolPlan, plan_pool
+
+    assert plan_pool({"CPU": 2.0}, None, "auto") == PoolPlan(2, 1, 0.0, "cpu")
+    assert plan_pool({"CPU": 8.0}, 2, "auto") == PoolPlan(2, 4, 0.0, "cpu")
+    assert plan_pool({"CPU": 2.0}, 8, "auto") == PoolPlan(2, 1, 0.0, "cpu"), "capped at the CPUs"
+    assert plan_pool({"CPU": 16.0, "GPU": 2.0}, None, "auto") == PoolPlan(16, 1, 0.125, "cuda")
+    assert plan_pool({"CPU": 4.0, "GPU": 8.0}, None, "auto") == PoolPlan(4, 1, 1.0, "cuda"), "at most one GPU each"
+    assert plan_pool({"CPU": 4.0, "GPU": 1.0}, None, "cpu") == PoolPlan(4, 1, 0.0, "cpu")
+    with pytest.raises(UsageError, match="no GPU"):
+        plan_pool({"CPU": 4.0}, None, "cuda")
+
+
+def test_manifest_counts_a_video_done_only_for_the_same_file_model_and_settings(tmp_path: Path) -> None:
+    source, output = tmp_path / "clip.mp4", tmp_path / "clip.csv"
+    source.write_bytes(b"video")
+    output.write_text("rows")
+    key = input_key(source, "sha-a", {"smoothing": "kalman", "size": (1, 2)})
+    Manifest(tmp_path).append(ManifestRow(key, JobResult("done", frames=1)))
+    with (tmp_path / MANIFEST_NAME).open("a") as f:
+        f.write('{"input": "torn')  # a driver killed mid-line
+    manifest = Manifest(tmp_path)  # read back from disk
+    assert manifest.is_done(input_key(source, "sha-a", {"smoothing": "kalman", "size": (1, 2)}), [output])
+    assert not manifest.is_done(input_key(source, "sha-b", {"smoothing": "kalman", "size": (1, 2)}), [output])
+    assert not manifest.is_done(input_key(source, "sha-a", {"smoothing": "none", "size": (1, 2)}), [output])
+    assert not manifest.is_done(key, [output, tmp_path / "clip.json"]), "an output is missing"
+    source.write_bytes(b"another video")
+    assert not manifest.is_done(input_key(source, "sha-a", {"smoothing": "kalman", "size": (1, 2)}), [output])
+    Manifest(tmp_path).append(ManifestRow(key, JobResult("failed", "cannot read")))
+    assert not Manifest(tmp_path).is_done(key, [output]), "the latest row wins"
+
+
+def test_usage_errors_exit_2_with_one_line(inputs: Path, tmp_path: Path, capsys) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):  # root ignores permissions: a read-only mount, where there is one
+            locked = Path("/proc/sys")
+        if os.access(locked, os.W_OK):
+            pytest.skip("no folder here is read-only for this user")
+        assert main(["batch", str(inputs / "a"), "--out", str(locked)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"error: output folder is not writable: {locked}"]
+        assert not (locked / MANIFEST_NAME).exists()
+    finally:
+        (tmp_path / "locked").chmod(0o700)
+    (tmp_path / "empty").mkdir()
+    assert main(["batch", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.startswith("error: no input videos found")
+    assert main(["batch", str(tmp_path / "nope*.mp4"), "--out", str(tmp_path / "out")]) == 2
+    assert "no video matches" in capsys.readouterr().err
+
+
+def test_without_ray_the_command_says_how_to_install_it(inputs: Path, tmp_path: Path, capsys,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees where the extra is missing
+    assert main(["batch", str(inputs / "a"), "--out", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == 'error: batch processing needs Ray: pip install -e ".[batch]"'
