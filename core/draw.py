@@ -175,11 +175,14 @@ def _angles_text(pose: HeadPose) -> str:
 
 def draw_face_state(frame: np.ndarray, face: FaceResult, scheme: LandmarkScheme,
                     colour: tuple[int, int, int]) -> None:
-    """Eye aspect ratios, mouth openness and blinks, a line below the pose angles."""
+    """Eye aspect ratios, mouth openness and blinks: a line below the pose angles, or above the track
+    label where the frame ends below the face (both would be pushed onto the same last line)."""
     s = face.state
     text = f"eyes {s.eye_left:.2f}/{s.eye_right:.2f} mouth {s.mouth:.2f} blinks {s.blinks}"
     text += " closed" if s.eyes_closed else ""
-    _text(frame, text, (face.box.x0, face.box.y1 + 34 * _scale(frame)), colour)
+    below = face.box.y1 + 34 * _scale(frame)
+    y = below if below + 4 * _scale(frame) < frame.shape[0] else face.box.y0 - 24 * _scale(frame)
+    _text(frame, text, (face.box.x0, y), colour)
 
 
 def draw_fps(frame: np.ndarray, fps: float) -> None:

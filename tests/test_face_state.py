@@ -136,18 +136,28 @@ def test_the_single_face_blink_is_detected(single_face: dict[int, FaceState]) ->
     assert [k for k, s in single_face.items() if s.blink and 26 <= k <= 32] != []
 
 
-def test_face_state_layer_writes_under_the_face_only_when_on() -> None:
+def face_state_rows(top: float, bottom: float, on: bool = True) -> tuple[np.ndarray, FaceResult]:
+    """Rows the face-state layer alone draws for a face spanning ``top``-``bottom`` of a 640x360 frame."""
     import dataclasses
 
     from core.draw import DrawOptions, draw_faces
     from core.geometry import landmark_box
     from core.results import FaceResult
 
-    points = np.stack(np.meshgrid(np.linspace(200, 400, 17), np.linspace(60, 200, 4)), -1).reshape(-1, 2)[:68]
+    points = np.stack(np.meshgrid(np.linspace(200, 400, 17), np.linspace(top, bottom, 4)), -1).reshape(-1, 2)[:68]
     face = FaceResult(1, points, 0.9, landmark_box(points), None, "ibug68", state=FaceState(0.3, 0.3, 0.1))
     layers = {f.name: False for f in dataclasses.fields(DrawOptions)}
-    on = draw_faces(np.zeros((360, 640, 3), np.uint8), [face], "ibug68", DrawOptions(**{**layers, "face_state": True}))
-    off = draw_faces(np.zeros((360, 640, 3), np.uint8), [face], "ibug68", DrawOptions(**layers))
-    ys = np.nonzero(on.any(axis=2))[0]
-    assert not off.any() and len(ys) > 0
-    assert ys.min() > face.box.y1  # below the face box
+    canvas = draw_faces(np.zeros((360, 640, 3), np.uint8), [face], "ibug68",
+                        DrawOptions(**{**layers, "face_state": on}))
+    return np.nonzero(canvas.any(axis=2))[0], face
+
+
+def test_face_state_layer_writes_under_the_face_only_when_on() -> None:
+    rows, face = face_state_rows(60, 200)
+    assert len(rows) > 0 and rows.min() > face.box.y1  # below the face box
+    assert len(face_state_rows(60, 200, on=False)[0]) == 0
+
+
+def test_face_state_layer_goes_above_a_face_at_the_bottom_of_the_frame() -> None:
+    rows, face = face_state_rows(150, 345)  # no room below: it would sit on the pose angles' line
+    assert len(rows) > 0 and rows.max() < face.box.y0
