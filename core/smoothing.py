@@ -270,9 +270,10 @@ class KalmanConfig:
     motion_gain: float = 0.8
     noise_gate: float = 1.0
     #: Exponent α of the per-point measurement noise from the anchors' spread (0: one noise per face).
-    #: 1 by default: no cost on a still face, smoother on the real clips at the same lag
-    #: (benchmarks/RESULTS.md, "Stability" with ``--point-noise``).
-    point_noise: float = 1.0
+    #: Off by default: with α = 1 the still face settled 11 % less (steady equal, same lag) and the real
+    #: clips were 0.4 % and 14 % smoother (benchmarks/RESULTS.md, "Stability" with ``--point-noise``), not
+    #: the clear win a default needs; it pays off where a point turns doubtful (an occluding hand).
+    point_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.measurement_noise, self.process_noise, self.motion_threshold) <= 0:
