@@ -60,7 +60,10 @@ log = logging.getLogger("benchmarks.stability")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_DIR = REPO_ROOT.parent / "shared" / "data" / "video"
-DEFAULT_VIDEOS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
+SHARED_VIDEOS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
+#: The shared clips where the project's data sits beside the repository, else the bundled demo clip,
+#: so the command works as written on a fresh clone.
+DEFAULT_VIDEOS = SHARED_VIDEOS if all(v.is_file() for v in SHARED_VIDEOS) else (REPO_ROOT / "assets" / "demo.mp4",)
 #: Our smoothers as the app names them, with the labels of the table.
 SMOOTHERS = {"none": "raw (no smoothing)", "kalman": "Kalman (default)", "one-euro": "One-Euro (default)"}
 MESH_LABEL = "MediaPipe Face Mesh (own output)"
@@ -104,7 +107,9 @@ class Motion:
 
 def apply(matrices: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``points [L, 2]`` through each of ``matrices [T, 2, 3]`` → ``[T, L, 2]``."""
-    return np.einsum("tij,lj->tli", matrices[..., :2], points) + matrices[:, None, :, 2]
+    x, y = points[:, 0], points[:, 1]
+    return np.stack([matrices[:, i, 0, None] * x + matrices[:, i, 1, None] * y + matrices[:, i, 2, None]
+                     for i in (0, 1)], axis=-1)
 
 
 @dataclass
@@ -229,14 +234,16 @@ def fit_lag(seq: Sequence, reference: np.ndarray, motion: Motion, centre: tuple[
     frames = np.asarray(keep, dtype=np.float64)
     iod = inter_ocular(reference, seq.eye_corners)
 
-    def cost(delay: float) -> float:
-        expected = apply(motion.matrices((frames - delay) / fps, centre, face_size), reference)
-        return float(((estimate - expected) ** 2).sum())
+    def costs(delays: np.ndarray) -> np.ndarray:
+        """Squared distance to the path delayed by each of ``delays``, all delays in one batch."""
+        times = (frames[None, :] - delays[:, None]) / fps
+        expected = apply(motion.matrices(times.ravel(), centre, face_size), reference)
+        return ((estimate[None] - expected.reshape(len(delays), *estimate.shape)) ** 2).sum(axis=(1, 2, 3))
 
     coarse = np.arange(LAG_RANGE[0], LAG_RANGE[1] + 1e-9, 0.1)
-    best = coarse[int(np.argmin([cost(d) for d in coarse]))]
+    best = coarse[int(np.argmin(costs(coarse)))]
     fine = np.arange(best - 0.1, best + 0.1 + 1e-9, 0.005)
-    lag = float(fine[int(np.argmin([cost(d) for d in fine]))])
+    lag = float(fine[int(np.argmin(costs(fine)))])
     expected = apply(motion.matrices(frames / fps, centre, face_size), reference)
     error = float(np.linalg.norm(estimate - expected, axis=2).mean() / iod)
     return Tracking(lag, error)

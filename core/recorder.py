@@ -42,13 +42,16 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Sequence
 
-import av
 import cv2
 import numpy as np
 
+from core.partial_imports import lazy_module
 from core.results import FaceResult
 from core.schemes import LandmarkScheme, get_scheme
 from core.table import DEFAULT_GROUPS, LAYOUT, ColumnGroup, LandmarkTable
+
+#: PyAV takes ~0.15 s to import and only a run that writes a video needs it (imported on first use).
+av = lazy_module("av")
 
 log = logging.getLogger(__name__)
 

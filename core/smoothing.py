@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol, Union, runtime_checkable
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
 
 from core.geometry import landmark_box
 
@@ -62,7 +61,7 @@ class NoSmoother:
 
 
 class KalmanSmoother:
-    """Constant-velocity Kalman filter over every landmark coordinate (``Q`` from ``filterpy``).
+    """Constant-velocity Kalman filter over every landmark coordinate.
 
     State per coordinate: position and velocity, ``2L`` independent 2-state filters sharing one motion
     model, run at once as numpy arrays: state ``[2, 2L]``, covariance ``[2, 2, 2L]`` (each coordinate
@@ -129,7 +128,7 @@ class KalmanSmoother:
         dt = _time_step(t, self._t)
         self._t = t
         f = np.array([[1.0, dt], [0.0, 1.0]])
-        q = Q_discrete_white_noise(dim=2, dt=dt, var=(self.config.process_noise * size) ** 2)
+        q = white_noise_acceleration(dt, (self.config.process_noise * size) ** 2)
         self._x = f @ self._x
         self._p = np.einsum("ij,jkn,lk->iln", f, self._p, f) + q[:, :, None]
         self._adapt_to_motion(z - self._x[0], self._x[0].reshape(pts.shape), r)
@@ -177,6 +176,13 @@ class KalmanSmoother:
         self._p = np.zeros((2, 2, len(z)))
         self._p[0, 0], self._p[1, 1] = r, size ** 2
         self._started, self._t, self._shape = True, t, shape
+
+
+def white_noise_acceleration(dt: float, var: float) -> np.ndarray:
+    """Process noise of a constant-velocity model driven by white acceleration of variance ``var``:
+    filterpy's ``Q_discrete_white_noise(dim=2, dt, var)`` (tests/test_startup.py checks they agree),
+    written out because importing ``filterpy.common`` imports scipy (about 1.4 s of start-up)."""
+    return np.array([[.25 * dt ** 4, .5 * dt ** 3], [.5 * dt ** 3, dt ** 2]]) * var
 
 
 def _coherent_motion_ratio(innovation: np.ndarray, points: np.ndarray, weights: np.ndarray | None = None) -> float:
