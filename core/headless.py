@@ -91,9 +91,10 @@ def check_outputs(source: str, outputs: OutputPaths, overwrite: bool = False) ->
     already (unless ``overwrite``): opening an output truncates it, so this is the last line of defence."""
     target = parse_source(source)
     files = outputs.files()
-    for i, path in enumerate(files):
+    for path in files:  # the gravest mistake is named first, whatever the order of the outputs
         if isinstance(target, Path) and _same_file(path, target):
             raise HeadlessError(f"output {path} is the source video {target}; choose another output name")
+    for i, path in enumerate(files):
         if any(_same_file(path, other) for other in files[:i]):
             raise HeadlessError(f"two outputs would be the same file: {path}")
         if path.exists() and not overwrite:

@@ -208,6 +208,13 @@ def test_an_output_that_is_the_source_is_refused(clip_copy: Path, how: str, caps
     assert folder_listing(clip_copy.parent) == before
 
 
+def test_the_source_is_named_before_an_existing_sibling_output(clip_copy: Path, capsys) -> None:
+    """`--output clip.mp4` beside an earlier clip.csv: the message must say the video is the source."""
+    clip_copy.with_suffix(".csv").write_text("earlier run\n")
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(clip_copy)]) == 2
+    assert "is the source video" in capsys.readouterr().err
+
+
 def test_existing_outputs_are_kept_without_overwrite(clip_copy: Path, capsys) -> None:
     table = clip_copy.parent / "old.csv"
     table.write_text("precious\n")
