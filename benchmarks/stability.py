@@ -53,7 +53,7 @@ from benchmarks.reporting import (Section, append_section, benchmark_parser, com
 from core.geometry import landmark_box
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
-from core.smoothing import OneEuroConfig, SmootherConfig
+from core.smoothing import KalmanConfig, OneEuroConfig, SmootherConfig
 from core.video import SourceError, VideoSource
 
 log = logging.getLogger("benchmarks.stability")
@@ -153,9 +153,10 @@ def video_frames(path: Path, limit: int | None) -> Iterator[tuple[float, np.ndar
             yield frame.timestamp, frame.image
 
 
-def run_ours(model: LandmarkModel, frames: Iterable[tuple[float, np.ndarray]], smoothing: str, desc: str) -> Sequence:
+def run_ours(model: LandmarkModel, frames: Iterable[tuple[float, np.ndarray]], smoothing: str, desc: str,
+             kalman: KalmanConfig = KalmanConfig()) -> Sequence:
     """Our FramePipeline (tracking, ``smoothing``, no head pose) over ``frames``; first face per frame."""
-    pipeline = FramePipeline(model, PipelineConfig(smoothing=smoothing, estimate_pose=False))
+    pipeline = FramePipeline(model, PipelineConfig(smoothing=smoothing, kalman=kalman, estimate_pose=False))
     seq = Sequence([], [], [], model.scheme.outer_eye_corners)
     for t, image in tqdm(frames, desc=desc, unit="frame", leave=False):
         faces = pipeline.process(image, t).faces
@@ -334,6 +335,9 @@ def measure_one_draw(model: LandmarkModel, image: np.ndarray, args: argparse.Nam
     for name in ("kalman", "one-euro"):
         results[SMOOTHERS[name]] = score(run_ours(model, still(), name, f"still, {name}, seed {seed}"),
                                          run_ours(model, moving(), name, f"moving, {name}, seed {seed}"), shape)
+    for label, kalman in point_noise_arms(args.point_noise):
+        results[label] = score(run_ours(model, still(), "kalman", f"still, {label}, seed {seed}", kalman),
+                               run_ours(model, moving(), "kalman", f"moving, {label}, seed {seed}", kalman), shape)
     for cutoff, beta in itertools.product(ONE_EURO_CUTOFFS, ONE_EURO_BETAS):
         config = OneEuroConfig(min_cutoff=cutoff, beta=beta)
         sweep.setdefault((cutoff, beta), []).append(score(smooth_offline(raw_still, config),
@@ -345,11 +349,21 @@ def measure_one_draw(model: LandmarkModel, image: np.ndarray, args: argparse.Nam
     return results
 
 
-def measure_videos(model: LandmarkModel, videos: list[Path], limit: int | None, use_mesh: bool, study: Study) -> None:
+def point_noise_arms(exponents: list[float]) -> list[tuple[str, KalmanConfig]]:
+    """Extra Kalman rows with another per-point measurement noise exponent (``--point-noise``; 0 = one
+    noise per face)."""
+    return [(f"Kalman, point_noise {a:g} ({'one noise per face' if a == 0 else 'per-point noise'})",
+             KalmanConfig(point_noise=a)) for a in exponents]
+
+
+def measure_videos(model: LandmarkModel, videos: list[Path], limit: int | None, use_mesh: bool, study: Study,
+                   point_noise: list[float] = ()) -> None:
     """(c): acceleration on each real clip, per method."""
     for video in videos:
         runs = {label: run_ours(model, video_frames(video, limit), name, f"{video.stem}, {name}")
                 for name, label in SMOOTHERS.items()}
+        runs.update({label: run_ours(model, video_frames(video, limit), "kalman", f"{video.stem}, {label}", kalman)
+                     for label, kalman in point_noise_arms(list(point_noise))})
         if use_mesh:
             runs[MESH_LABEL] = run_mesh(video_frames(video, limit), f"{video.stem}, mesh")
         study.video_frames[video.name] = len(runs[SMOOTHERS["none"]].points)
@@ -433,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="independent noise draws averaged for (a) and (b)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     p.add_argument("--no-mesh", action="store_true", help="leave MediaPipe Face Mesh out")
+    p.add_argument("--point-noise", type=float, nargs="*", default=[],
+                   help="add Kalman rows with these per-point measurement noise exponents (0: one noise per face)")
     return p
 
 
@@ -457,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     study = Study()
     try:
         measure_synthetic(model, image, args, use_mesh, study)
-        measure_videos(model, videos, args.video_frames, use_mesh, study)
+        measure_videos(model, videos, args.video_frames, use_mesh, study, args.point_noise)
     except (RuntimeError, SourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

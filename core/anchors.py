@@ -45,8 +45,8 @@ class AnchorConfig:
     """Anchor geometry and template recipe; defaults are the paper's best setting."""
 
     input_size: int = INPUT_SIZE
-    grid: int = 7
-    area: float = 56.0
+    grid: int = anchor_grid(INPUT_SIZE)
+    area: float = anchor_area(INPUT_SIZE)
     num_base: int = 3
     num_rolls: int = 8
     method: str = "kmeans"  # "kmeans" or "handdesign"
@@ -58,7 +58,8 @@ class AnchorConfig:
         return self.num_base * self.num_rolls
 
 
-def anchor_points(grid: int = 7, area: float = 56.0, input_size: int = INPUT_SIZE) -> np.ndarray:
+def anchor_points(grid: int = anchor_grid(INPUT_SIZE), area: float = anchor_area(INPUT_SIZE),
+                  input_size: int = INPUT_SIZE) -> np.ndarray:
     """``[grid*grid, 2]`` anchor centres (x, y) in crop pixels.
 
     The ``area``-wide square centred in the crop is cut into ``grid × grid`` equal cells and each

@@ -1,19 +1,14 @@
 """Import the one piece of a third-party package we use, not everything its ``__init__`` imports.
 
-Two dependencies cost most of the start-up in their package ``__init__`` files, not in what we use:
-
-* ``import mediapipe`` imports every legacy solution, the Tasks API and, through ``drawing_utils``,
-  matplotlib (1.4 s of CPU on the project machine); the detector needs only ``face_detection``;
-* ``filterpy``'s package files import every filter and ``filterpy.stats``, which imports
-  ``scipy.stats`` (1.4 s); ``KalmanFilter`` itself needs numpy and two helpers, and calls
-  ``filterpy.stats.logpdf`` only if its likelihood is read, which the smoother never does.
+``import mediapipe`` costs most of the start-up in its package ``__init__``, not in what we use: it
+imports every legacy solution, the Tasks API and, through ``drawing_utils``, matplotlib (1.4 s of CPU
+on the project machine); the detector needs only ``face_detection``.
 
 :func:`bare_package` registers a package without running its ``__init__`` and completes it on first
 need: an attribute the bare package lacks runs the real ``__init__`` in place (PEP 562
-``__getattr__``), so later code that writes ``mp.solutions.face_mesh`` or ``from filterpy.kalman
-import UnscentedKalmanFilter`` still gets the whole package, only later. Both packages' versions are
-pinned (mediapipe ==0.10.21; filterpy 1.4.5 is its last release), and tests/test_startup.py checks
-both the savings and the completed packages. :func:`lazy_module` defers a whole module instead.
+``__getattr__``), so later code that writes ``mp.solutions.face_mesh`` still gets the whole package, only
+later. mediapipe's version is pinned (==0.10.21), and tests/test_startup.py checks both the saving and
+the completed package. :func:`lazy_module` defers a whole module instead.
 """
 from __future__ import annotations
 
@@ -102,20 +97,6 @@ def mediapipe_solution(name: str) -> ModuleType:
             _forget("mediapipe")
             raise
     return importlib.import_module(f"mediapipe.python.solutions.{name}")
-
-
-def filterpy_kalman_filter() -> type:
-    """``filterpy.kalman.KalmanFilter`` without scipy (ImportError where filterpy is not installed)."""
-    with _lock:
-        try:
-            bare_package("filterpy")
-            bare_package("filterpy.common", light=("helpers",))
-            bare_package("filterpy.stats", deferred=("logpdf",))
-            bare_package("filterpy.kalman")
-        except BaseException:
-            _forget("filterpy")
-            raise
-    return importlib.import_module("filterpy.kalman.kalman_filter").KalmanFilter
 
 
 def lazy_module(name: str) -> ModuleType:

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from core.anchors import anchor_area, anchor_grid, anchor_points, place_templates
+from core.geometry import INPUT_SIZE
 from models.backbone import ShuffleNetV2
 
 #: Per-channel mean/std applied inside the model (ImageNet statistics; any fixed values would do
@@ -29,19 +30,19 @@ class ModelConfig:
     scheme: str = "ibug68"
     num_points: int = 68
     width: float = 1.0
-    input_size: int = 224
-    grid: int = 7
-    anchor_area: float = 56.0
+    input_size: int = INPUT_SIZE
+    grid: int = anchor_grid(INPUT_SIZE)
+    anchor_area: float = anchor_area(INPUT_SIZE)
     num_templates: int = 24
     #: Channels of the 1×1 bottleneck between the backbone and the per-anchor outputs. The paper's
     #: plain 1×1 head from 1024 channels to K·(2L+1) = 3288 channels costs more MACs than the whole
     #: backbone; a 256-channel bottleneck keeps a low-rank per-cell code and cuts that 4×.
     head_channels: int = 256
     #: Offsets are predicted as fractions of the crop size.
-    offset_scale: float = 224.0
+    offset_scale: float = float(INPUT_SIZE)
 
     @classmethod
-    def for_input_size(cls, input_size: int = 224, **kwargs: object) -> "ModelConfig":
+    def for_input_size(cls, input_size: int = INPUT_SIZE, **kwargs: object) -> "ModelConfig":
         """A config whose anchor grid, anchor area and offset unit follow the input size (one anchor per
         stride-32 cell, the area a quarter of the crop): the paper's geometry at every size."""
         return cls(input_size=input_size, grid=anchor_grid(input_size), anchor_area=anchor_area(input_size),

@@ -8,13 +8,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.geometry import INPUT_SIZE
+
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
 @torch.no_grad()
-def count_macs(model: nn.Module, input_size: int = 224) -> int:
+def count_macs(model: nn.Module, input_size: int = INPUT_SIZE) -> int:
     """Multiply–accumulates of one forward pass on a ``[1, 3, S, S]`` input."""
     total = 0
 

@@ -29,20 +29,21 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from core.anchors import anchor_area
+from core.geometry import INPUT_SIZE
+
 
 @dataclass(frozen=True)
 class LossConfig:
     beta: float = 0.05
     lam: float = 0.5
-    distance_unit: float = 56.0  # px; the anchor-area side
-    offset_unit: float = 224.0  # px; L1 on offsets as fractions of the crop
+    distance_unit: float = anchor_area(INPUT_SIZE)  # px; the anchor-area side
+    offset_unit: float = float(INPUT_SIZE)  # px; L1 on offsets as fractions of the crop
     regression_power: float = 1.0  # p in the C̄^p regression weight (see the module docstring)
 
     @classmethod
     def for_input_size(cls, input_size: int, **kwargs: float) -> "LossConfig":
         """Units derived from the crop side (the anchor area is a quarter of it, as in core.anchors)."""
-        from core.anchors import anchor_area
-
         return cls(distance_unit=anchor_area(input_size), offset_unit=float(input_size), **kwargs)
 
 

@@ -123,17 +123,15 @@ def test_corrupt_file_fails_alone_and_rerun_skips_what_is_done(inputs: Path, tmp
 
 
 
-def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inputs: Path, tmp_path: Path,
-                                                                            capsys) -> None:
-    out = tmp_path / "out"
-    staging = out / STAGING_NAME
+def batch_killing_a_busy_worker(argv: list[str], out: Path) -> tuple[int, list[str]]:
+    """Run the batch command while a thread kills (``ray.kill``) the actor writing the first staged CSV
+    once it holds a few rows; returns the exit code and the killed actor's name."""
     killed: list[str] = []
 
     def kill_first_busy_worker() -> None:
-        """Kill the actor writing the first staged CSV, once that CSV holds a few rows."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            for csv_file in staging.glob("*/*.csv"):
+            for csv_file in (out / STAGING_NAME).glob("*/*.csv"):
                 if csv_file.read_text().count("\n") > 3:
                     actor_name = csv_file.parent.name.rsplit(".", 1)[0]
                     ray.kill(ray.get_actor(actor_name))
@@ -143,9 +141,16 @@ def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inp
 
     killer = threading.Thread(target=kill_first_busy_worker)
     killer.start()
-    code = main(["batch", str(inputs / "a"), str(inputs / "b"), "--out", str(out)])
+    code = main(["batch", *argv, "--out", str(out)])
     killer.join()
     assert killed, "no worker was caught mid-video"
+    return code, killed
+
+
+def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inputs: Path, tmp_path: Path,
+                                                                            capsys) -> None:
+    out = tmp_path / "out"
+    code, _ = batch_killing_a_busy_worker([str(inputs / "a"), str(inputs / "b")], out)
     assert code == 0, capsys.readouterr().err
     rows = manifest_rows(out)
     assert sorted(Path(r["input"]).parent.name for r in rows) == ["a", "b"], "one row per video"
@@ -154,6 +159,17 @@ def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inp
     assert files_under(out) == {"a/clip.csv", "a/clip.json", "b/clip.csv", "b/clip.json", MANIFEST_NAME}
     for folder in ("a", "b"):
         assert (out / folder / "clip.csv").read_text().count("\n") == CLIP_FRAMES + 1, "complete, not doubled"
+
+
+def test_retries_are_bounded_and_a_video_out_of_retries_is_a_failed_row(inputs: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    out = tmp_path / "out"
+    code, _ = batch_killing_a_busy_worker([str(inputs / "a" / "clip.avi"), "--retries", "0", "--workers", "1"], out)
+    assert code == 1
+    assert "clip.avi: worker died on this video (1 attempts)" in capsys.readouterr().out
+    (row,) = manifest_rows(out)
+    assert row["status"] == "failed" and row["attempts"] == 1 and row["outputs"] == []
+    assert files_under(out) == {MANIFEST_NAME}, "no half-written output, no staging leftovers"
 
 
 def test_plan_keeps_relative_paths_so_equal_names_never_collide(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from core.datasets import read_pts
 from core.schemes import SCHEMES, Contour, LandmarkScheme, get_scheme, scheme_for_point_count
+from training.augment import flip
 
 NAMES = ("ibug68", "wflw98")
 
@@ -52,11 +53,9 @@ def test_contours_reference_valid_indices_and_mirror_onto_each_other(name: str) 
         assert {mirror[i] for i in indices} == indices
 
 
-def _mirror_image_points(points: np.ndarray, width: int, scheme: LandmarkScheme) -> np.ndarray:
-    """What flip augmentation does: x -> w - 1 - x (pixel-centre convention), then relabel."""
-    flipped = points.astype(np.float64).copy()
-    flipped[:, 0] = width - 1 - flipped[:, 0]
-    return flipped[list(scheme.mirror)]
+def _mirror_image_points(points: np.ndarray, image: np.ndarray, scheme: LandmarkScheme) -> np.ndarray:
+    """The real flip augmentation (training.augment.flip: x -> w - 1 - x, then relabel), points only."""
+    return flip(image, points.astype(np.float64), scheme)[1]
 
 
 @pytest.mark.parametrize("stem, name, jaw_ends", [
@@ -67,18 +66,19 @@ def test_mirrored_real_face_keeps_left_labels_on_the_left(shared_data: Path, ste
                                                           jaw_ends: tuple[int, int]) -> None:
     scheme = get_scheme(name)
     points = read_pts(shared_data / f"{stem}.pts")
-    width = cv2.imread(str(shared_data / f"{stem}.jpg")).shape[1]
+    image = cv2.imread(str(shared_data / f"{stem}.jpg"))
+    width = image.shape[1]
     lo, ro = scheme.outer_eye_corners
     first, last = jaw_ends
     # The real face itself follows the convention: jaw starts and the left eye sit on the image's left.
     assert points[first, 0] < points[last, 0] and points[lo, 0] < points[ro, 0]
-    mirrored = _mirror_image_points(points, width, scheme)
+    mirrored = _mirror_image_points(points, image, scheme)
     assert mirrored[first, 0] < mirrored[last, 0]
     assert mirrored[lo, 0] < mirrored[ro, 0]
     # The new left eye corner is where the old right eye corner was, reflected.
     np.testing.assert_allclose(mirrored[lo], [width - 1 - points[ro, 0], points[ro, 1]], atol=1e-4)
     # Mirroring twice restores the annotation.
-    np.testing.assert_allclose(_mirror_image_points(mirrored, width, scheme), points, atol=1e-4)
+    np.testing.assert_allclose(_mirror_image_points(mirrored, image, scheme), points, atol=1e-4)
 
 
 def test_get_scheme_and_point_count_lookup() -> None:

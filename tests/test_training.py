@@ -18,9 +18,16 @@ from training.checkpoint import CheckpointError, load_model_from_checkpoint
 def tiny_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
     code = train.main(["--data", str(shared_data), "--out", str(out), "--epochs", "2", "--max-train", "24",
-                       "--batch-size", "8", "--width", "0.5", "--workers", "0", "--threads", "1"])
+                       "--batch-size", "8", "--width", "0.5", "--workers", "0", "--threads", "1", "--input-size", "128"])
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def tiny_onnx(tiny_run: Path) -> Path:
+    path = tiny_run / "tiny.onnx"
+    export.export(tiny_run / "best.pt", path)
+    return path
 
 
 def test_training_writes_logs_plot_and_safe_checkpoints(tiny_run: Path) -> None:
@@ -38,19 +45,63 @@ def test_training_writes_logs_plot_and_safe_checkpoints(tiny_run: Path) -> None:
 
 def test_resume_continues_from_last_epoch(tiny_run: Path, shared_data: Path) -> None:
     code = train.main(["--data", str(shared_data), "--out", str(tiny_run), "--epochs", "3", "--max-train", "24",
-                       "--batch-size", "8", "--width", "0.5", "--workers", "0", "--threads", "1", "--resume"])
+                       "--batch-size", "8", "--width", "0.5", "--workers", "0", "--threads", "1", "--input-size", "128",
+                       "--resume"])
     assert code == 0
     assert [line.split(",")[0] for line in (tiny_run / "log.csv").read_text().splitlines()[1:]] == ["1", "2", "3"]
 
 
 def test_second_stage_starts_from_a_checkpoint(tiny_run: Path, shared_data: Path, tmp_path: Path) -> None:
     code = train.main(["--data", str(shared_data), "--out", str(tmp_path), "--epochs", "1", "--max-train", "8",
-                       "--batch-size", "8", "--workers", "0", "--threads", "1", "--init", str(tiny_run / "best.pt")])
+                       "--batch-size", "8", "--workers", "0", "--threads", "1", "--init", str(tiny_run / "best.pt"),
+                       "--input-size", "128"])
     assert code == 0
     first, _, _ = load_model_from_checkpoint(tiny_run / "best.pt")
     second, config, _ = load_model_from_checkpoint(tmp_path / "last.pt")
     assert config.width == 0.5, "the architecture comes from the checkpoint, not the CLI defaults"
     assert torch.equal(first.templates, second.templates)
+
+
+def test_second_stage_at_another_size_is_refused_for_a_checkpoint(tiny_run: Path, shared_data: Path, tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    assert train.main(["--data", str(shared_data), "--out", str(tmp_path), "--epochs", "1", "--max-train", "8",
+                       "--workers", "0", "--init", str(tiny_run / "best.pt"), "--input-size", "160"]) == 2
+    assert "--input-size 128" in capsys.readouterr().err
+
+
+def test_onnx_file_rebuilds_the_torch_model(tiny_run: Path, tiny_onnx: Path) -> None:
+    """Batch norm folded by the exporter is unfolded: same outputs as ONNX Runtime, also after recalibration."""
+    from core.runtime import to_model_input
+    from training.export import real_crops
+    from training.onnx_init import model_from_onnx, recalibrate_batch_norm
+
+    model, config = model_from_onnx(tiny_onnx)
+    reference, _, _ = load_model_from_checkpoint(tiny_run / "best.pt")
+    assert config == reference.config
+    crops = to_model_input(real_crops(config, 8))
+    runtime = load_model(tiny_onnx, device="cpu")
+    want, want_conf = runtime.run(real_crops(config, 8))
+    with torch.no_grad():
+        got, logits = model(torch.from_numpy(crops))
+    np.testing.assert_allclose(got.numpy(), want, atol=1e-3)
+    np.testing.assert_allclose(torch.sigmoid(logits).numpy(), want_conf, atol=1e-4)
+    recalibrate_batch_norm(model, torch.from_numpy(crops))
+    bn = model.backbone.stem[0][1]
+    assert not torch.allclose(bn.running_var, torch.ones_like(bn.running_var)), "real statistics now"
+    with torch.no_grad():
+        np.testing.assert_allclose(model(torch.from_numpy(crops))[0].numpy(), want, atol=1e-3)
+
+
+def test_training_starts_from_an_onnx_file_at_another_size(tiny_run: Path, tiny_onnx: Path, shared_data: Path,
+                                                           tmp_path: Path) -> None:
+    code = train.main(["--data", str(shared_data), "--out", str(tmp_path), "--epochs", "1", "--max-train", "8",
+                       "--batch-size", "8", "--workers", "0", "--threads", "1", "--init", str(tiny_onnx),
+                       "--input-size", "160", "--schedule", "cosine"])
+    assert code == 0
+    first, _, _ = load_model_from_checkpoint(tiny_run / "best.pt")
+    moved, config, _ = load_model_from_checkpoint(tmp_path / "last.pt")
+    assert (config.input_size, config.grid, config.anchor_area, config.width) == (160, 5, 40.0, 0.5)
+    torch.testing.assert_close(moved.templates, first.templates * 160 / 128, atol=1e-3, rtol=0)
 
 
 def test_export_round_trip_and_evaluation_agree(tiny_run: Path, shared_data: Path, tmp_path: Path) -> None:
@@ -64,7 +115,8 @@ def test_export_round_trip_and_evaluation_agree(tiny_run: Path, shared_data: Pat
     assert meta["scheme"] == "ibug68" and meta["num_templates"] == "24" and meta["model_type"] == "anchorface"
     assert float(meta["val_nme"]) > 0
     runtime = load_model(onnx_path, device="cpu")
-    assert runtime.info.num_anchors == 7 * 7 * 24 and runtime.provider == "CPU"
+    assert runtime.info.num_anchors == 4 * 4 * 24 and runtime.provider == "CPU"
+    assert meta["input_size"] == "128" and meta["grid"] == "4" and meta["anchor_area"] == "32.0"
 
     numbers = {}
     for model_file in (tiny_run / "best.pt", onnx_path):

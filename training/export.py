@@ -1,7 +1,13 @@
 """Export a training checkpoint to the ONNX model file the app loads, and refuse a file that does not
 reproduce torch.
 
-    python -m training.export --checkpoint runs/NAME/best.pt --out assets/anchorface_ibug68.onnx
+    python -m training.export --checkpoint runs/NAME/best.pt --out assets/anchorface_ibug68.onnx [--int8]
+    python -m training.export --onnx assets/anchorface_ibug68.onnx --int8     # INT8 of an existing file
+
+``--int8`` also writes ``<out>_int8.onnx``: static INT8 calibrated on real training crops and refused
+(nothing written, exit 2) when its validation NME is > 0.1 points worse than fp32 or its landmarks drift
+> 0.5 px from fp32's on average (training/quantize.py). The fp32 file is always written and stays the
+default.
 
 The file follows the model-file contract (docs/architecture.md): input ``image`` [N, 3, S, S] RGB in
 [0, 1] with a dynamic batch, outputs ``anchor_landmarks`` [N, M, L, 2] and ``anchor_confidence``
@@ -145,24 +151,80 @@ def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None
             "parameters": count_parameters(model), "macs": count_macs(model, size), "bytes": out.stat().st_size}
 
 
+def int8_path(fp32: str | Path) -> Path:
+    """Where the INT8 sibling of an fp32 file goes: ``name.onnx`` → ``name_int8.onnx``."""
+    fp32 = Path(fp32)
+    return fp32.with_name(f"{fp32.stem}_int8{fp32.suffix}")
+
+
+def export_int8(fp32: str | Path, out: str | Path, scheme: str, calibration_faces: int = 64,
+                validation_faces: int = 0, max_nme_loss: float = 0.001, max_drift_px: float = 0.5,
+                method: str = "minmax"):
+    """Quantise ``fp32`` with training-split crops, judged on the validation split (``0``: all of it)."""
+    from core.datasets import read_dataset, select_split
+    from training.quantize import quantize_int8
+
+    if not (SHARED_DATA / "manifest.csv").exists():
+        raise ExportError(f"INT8 needs real faces to calibrate and check on: {SHARED_DATA} is not readable")
+    records = [r for r in read_dataset(SHARED_DATA) if r.scheme == scheme]
+    train = select_split(records, "train")
+    step = max(1, len(train) // calibration_faces)
+    calibration = train[::step][:calibration_faces]  # spread over every source, not the first folder
+    validation = select_split(records, "val")
+    validation = validation[:validation_faces] if validation_faces else validation
+    return quantize_int8(fp32, out, calibration, validation, max_nme_loss, max_drift_px, method)
+
+
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--checkpoint", required=True, help="training checkpoint (best.pt or last.pt)")
-    p.add_argument("--out", required=True, help="ONNX file to write")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--checkpoint", help="training checkpoint (best.pt or last.pt) to export")
+    source.add_argument("--onnx", help="an already exported fp32 file to quantise (with --int8)")
+    p.add_argument("--out", help="ONNX file to write (with --checkpoint)")
+    p.add_argument("--int8", action="store_true", help="also write <out>_int8.onnx, refused if it costs accuracy")
+    p.add_argument("--int8-max-nme-loss", type=float, default=0.001, help="largest NME increase (0.001 = 0.1 points)")
+    p.add_argument("--int8-max-drift", type=float, default=0.5, help="largest mean landmark drift from fp32 (crop px)")
+    p.add_argument("--int8-faces", type=int, default=0, help="validation faces the INT8 check uses (0: all)")
+    p.add_argument("--int8-calibration", choices=["minmax", "percentile", "entropy"], default="minmax",
+                   help="how activation ranges are taken from the calibration crops")
+    p.add_argument("--int8-calibration-faces", type=int, default=64, help="training faces to calibrate on")
     p.add_argument("--name", help="model name stored in the metadata (default: the file's stem)")
     p.add_argument("--opset", type=int, default=17, help="ONNX opset (the contract needs >= 17)")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed |ONNX − torch| in pixels")
     args = p.parse_args(argv)
+    if args.checkpoint and not args.out:
+        p.error("--checkpoint needs --out")
+    if args.onnx and not args.int8:
+        p.error("--onnx only makes sense with --int8")
+    from core.runtime import ModelError
+    from training.quantize import QuantizationRefused
+
     try:
-        result = export(args.checkpoint, args.out, args.name, args.opset, args.tolerance)
-    except (CheckpointError, ExportError) as exc:
+        if args.checkpoint:
+            result = export(args.checkpoint, args.out, args.name, args.opset, args.tolerance)
+            print(f"wrote {result['out']} ({result['bytes'] / 1e6:.1f} MB): {result['parameters'] / 1e6:.2f} M "
+                  f"parameters, {result['macs'] / 1e6:.0f} M MACs; max |ONNX − torch| = "
+                  f"{result['max_abs_diff_px']:.2e} px on {result['checked_crops']} real crops")
+        if args.int8:
+            fp32 = Path(args.out or args.onnx)
+            scheme = onnx_scheme(fp32)
+            q = export_int8(fp32, int8_path(fp32), scheme, args.int8_calibration_faces, args.int8_faces,
+                            args.int8_max_nme_loss, args.int8_max_drift, args.int8_calibration)
+            print(f"wrote {q.out} ({q.bytes / 1e6:.1f} MB, INT8 QDQ, calibrated on {q.calibration_crops} training "
+                  f"crops): NME {100 * q.int8_nme:.2f} % vs fp32 {100 * q.fp32_nme:.2f} % on {q.faces} validation "
+                  f"faces, mean drift {q.mean_drift_px:.2f} px")
+    except (CheckpointError, ExportError, ModelError, QuantizationRefused) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {result['out']} ({result['bytes'] / 1e6:.1f} MB): {result['parameters'] / 1e6:.2f} M parameters, "
-          f"{result['macs'] / 1e6:.0f} M MACs; max |ONNX − torch| = {result['max_abs_diff_px']:.2e} px "
-          f"on {result['checked_crops']} real crops")
     return 0
+
+
+def onnx_scheme(path: Path) -> str:
+    """The landmark scheme an exported file declares."""
+    from core.runtime import load_model
+
+    return load_model(path, device="cpu").info.scheme
 
 
 if __name__ == "__main__":
