@@ -56,8 +56,9 @@ def thread_candidates(threads: int | None = None) -> tuple[int, ...]:
     cores but one (at most :data:`MAX_THREADS`), which is just 1 on a machine with two cores or fewer.
 
     One core is left to the rest of the frame loop (decoding, encoding, the window): on the 2-core
-    project machine the whole headless job with two inference threads took 17 % more CPU than with one
-    at the same wall time (benchmarks/RESULTS.md, "inference threads").
+    project machine the whole headless job with two inference threads took 10–17 % more CPU than with
+    one, for a wall time between equal and 13 % shorter across runs, and adapting between 1 and 2 was
+    3 % slower than staying on 1 (benchmarks/RESULTS.md, "Inference threads"; paired process runs).
     """
     if threads:
         return (threads,)
