@@ -150,6 +150,19 @@ class ProcessingWorker(QThread):
     def start_recording(self, folder: Path) -> None:
         self._submit(lambda: self._start_recording(Path(folder)))
 
+    def set_stream(self, target: str) -> None:
+        """Stream every frame's faces as OSC to ``HOST:PORT`` ("" stops); a bad target is logged."""
+        self._submit(lambda: self._set_stream(target))
+
+    def _set_stream(self, target: str) -> None:
+        if not target:
+            self.session.stop_streaming()
+            return
+        try:
+            self.session.start_streaming(target)
+        except ValueError as exc:
+            log.warning("not streaming: %s", exc)
+
     def stop_recording(self) -> None:
         self._submit(self._stop_recording)
 
@@ -202,6 +215,7 @@ class ProcessingWorker(QThread):
                 if ended is not None and ended[0] is self._capture:
                     self._end(ended[0], ended[1])
         finally:
+            self.session.stop_streaming()
             if self._capture is not None:
                 self._capture.stop()
                 self._end(self._capture, "")
