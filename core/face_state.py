@@ -12,7 +12,7 @@
   ``close_ratio`` × the open level and open again above ``open_ratio`` × it; a closure that ends within
   ``max_blink_s`` is a blink, a longer one is not.
 
-Limit measured on the shared clips (tests/test_face_state.py): the default model's eyelid points
+Limit measured on the shared clips (tests/core/test_face_state.py): the default model's eyelid points
 follow a full blink only part of the way (the mean EAR falls by 7–9 %, where a lid-tracking model's
 falls by half), so with the default thresholds real blinks go unseen; thresholds low enough to see
 them also fire on head turns and expressions. The EAR values are still reported for every frame.

@@ -7,7 +7,7 @@ on the project machine); the detector needs only ``face_detection``.
 :func:`bare_package` registers a package without running its ``__init__`` and completes it on first
 need: an attribute the bare package lacks runs the real ``__init__`` in place (PEP 562
 ``__getattr__``), so later code that writes ``mp.solutions.face_mesh`` still gets the whole package, only
-later. mediapipe's version is pinned (==0.10.21), and tests/test_startup.py checks both the saving and
+later. mediapipe's version is pinned (==0.10.21), and tests/core/test_startup.py checks both the saving and
 the completed package. :func:`lazy_module` defers a whole module instead.
 """
 from __future__ import annotations

@@ -180,7 +180,7 @@ class KalmanSmoother:
 
 def white_noise_acceleration(dt: float, var: float) -> np.ndarray:
     """Process noise of a constant-velocity model driven by white acceleration of variance ``var``:
-    filterpy's ``Q_discrete_white_noise(dim=2, dt, var)`` (tests/test_startup.py checks they agree),
+    filterpy's ``Q_discrete_white_noise(dim=2, dt, var)`` (tests/core/test_startup.py checks they agree),
     written out because importing ``filterpy.common`` imports scipy (about 1.4 s of start-up)."""
     return np.array([[.25 * dt ** 4, .5 * dt ** 3], [.5 * dt ** 3, dt ** 2]]) * var
 

@@ -19,7 +19,7 @@ from core.runtime.providers import cuda_unavailable_reason
 from core.runtime.model_input import to_model_input
 from core.runtime.threads import (MAX_THREADS, AdaptiveSession, ThreadTrial, physical_cores, session_options,
                                   thread_candidates)
-from helpers_onnx import expected_outputs, make_model
+from tests.helpers_onnx import expected_outputs, make_model
 from main import main
 
 

@@ -24,7 +24,7 @@ from core.recorder import Recorder, RecordingError, open_for_writing
 from core.results import FaceResult
 from core.table import LandmarkTable
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 VIDEO = "video/pyfeat_single_face.mp4"  # 72 frames, 640x360, 30 fps
 SIZE = (640, 360)
 FPS = 30.0
@@ -167,7 +167,7 @@ def record_forever(shared_data: str, out_dir: str) -> None:
 
 
 def test_sigkill_leaves_a_readable_csv_and_a_playable_video(tmp_path, shared_data):
-    code = (f"import sys; sys.path[:0] = [{str(REPO)!r}, {str(REPO / 'tests')!r}]; "
+    code = (f"import sys; sys.path[:0] = [{str(REPO)!r}, {str(Path(__file__).parent)!r}]; "
             f"import test_recorder; test_recorder.record_forever({str(shared_data)!r}, {str(tmp_path)!r})")
     log = (tmp_path / "child.log").open("wb")
     child = subprocess.Popen([sys.executable, "-c", code], stdout=log, stderr=subprocess.STDOUT)

@@ -22,7 +22,7 @@ from core.detection import BoxCalibration
 from core.geometry import Box
 from core.smoothing import OneEuroConfig
 from core.runtime import DEFAULT_MODEL_PATH
-from helpers_onnx import make_model
+from tests.helpers_onnx import make_model
 from tests.conftest import REPO_ROOT
 
 DLIB_REASON = dlib_unavailable_reason()

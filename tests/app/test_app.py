@@ -32,7 +32,7 @@ from core.table import LandmarkTable
 from core.runtime import DEFAULT_MODEL_PATH
 from tests.helpers_onnx import make_model
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAME_TIMEOUT_MS = 30_000  # generous: the CI machine may be busy; no test asserts on speed
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
