@@ -79,6 +79,12 @@ def list_cameras() -> list[CameraDevice]:
     """The cameras to offer, by name. Qt Multimedia's device list where it loads (it needs the system's
     multimedia libraries, e.g. libpulse on Linux) and finds any; otherwise the Linux device names from
     sysfs, or plain numbered indices elsewhere, so the menu always has something to open."""
+    from PyQt6.QtCore import QLoggingCategory
+
+    # Loading its FFmpeg back end, Qt Multimedia logs every optional hardware-decoding library it does
+    # not find (VA-API, VDPAU ...): noise for a camera list, so its categories are quiet below warnings.
+    QLoggingCategory.setFilterRules("qt.multimedia.*.debug=false\nqt.multimedia.*.info=false\n"
+                                    "qt.multimedia.symbolsresolver=false")
     try:
         from PyQt6.QtMultimedia import QMediaDevices
     except ImportError as exc:
