@@ -11,6 +11,7 @@ import logging
 import sys
 
 from core.config import add_arguments, apply_arguments
+from core.streaming import parse_target
 from core.pipeline import PipelineConfig
 
 
@@ -43,6 +44,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames (at least 1)")
     p.add_argument("--screenshot", help="window: save a PNG of the window after --frames frames, then exit")
     p.add_argument("--frames", type=int, default=60, help="window: frames to process before --screenshot")
+    p.add_argument("--stream", metavar="HOST:PORT",
+                   help="send every frame's faces (landmarks, pose, position, face state, uncertainty) as OSC "
+                        "over UDP to HOST:PORT, e.g. 127.0.0.1:9000 (README: Live streaming)")
+    p.add_argument("--uncertainty-columns", action="store_true",
+                   help="headless: add each landmark's uncertainty (u0, u1, ... in pixels) to the CSV")
     p.add_argument("--verbose", action="store_true", help="log debug details")
     add_arguments(p.add_argument_group(
         "processing settings", "the settings dialog's Processing tab; in the window they override the saved "
@@ -59,7 +65,8 @@ def run_headless_cli(args: argparse.Namespace) -> int:
     try:
         summary = run_headless(args.source, args.output, args.landmarks, args.model, args.device or "auto",
                                apply_arguments(PipelineConfig(), args), args.max_frames,
-                               overwrite=args.overwrite)
+                               overwrite=args.overwrite, stream_to=args.stream,
+                               uncertainty_columns=args.uncertainty_columns)
     except HeadlessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -76,6 +83,12 @@ def main(argv: list[str] | None = None) -> int:
         return batch_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.stream is not None:
+        try:
+            parse_target(args.stream)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     if args.headless:
         return run_headless_cli(args)
     from app.application import run_app

@@ -73,6 +73,8 @@ def session_overrides(args: argparse.Namespace) -> dict:
         overrides["model_path"] = str(Path(args.model).resolve())
     if getattr(args, "device", None):
         overrides["device"] = args.device
+    if getattr(args, "stream", None):
+        overrides["stream_target"] = args.stream
     overrides.update(given_arguments(args))  # processing settings (core.config), by key
     return overrides
 

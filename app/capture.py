@@ -4,17 +4,22 @@ The processing thread may be slower than the source. If frames were queued, late
 without bound; instead the capture thread overwrites the one pending frame (the sink drops stale
 ones), so what is processed and shown is always the newest. Files are paced to their own frame rate
 (they would otherwise be read as fast as the disk allows), cameras are read as fast as they deliver.
+
+Files can be paused, stepped one frame and sought; the thread does it between reads, so the worker
+just sees frames arrive (or stop arriving). Frame indices and timestamps the worker sees keep
+increasing across seeks and loops (trackers and smoothers need a forward clock); the position in the
+file of any delivered frame is :meth:`CaptureThread.media_position`.
 """
 from __future__ import annotations
 
-import contextlib
+import bisect
 import logging
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Protocol
 
 import cv2
 
@@ -27,16 +32,21 @@ log = logging.getLogger(__name__)
 DEMO_CLIP = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"
 #: Camera indices offered where the operating system cannot list devices cheaply.
 DEFAULT_CAMERA_CHOICES = (0, 1, 2, 3)
+#: Where Linux names its video devices (one folder per /dev/videoN, with the driver's device name).
+V4L2_SYSFS = Path("/sys/class/video4linux")
 
 
 @dataclass(frozen=True)
 class SourceSpec:
-    """What to capture: a camera index or a file, the camera resolution (0 = default), and looping."""
+    """What to capture: a camera index or a file, the camera resolution and frame rate (0 = the camera's
+    default), looping (files), and the camera's name for titles and menus."""
 
     target: int | Path
     width: int = 0
     height: int = 0
     loop: bool = False
+    fps: int = 0
+    name: str = ""
 
     @property
     def is_camera(self) -> bool:
@@ -44,7 +54,9 @@ class SourceSpec:
 
     @property
     def label(self) -> str:
-        return f"camera {self.target}" if self.is_camera else Path(self.target).name
+        if self.is_camera:
+            return self.name or f"camera {self.target}"
+        return Path(self.target).name
 
 
 class FrameSink(Protocol):
@@ -55,84 +67,197 @@ class FrameSink(Protocol):
     def source_ended(self, capture: "CaptureThread", reason: str) -> None: ...
 
 
-def available_cameras() -> list[int]:
-    """Camera indices to offer in the source menu: the real ``/dev/video*`` devices on Linux."""
-    if sys.platform.startswith("linux"):
-        return sorted(int(p.name[5:]) for p in Path("/dev").glob("video*") if p.name[5:].isdigit())
-    return list(DEFAULT_CAMERA_CHOICES)
+@dataclass(frozen=True)
+class CameraDevice:
+    """A camera the user can pick: the OpenCV index that opens it and the name it is shown by."""
+
+    index: int
+    name: str
+
+
+def list_cameras() -> list[CameraDevice]:
+    """The cameras to offer, by name. Qt Multimedia's device list where it loads (it needs the system's
+    multimedia libraries, e.g. libpulse on Linux) and finds any; otherwise the Linux device names from
+    sysfs, or plain numbered indices elsewhere, so the menu always has something to open."""
+    try:
+        from PyQt6.QtMultimedia import QMediaDevices
+    except ImportError as exc:
+        log.debug("Qt Multimedia is unavailable (%s); listing cameras without it", exc)
+        return fallback_cameras()
+    return cameras_from_qt(QMediaDevices.videoInputs()) or fallback_cameras()
+
+
+def cameras_from_qt(devices: list) -> list[CameraDevice]:
+    """Qt's ``QCameraDevice`` list → OpenCV indices. On Linux a device's id is its node (``/dev/video2``
+    → index 2); on Windows and macOS OpenCV numbers devices in the order the system lists them, which is
+    the order Qt reports."""
+    cameras = []
+    for position, device in enumerate(devices):
+        device_id = bytes(device.id()).decode(errors="replace")
+        node = device_id.rpartition("/dev/video")[2]
+        cameras.append(CameraDevice(int(node) if node.isdigit() else position, device.description()))
+    return cameras
+
+
+def fallback_cameras() -> list[CameraDevice]:
+    """Without Qt Multimedia: on Linux each capture node in sysfs with its driver's name (a webcam's
+    second node, index ≠ 0 there, carries metadata, not pictures); elsewhere indices 0–3."""
+    if not sys.platform.startswith("linux"):
+        return [CameraDevice(i, f"Camera {i}") for i in DEFAULT_CAMERA_CHOICES]
+    cameras = []
+    for node in V4L2_SYSFS.glob("video*"):
+        number = node.name[5:]
+        if not number.isdigit() or _read_text(node / "index", "0") != "0":
+            continue
+        cameras.append(CameraDevice(int(number), f"{_read_text(node / 'name', 'Camera')} (/dev/video{number})"))
+    return sorted(cameras, key=lambda camera: camera.index)
+
+
+def _read_text(path: Path, default: str) -> str:
+    try:
+        return path.read_text().strip() or default
+    except OSError:
+        return default
 
 
 def open_source(spec: SourceSpec) -> VideoSource:
-    """Open ``spec`` (raises :class:`core.video.SourceError` with a one-line message).
-
-    Opening a camera index that is not there makes OpenCV's backends log their own lines (V4L2 "can't
-    open camera by index", obsensor "Camera index out of range"); our message says it better, so
-    OpenCV's logging is silenced while a camera is opened."""
+    """Open ``spec`` (raises :class:`core.video.SourceError` with a one-line message; OpenCV's own
+    camera-probe logging is silenced in :class:`core.video.VideoSource`)."""
     if not spec.is_camera:
         return VideoSource(str(spec.target), spec.width or None, spec.height or None)
-    with opencv_logging_silenced():
-        return VideoSource(spec.target, spec.width or None, spec.height or None)
+    source = VideoSource(spec.target, spec.width or None, spec.height or None)
+    if spec.fps:
+        source.capture.set(cv2.CAP_PROP_FPS, spec.fps)  # a request: the camera picks its nearest mode
+        source.info = replace(source.info, fps=source.capture.get(cv2.CAP_PROP_FPS) or source.info.fps)
+    return source
 
 
-@contextlib.contextmanager
-def opencv_logging_silenced() -> Iterator[None]:
-    """OpenCV's log level set to silent for the block (process-wide while it lasts), then restored."""
-    previous = cv2.getLogLevel()
-    cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
-    try:
-        yield
-    finally:
-        cv2.setLogLevel(previous)
+@dataclass
+class _Request:
+    """What the UI asked the thread to do next (guarded by the thread's condition)."""
+
+    paused: bool = False
+    steps: int = 0  # frames to deliver while paused
+    seek_to: int | None = None
 
 
 class CaptureThread(threading.Thread):
     """Reads ``source`` until it ends, :meth:`stop` is called or (files) forever when looping.
 
-    Frame indices and timestamps keep increasing across loops of a file, so trackers, smoothers and
-    recordings see one continuous stream.
+    Frame indices and timestamps keep increasing across loops and seeks of a file, so trackers,
+    smoothers and recordings see one continuous stream. ``mirror`` flips every frame left–right from
+    the next frame on (a selfie view); what is processed, shown and recorded is the flipped frame.
     """
 
-    def __init__(self, source: VideoSource, spec: SourceSpec, sink: FrameSink) -> None:
+    def __init__(self, source: VideoSource, spec: SourceSpec, sink: FrameSink, mirror: bool = False) -> None:
         super().__init__(name=f"capture {spec.label}", daemon=True)
         self.source = source
         self.spec = spec
         self.sink = sink
+        self.mirror = mirror
         self.rate = RateMeter()
         self._stopping = threading.Event()
+        self._control = threading.Condition()
+        self._request = _Request()
+        # (first stream index, file position − stream index) from there on; read by the UI thread.
+        self._segments: list[tuple[int, int]] = []
 
     @property
     def info(self) -> SourceInfo:
         return self.source.info
 
+    @property
+    def seekable(self) -> bool:
+        """Files with a known length can be paused, stepped and sought; cameras cannot."""
+        return not self.spec.is_camera and self.info.frame_count is not None
+
+    @property
+    def paused(self) -> bool:
+        with self._control:
+            return self._request.paused
+
+    def set_paused(self, paused: bool) -> None:
+        with self._control:
+            self._request.paused = paused
+            self._request.steps = 0
+            self._control.notify_all()
+
+    def step(self) -> None:
+        """Pause (if playing) and deliver the next frame."""
+        with self._control:
+            self._request.paused = True
+            self._request.steps += 1
+            self._control.notify_all()
+
+    def seek(self, position: int) -> None:
+        """Continue from frame ``position`` of the file; while paused, deliver that frame and stay paused."""
+        with self._control:
+            self._request.seek_to = position
+            self._request.steps = 0
+            self._control.notify_all()
+
+    def media_position(self, stream_index: int) -> int | None:
+        """Where in the file the delivered frame ``stream_index`` came from (None for cameras or unknown)."""
+        if self.spec.is_camera:
+            return None
+        with self._control:
+            at = bisect.bisect_right(self._segments, (stream_index, float("inf"))) - 1
+            return stream_index + self._segments[at][1] if at >= 0 else None
+
     def stop(self) -> None:
         """Ask the thread to finish and wait for it; the source is released by the thread itself."""
         self._stopping.set()
+        with self._control:
+            self._control.notify_all()
         if self.ident is None:  # never started: free the device now, so it can be reopened at once
             self.source.release()
         elif threading.current_thread() is not self:
             self.join()
 
+    def _next_move(self) -> tuple[int | None, bool]:
+        """Wait while paused; then (the position to seek to or None, whether the pacing clock restarts
+        at the next frame: after a wait, a step or a seek)."""
+        with self._control:
+            request, waited = self._request, False
+            while request.paused and not request.steps and request.seek_to is None and not self._stopping.is_set():
+                waited = True
+                self._control.wait()
+            seek, request.seek_to = request.seek_to, None
+            if request.paused and seek is None:
+                request.steps = max(0, request.steps - 1)
+            return seek, waited or request.paused or seek is not None
+
     def run(self) -> None:
         reason = ""
         count = 0
-        offset = last = 0.0  # media time added per completed loop of a file; the latest timestamp
-        started = time.monotonic()
+        offset = last = 0.0  # media time added after each loop or seek of a file; the latest timestamp
+        clock = time.monotonic()  # wall time at which stream time 0 is due (files are paced to it)
         try:
             while not self._stopping.is_set():
+                seek, restart_clock = self._next_move()
+                if self._stopping.is_set():
+                    break
+                if seek is not None and self.seekable:
+                    position = self.source.seek(seek)
+                    offset = (last + 1.0 / self.info.fps if count else 0.0) - position / self.info.fps
                 frame = self.source.read()
-                if frame is None:
-                    if not self.spec.loop or count == 0 or self.source.is_camera:
-                        reason = self._end_reason()
-                        break
-                    offset = last + 1.0 / self.source.info.fps
+                if frame is None and self.spec.loop and count and not self.source.is_camera:
+                    offset = last + 1.0 / self.source.info.fps  # round again, the clock running on
                     self.source.release()
                     self.source = open_source(self.spec)
-                    continue
+                    frame = self.source.read()
+                if frame is None:
+                    reason = self._end_reason()
+                    break
                 timestamp = last = frame.timestamp + offset
-                if not self.source.is_camera:
-                    self._stopping.wait(max(0.0, started + timestamp - time.monotonic()))
+                if restart_clock:
+                    clock = time.monotonic() - timestamp
+                elif not self.source.is_camera:
+                    self._stopping.wait(max(0.0, clock + timestamp - time.monotonic()))
                 self.rate.tick()
-                self.sink.offer_frame(self, Frame(count, timestamp, frame.image))
+                self._note_position(count, frame.index)
+                image = cv2.flip(frame.image, 1) if self.mirror else frame.image
+                self.sink.offer_frame(self, Frame(count, timestamp, image))
                 count += 1
         except Exception as exc:  # a backend failing mid-stream must end the session, not kill it silently
             log.exception("capture from %s failed", self.spec.label)
@@ -141,6 +266,12 @@ class CaptureThread(threading.Thread):
             self.source.release()
         if not self._stopping.is_set():
             self.sink.source_ended(self, reason)
+
+    def _note_position(self, stream_index: int, file_index: int) -> None:
+        delta = file_index - stream_index
+        with self._control:
+            if not self._segments or self._segments[-1][1] != delta:
+                self._segments.append((stream_index, delta))
 
     def _end_reason(self) -> str:
         if self.source.is_camera:

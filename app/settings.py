@@ -19,6 +19,7 @@ from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY
 from core.draw import DrawOptions
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, DEVICES
+from core.streaming import parse_target
 
 ORGANIZATION = "AnchorFace"
 APPLICATION = "AnchorFace Live"
@@ -48,6 +49,8 @@ class AppSettings:
     pipeline: PipelineConfig = PipelineConfig()
     draw: DrawOptions = field(default_factory=DrawOptions)
     recording_folder: str = field(default_factory=default_recording_folder)
+    #: ``HOST:PORT`` the faces are streamed to as OSC (``core.streaming``); "" = not streaming.
+    stream_target: str = ""
 
     def overridden(self, overrides: dict[str, Any]) -> "AppSettings":
         """A copy with ``overrides`` applied: field names of this class, or keys of
@@ -107,6 +110,14 @@ def _text(value: Any) -> str:
     return value
 
 
+def stream_target(value: Any) -> str:
+    """"" (off) or a valid ``HOST:PORT`` (ValueError otherwise), stripped."""
+    text = _text(value).strip()
+    if text:
+        parse_target(text)
+    return text
+
+
 def _resolution(value: Any) -> tuple[int, int]:
     width, _, height = str(value).partition("x")
     size = int(width), int(height)
@@ -156,6 +167,7 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
         pipeline=pipeline,
         draw=draw,
         recording_folder=read("recording/folder", defaults.recording_folder, _text) or defaults.recording_folder,
+        stream_target=read("streaming/target", defaults.stream_target, stream_target),
     )
     return settings, warnings
 
@@ -189,4 +201,5 @@ def save_settings(store: QSettings, settings: AppSettings) -> None:
     for name in draw_switches():
         store.setValue(f"draw/{name}", bool(getattr(settings.draw, name)))
     store.setValue("recording/folder", settings.recording_folder)
+    store.setValue("streaming/target", settings.stream_target)
     store.sync()

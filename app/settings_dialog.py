@@ -15,7 +15,7 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QD
                              QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QStackedWidget,
                              QTabWidget, QVBoxLayout, QWidget)
 
-from app.settings import MAX_CAMERA_INDEX, RESOLUTIONS, AppSettings, draw_switches
+from app.settings import MAX_CAMERA_INDEX, RESOLUTIONS, AppSettings, draw_switches, stream_target
 from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY, Setting
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, ModelInfo
@@ -148,8 +148,13 @@ class SettingsDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.recording_folder, 1)
         row.addWidget(browse)
+        self.stream_target = QLineEdit(placeholderText="off (e.g. 127.0.0.1:9000)")
+        self.stream_target.setToolTip("Send every frame's faces as OSC over UDP to HOST:PORT (README: Live streaming)")
+        self.stream_error = QLabel()
         form = QFormLayout()
         form.addRow("Save recordings and snapshots in", row)
+        form.addRow("Stream live data (OSC) to", self.stream_target)
+        form.addRow(self.stream_error)
         return _page(form)
 
     # --- values -------------------------------------------------------------------------------------
@@ -169,6 +174,7 @@ class SettingsDialog(QDialog):
         for name, box in self.draw_boxes.items():
             box.setChecked(getattr(settings.draw, name))
         self.recording_folder.setText(settings.recording_folder)
+        self.stream_target.setText(settings.stream_target)
 
     def edited_settings(self) -> AppSettings:
         """The settings as the widgets show them now."""
@@ -179,6 +185,7 @@ class SettingsDialog(QDialog):
             pipeline=self.edited_pipeline(),
             draw=replace(self.initial.draw, **{n: box.isChecked() for n, box in self.draw_boxes.items()}),
             recording_folder=self.recording_folder.text().strip() or AppSettings().recording_folder,
+            stream_target=self.stream_target.text().strip(),
         )
 
     def edited_pipeline(self) -> PipelineConfig:
@@ -192,6 +199,11 @@ class SettingsDialog(QDialog):
     def accept(self) -> None:
         """Accept only if a changed model file or device really loads; otherwise show why and stay open."""
         edited = self.edited_settings()
+        try:
+            stream_target(edited.stream_target)
+        except ValueError as exc:
+            self.stream_error.setText(str(exc))
+            return
         if (edited.model_file, edited.device) != (self.initial.model_file, self.initial.device):
             if not self._try_model(edited.model_file, edited.device):
                 return

@@ -2,13 +2,16 @@
 
 The image is painted scaled to the widget keeping its aspect ratio (black bars fill the rest), so the
 window can be any size. The message panel replaces it when a source cannot be opened or stops — a
-sentence and buttons to open a video or the demo clip, never a traceback.
+sentence and buttons to open a video or the demo clip, never a traceback. Under the picture, video
+files get a transport bar: play/pause, frame steps and a seek bar with the position.
 """
 from __future__ import annotations
 
 from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
-from PyQt6.QtGui import QImage, QPainter, QPaintEvent
-from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QVBoxLayout, QWidget
+from PyQt6.QtGui import QAction, QImage, QPainter, QPaintEvent
+from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
+
+from core.video import SourceInfo
 
 
 def fit_rect(image_size: QSize, area: QSize) -> QRectF:
@@ -92,3 +95,72 @@ class MessagePanel(QWidget):
     @property
     def text(self) -> str:
         return self.label.text()
+
+
+def clock(seconds: float) -> str:
+    """``83.4`` → ``1:23.4`` (a video position as people read it)."""
+    minutes, seconds = divmod(max(0.0, seconds), 60)
+    return f"{int(minutes)}:{seconds:04.1f}"
+
+
+class TransportBar(QWidget):
+    """Play/pause, previous/next frame and a seek bar for a video file; hidden for cameras.
+
+    The slider follows the frame on screen; dragging or clicking it asks for a seek (``seekRequested``
+    with the frame number). Updates from playback never emit ``seekRequested``.
+    """
+
+    seekRequested = pyqtSignal(int)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._info: SourceInfo | None = None
+        self._position: int | None = None
+        self.buttons = QHBoxLayout()
+        self.buttons.setSpacing(2)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setToolTip("Seek: drag or click; , and . step one frame")
+        self.slider.valueChanged.connect(self.seekRequested)
+        self.time_label = QLabel()
+        self.time_label.setMinimumWidth(self.fontMetrics().horizontalAdvance("00:00.0 / 00:00.0 · frame 00000"))
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 2, 8, 2)
+        layout.addLayout(self.buttons)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.time_label)
+        self.hide()
+
+    def set_actions(self, *actions: QAction) -> None:
+        for action in actions:
+            button = QToolButton()
+            button.setDefaultAction(action)
+            self.buttons.addWidget(button)
+
+    def set_source(self, info: SourceInfo | None) -> None:
+        """Show the bar for a seekable file (``info`` with a frame count), hide it for anything else."""
+        self._info, self._position = info, None
+        self.setVisible(info is not None)
+        if info is not None:
+            self.slider.blockSignals(True)
+            self.slider.setRange(0, info.frame_count - 1)
+            self.slider.setPageStep(max(1, round(info.fps * 5)))  # a click beside the handle: 5 s
+            self.slider.setValue(0)
+            self.slider.blockSignals(False)
+            self.show_position(None)
+
+    @property
+    def position(self) -> int | None:
+        """The file frame on screen (None before the first one)."""
+        return self._position
+
+    def show_position(self, position: int | None) -> None:
+        if self._info is None:
+            return
+        self._position = position if position is not None else self._position
+        shown = self._position or 0
+        if not self.slider.isSliderDown():  # never fight the user's drag
+            self.slider.blockSignals(True)
+            self.slider.setValue(shown)
+            self.slider.blockSignals(False)
+        self.time_label.setText(f"{clock(shown / self._info.fps)} / {clock(self._info.frame_count / self._info.fps)}"
+                                f" · frame {shown}")

@@ -11,23 +11,28 @@ import logging
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable, TypeVar
 
-from PyQt6.QtCore import QSettings, QTimer, pyqtSignal
-from PyQt6.QtGui import QAction, QCloseEvent, QKeySequence
-from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QStackedWidget, QToolBar, QToolButton,
-                             QVBoxLayout, QWidget)
+from PyQt6.QtCore import QSettings, Qt, QTimer, pyqtSignal
+from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
+from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QSplitter, QStackedWidget, QStyle,
+                             QToolBar, QToolButton, QVBoxLayout, QWidget)
 
-from app.capture import DEMO_CLIP, CaptureThread, SourceSpec, available_cameras, open_source
+from app.capture import DEMO_CLIP, CameraDevice, CaptureThread, SourceSpec, list_cameras, open_source
 from app.notices import NoticeStack
-from app.settings import AppSettings, load_settings, save_settings
+from app.plots import PosePlot, sample_of
+from app.settings import RESOLUTIONS, AppSettings, load_settings, save_settings
 from app.settings_dialog import SettingsDialog
-from app.view import MessagePanel, VideoView
+from app.view import MessagePanel, TransportBar, VideoView
+from app.view_settings import FRAME_RATES, ViewSettings, load_view_settings, save_view_settings
 from app.worker import FrameStats, ProcessingWorker, RecordingSummary, timestamped_stem, unused_path
 from core.pipeline import FramePipeline
 from core.runtime import LandmarkModel, ModelError, load_model
 from core.video import SourceError, parse_source
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
 
@@ -44,6 +49,9 @@ class MainWindow(QMainWindow):
         self.store = store
         settings, warnings = load_settings(store)
         self.settings: AppSettings = settings.overridden(overrides or {})
+        view_settings, view_warnings = load_view_settings(store)
+        self.view_settings: ViewSettings = view_settings  # the window's own choices (camera name, mirror, plot)
+        warnings += view_warnings
         self.max_frames = max_frames
         self.model: LandmarkModel | None = None
         self.worker: ProcessingWorker | None = None
@@ -73,12 +81,21 @@ class MainWindow(QMainWindow):
         self.stack.addWidget(self.view)
         self.stack.addWidget(self.message)
         self.notice = NoticeStack()
+        self.plot = PosePlot()
+        self.splitter = QSplitter(Qt.Orientation.Horizontal, childrenCollapsible=False)
+        self.splitter.addWidget(self.stack)
+        self.splitter.addWidget(self.plot)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setSizes([800, 300])
+        self.transport = TransportBar()
+        self.transport.seekRequested.connect(self.seek)
         central = QWidget()
         layout = QVBoxLayout(central)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
         layout.addWidget(self.notice)
-        layout.addWidget(self.stack, 1)
+        layout.addWidget(self.splitter, 1)
+        layout.addWidget(self.transport)
         self.setCentralWidget(central)
 
         self.source_menu = QMenu("Source", self)
@@ -92,13 +109,29 @@ class MainWindow(QMainWindow):
         self.snapshot_action = self._action("Snapshot", "S", self.save_snapshot)
         self.settings_action = self._action("Settings…", "Ctrl+,", self.open_settings)
         self.quit_action = self._action("Quit", "Ctrl+Q", self.close)
+        self.pause_action = self._action("Pause", "P", self.toggle_pause, checkable=True)
+        self.step_back_action = self._action("Previous frame", ",", lambda: self.step(-1))
+        self.step_action = self._action("Next frame", ".", lambda: self.step(1))
+        self.mirror_action = self._action("Mirror", "M", self.toggle_mirror, checkable=True)
+        self.mirror_action.setChecked(self.view_settings.mirror)
+        self.plot_action = self._action("Plot", "G", self.toggle_plot, checkable=True)
+        self.plot_action.setChecked(self.view_settings.plot_visible)
+        self.plot.setVisible(self.view_settings.plot_visible)
+        icons = {self.pause_action: QStyle.StandardPixmap.SP_MediaPause,
+                 self.step_back_action: QStyle.StandardPixmap.SP_MediaSeekBackward,
+                 self.step_action: QStyle.StandardPixmap.SP_MediaSeekForward}
+        for action, icon in icons.items():
+            action.setIcon(self.style().standardIcon(icon))
+        self.transport.set_actions(*icons)
         toolbar = QToolBar("Main", movable=False)
         toolbar.addWidget(self.source_button)
-        for action in (self.start_action, self.record_action, self.snapshot_action, self.settings_action):
-            toolbar.addAction(action)
+        for action in (self.start_action, self.record_action, self.snapshot_action, None, self.mirror_action,
+                       self.plot_action, None, self.settings_action):
+            toolbar.addSeparator() if action is None else toolbar.addAction(action)
         self.addToolBar(toolbar)
-        self.addAction(self.open_action)
-        self.addAction(self.quit_action)
+        for action in (self.open_action, self.quit_action, self.pause_action, self.step_back_action,
+                       self.step_action):
+            self.addAction(action)  # shortcuts work wherever the focus is, even with the transport bar hidden
 
         self.model_label, self.provider_label = QLabel(), QLabel()
         self.capture_label, self.processing_label, self.faces_label = QLabel(), QLabel(), QLabel()
@@ -121,13 +154,38 @@ class MainWindow(QMainWindow):
         return action
 
     def _fill_source_menu(self) -> None:
+        """Cameras by name (the one in use checked), the camera's resolution and frame rate, files."""
         self.source_menu.clear()
-        for index in sorted(set(available_cameras()) | {self.settings.camera_index}):
-            self.source_menu.addAction(f"Camera {index}", lambda i=index: self.start_camera(i))
+        cameras = list_cameras()
+        current = self.configured_camera(cameras)
+        if current not in cameras:
+            cameras.append(current)  # the configured camera stays choosable (to retry it) even if not listed
+        playing = self.spec.target if self.spec is not None and self.spec.is_camera else None
+        for camera in cameras:
+            action = self.source_menu.addAction(camera.name or f"Camera {camera.index}",
+                                                lambda c=camera: self.choose_camera(c))
+            action.setCheckable(True)
+            action.setChecked(camera.index == playing)
+        self._choice_menu("Camera resolution", RESOLUTIONS, self.settings.resolution,
+                          lambda size: "Camera default" if not size[0] else f"{size[0]} × {size[1]}",
+                          self.set_camera_resolution)
+        self._choice_menu("Camera frame rate", FRAME_RATES, self.view_settings.camera_fps,
+                          lambda fps: f"{fps} fps" if fps else "Camera default", self.set_camera_fps)
         self.source_menu.addSeparator()
         self.source_menu.addAction(self.open_action)
         if DEMO_CLIP.is_file():
             self.source_menu.addAction("Demo clip", self.play_demo)
+
+    def _choice_menu(self, title: str, options: tuple[T, ...], current: T, text: Callable[[T], str],
+                     slot: Callable[[T], None]) -> None:
+        """A submenu of exclusive choices, ``current`` checked, ``slot(option)`` on a pick."""
+        menu = self.source_menu.addMenu(title)
+        group = QActionGroup(menu)
+        for option in options:
+            action = menu.addAction(text(option), lambda o=option: slot(o))
+            action.setCheckable(True)
+            action.setChecked(option == current)
+            group.addAction(action)
 
     # --- model --------------------------------------------------------------------------------------
 
@@ -164,6 +222,8 @@ class MainWindow(QMainWindow):
             self.worker.recordingFinished.connect(self._on_recording_finished)
             self.worker.recordingFailed.connect(self._on_recording_failed)
             self.worker.start()
+            if self.settings.stream_target:
+                self.worker.set_stream(self.settings.stream_target)
         else:
             self.worker.set_model(model)
         self.model_label.setText(f"Model: {model.info.name}")
@@ -181,18 +241,56 @@ class MainWindow(QMainWindow):
             else:
                 self.start_source(SourceSpec(target))
             return
-        if self.start_camera(self.settings.camera_index) or not DEMO_CLIP.is_file() or self.worker is None:
+        if self.start_configured_camera() or not DEMO_CLIP.is_file() or self.worker is None:
             return
         reason = self.source_error
         if self.play_demo():
             self.notice.show_notice(f"{reason} Playing the demo clip instead — use Source to pick a camera or "
                                     f"open a video.")
 
-    def start_camera(self, index: int) -> bool:
-        return self.start_source(SourceSpec(index, *self._camera_size()))
+    def start_camera(self, index: int, name: str = "") -> bool:
+        return self.start_source(SourceSpec(index, *self.settings.resolution, fps=self.view_settings.camera_fps,
+                                            name=name))
 
-    def _camera_size(self) -> tuple[int, int]:
-        return self.settings.camera_width, self.settings.camera_height
+    def configured_camera(self, cameras: list[CameraDevice] | None = None) -> CameraDevice:
+        """The camera the settings mean: the one with the saved name wherever it is now plugged in (indices
+        move when devices are added), else the one at the saved index."""
+        cameras = list_cameras() if cameras is None else cameras
+        wanted = self.view_settings.camera_name
+        for camera in cameras:
+            if wanted and camera.name == wanted:
+                return camera
+        at_index = [c for c in cameras if c.index == self.settings.camera_index]
+        return at_index[0] if at_index else CameraDevice(self.settings.camera_index, wanted)
+
+    def start_configured_camera(self) -> bool:
+        camera = self.configured_camera()
+        return self.start_camera(camera.index, camera.name)
+
+    def choose_camera(self, camera: CameraDevice) -> bool:
+        """Switch to ``camera`` and remember it (by index and by name)."""
+        self.settings = replace(self.settings, camera_index=camera.index)
+        save_settings(self.store, self.settings)
+        self._save_view(camera_name=camera.name)
+        return self.start_camera(camera.index, camera.name)
+
+    def set_camera_resolution(self, size: tuple[int, int]) -> None:
+        self.apply_settings(replace(self.settings, camera_width=size[0], camera_height=size[1]))
+
+    def set_camera_fps(self, fps: int) -> None:
+        self._save_view(camera_fps=fps)
+        self._restart_camera()
+
+    def _restart_camera(self) -> None:
+        """Reopen the running camera with the current settings (a camera cannot change mode while open)."""
+        if self.spec is None or not self.spec.is_camera:
+            return
+        spec = SourceSpec(self.settings.camera_index, *self.settings.resolution, fps=self.view_settings.camera_fps,
+                          name=self.spec.name if self.spec.target == self.settings.camera_index else "")
+        if self.capture is not None:
+            self.start_source(spec)
+        else:
+            self.spec = spec
 
     def play_demo(self) -> bool:
         return self.start_source(SourceSpec(DEMO_CLIP, loop=True))
@@ -219,9 +317,12 @@ class MainWindow(QMainWindow):
             self.show_message(f"{self.source_error}\n{hint}")
             self._update_actions()
             return False
-        self.capture = CaptureThread(source, spec, self.worker)
+        self.pause_action.setChecked(False)
+        self.capture = CaptureThread(source, spec, self.worker, self.view_settings.mirror)
         self.worker.begin_session(self.capture)
         self.view.clear()  # no frame of the previous source lingers
+        self.plot.clear()
+        self.transport.set_source(source.info if self.capture.seekable else None)
         self.stack.setCurrentWidget(self.view)
         self.setWindowTitle(f"AnchorFace Live — {spec.label}")
         self.statusBar().showMessage(f"Playing {spec.label}" + (" (looping)" if spec.loop else ""), 3000)
@@ -234,6 +335,7 @@ class MainWindow(QMainWindow):
         if capture is not None:
             capture.stop()
             self.worker.end_session(capture)
+        self.transport.set_source(None)
         self._show_stats(None)
         self._update_actions()
 
@@ -243,7 +345,45 @@ class MainWindow(QMainWindow):
         elif self.spec is not None:
             self.start_source(self.spec)
         else:
-            self.start_camera(self.settings.camera_index)
+            self.start_configured_camera()
+
+    # --- video file transport, mirror, plot -------------------------------------------------------------
+
+    def toggle_pause(self) -> None:
+        if self.capture is not None and self.capture.seekable:
+            self.capture.set_paused(self.pause_action.isChecked())
+        self._update_actions()
+
+    def step(self, frames: int) -> None:
+        """Pause and show the next (``frames`` = 1) or previous (−1) frame of the file."""
+        if self.capture is None or not self.capture.seekable:
+            return
+        self.pause_action.setChecked(True)
+        self.capture.set_paused(True)
+        if frames == 1:
+            self.capture.step()
+        elif self.transport.position is not None:
+            self.capture.seek(self.transport.position + frames)
+        self._update_actions()
+
+    def seek(self, position: int) -> None:
+        """Continue from frame ``position`` of the file (shown at once, also while paused)."""
+        if self.capture is not None and self.capture.seekable:
+            self.capture.seek(position)
+
+    def toggle_mirror(self) -> None:
+        """Flip the picture left–right (a selfie view) from the next frame on, and remember it."""
+        self._save_view(mirror=self.mirror_action.isChecked())
+        if self.capture is not None:
+            self.capture.mirror = self.view_settings.mirror
+
+    def toggle_plot(self) -> None:
+        self.plot.setVisible(self.plot_action.isChecked())
+        self._save_view(plot_visible=self.plot_action.isChecked())
+
+    def _save_view(self, **changes: object) -> None:
+        self.view_settings = replace(self.view_settings, **changes)
+        save_view_settings(self.store, self.view_settings)
 
     def show_message(self, text: str) -> None:
         self.message.show_message(text, DEMO_CLIP.is_file() and self.worker is not None)
@@ -256,11 +396,14 @@ class MainWindow(QMainWindow):
         self.view.set_image(shown.image)
         self.snapshot_action.setEnabled(True)
         self._show_stats(shown.stats)
+        self.plot.add(sample_of(shown.stats.timestamp, shown.stats.results))
+        self.transport.show_position(self.capture.media_position(shown.stats.frame_index))
         self.frameShown.emit(shown.stats)
 
     def _on_session_ended(self, capture: CaptureThread, reason: str) -> None:
         if capture is self.capture:
             self.capture = None
+            self.transport.set_source(None)
             self._show_stats(None)
             self._update_actions()
             if capture.spec.is_camera and reason:
@@ -288,6 +431,15 @@ class MainWindow(QMainWindow):
         self.record_action.setEnabled(running or self.recording_since is not None)
         self.record_action.setChecked(self.recording_since is not None)
         self.snapshot_action.setEnabled(not self.view.image.isNull())
+        seekable = running and self.capture.seekable
+        for action in (self.pause_action, self.step_back_action, self.step_action):
+            action.setEnabled(seekable)
+        if not seekable:
+            self.pause_action.setChecked(False)
+        paused = self.pause_action.isChecked()
+        self.pause_action.setText("Play" if paused else "Pause")
+        self.pause_action.setIcon(self.style().standardIcon(QStyle.StandardPixmap.SP_MediaPlay if paused
+                                                            else QStyle.StandardPixmap.SP_MediaPause))
 
     # --- recording and snapshots ----------------------------------------------------------------------
 
@@ -368,13 +520,12 @@ class MainWindow(QMainWindow):
                 self.worker.reconfigure(settings.pipeline)
             if settings.draw != old.draw:
                 self.worker.set_draw_options(settings.draw)
-        camera_changed = (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution)
-        if camera_changed and self.spec is not None and self.spec.is_camera:
-            new_spec = SourceSpec(settings.camera_index, settings.camera_width, settings.camera_height)
-            if self.capture is not None:
-                self.start_source(new_spec)  # a camera cannot change device or resolution while open
-            else:
-                self.spec = new_spec
+            if settings.stream_target != old.stream_target:
+                self.worker.set_stream(settings.stream_target)
+        if settings.camera_index != old.camera_index:
+            self._save_view(camera_name="")  # chosen by index in the dialog: the remembered name no longer applies
+        if (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution):
+            self._restart_camera()
 
     # --- closing --------------------------------------------------------------------------------------
 

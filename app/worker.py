@@ -43,6 +43,8 @@ class FrameStats:
     capture_fps: float
     processing_fps: float
     faces: int
+    timestamp: float = 0.0  # the frame's stream time (s), for the window's live plot
+    results: tuple = ()  # the frame's FaceResults (pose, confidence), for the window's live plot
 
 
 @dataclass(frozen=True)
@@ -148,6 +150,19 @@ class ProcessingWorker(QThread):
     def start_recording(self, folder: Path) -> None:
         self._submit(lambda: self._start_recording(Path(folder)))
 
+    def set_stream(self, target: str) -> None:
+        """Stream every frame's faces as OSC to ``HOST:PORT`` ("" stops); a bad target is logged."""
+        self._submit(lambda: self._set_stream(target))
+
+    def _set_stream(self, target: str) -> None:
+        if not target:
+            self.session.stop_streaming()
+            return
+        try:
+            self.session.start_streaming(target)
+        except ValueError as exc:
+            log.warning("not streaming: %s", exc)
+
     def stop_recording(self) -> None:
         self._submit(self._stop_recording)
 
@@ -200,6 +215,7 @@ class ProcessingWorker(QThread):
                 if ended is not None and ended[0] is self._capture:
                     self._end(ended[0], ended[1])
         finally:
+            self.session.stop_streaming()
             if self._capture is not None:
                 self._capture.stop()
                 self._end(self._capture, "")
@@ -239,7 +255,7 @@ class ProcessingWorker(QThread):
         self._frame_size = (image.shape[1], image.shape[0])
         self._record(processed)
         stats = FrameStats(self._processed, frame.index, capture.rate.rate(), processed.fps,
-                           len(processed.result.faces))
+                           len(processed.result.faces), frame.timestamp, tuple(processed.result.faces))
         shown = ShownFrame(to_qimage(image), stats)
         with self._cond:
             notify, self._shown = self._shown is None, shown

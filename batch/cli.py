@@ -152,13 +152,18 @@ def _run(args: argparse.Namespace, settings: JobSettings, model_sha: str, todo: 
     plan = plan_pool(ray.cluster_resources(), args.workers, args.device)
     staging = args.out.absolute() / STAGING_NAME
     pool = WorkerPool(plan, args.model.absolute(), model_sha, staging, args.retries)
+    # Largest files first: a long video started last would leave every other worker idle at the end.
+    largest_first = sorted(todo, key=lambda task: keys[task.source].size, reverse=True)
     began = time.perf_counter()
-    with tqdm(total=len(todo), desc=f"batch ({plan.workers} workers)", unit="video") as bar:
-        for item in pool.run(todo, settings):
-            manifest.append(manifest_row(keys[item.task.source], item, settings.video))
-            tally.add(item)
-            bar.set_postfix_str(f"{tally.frames / (time.perf_counter() - began):.1f} frames/s")
-            bar.update(1)
+    try:
+        with tqdm(total=len(todo), desc=f"batch ({plan.workers} workers)", unit="video") as bar:
+            for item in pool.run(largest_first, settings):
+                manifest.append(manifest_row(keys[item.task.source], item, settings.video))
+                tally.add(item)
+                bar.set_postfix_str(f"{tally.frames / (time.perf_counter() - began):.1f} frames/s")
+                bar.update(1)
+    finally:
+        pool.close()
     _clear_staging(staging, pool.run_id)
 
 

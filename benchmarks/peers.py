@@ -56,10 +56,10 @@ class FaceMeshPeer:
     eye_corners = MESH_EYE_CORNERS
 
     def __init__(self, max_faces: int = 1, static_image_mode: bool = False) -> None:
-        import mediapipe as mp  # optional, slow to import
+        from core.partial_imports import mediapipe_solution  # optional; only Face Mesh, not all of mediapipe
 
-        self._mesh = mp.solutions.face_mesh.FaceMesh(static_image_mode=static_image_mode, max_num_faces=max_faces,
-                                                     refine_landmarks=False)
+        self._mesh = mediapipe_solution("face_mesh").FaceMesh(static_image_mode=static_image_mode,
+                                                              max_num_faces=max_faces, refine_landmarks=False)
 
     def landmarks(self, frame_bgr: np.ndarray) -> np.ndarray | None:
         """``[468, 2]`` image pixels of the first face, or None when it finds none."""

@@ -2,8 +2,9 @@
 
     python -m benchmarks.speed [--model FILE] [--checkpoint best.pt] [--video CLIP] [--frames N]
 
-1. Model only: crops/s at batch 1 and 32 of the ONNX model (ONNX Runtime CPU, ``--threads``) and of
-   the same network in torch eager mode from its checkpoint; warm-up, then the median of many calls.
+1. Model only: crops/s at batch 1 and 32 of the ONNX model (ONNX Runtime CPU, ``--threads``) and, with
+   ``--checkpoint`` (needs torch: the ``train`` extra), of the same network in torch eager mode;
+   warm-up, then the median of many calls.
    The engines alternate round by round, so a noisy neighbour slows all of them alike.
 2. End to end on one real clip: our FramePipeline (detect once, then track from landmarks, Kalman,
    head pose) vs MediaPipe Face Mesh (video mode) vs dlib (HOG detector + 68-point predictor on every
@@ -41,8 +42,10 @@ from core.video import SourceError, VideoSource
 log = logging.getLogger("benchmarks.speed")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "pyfeat_WolfgangLanger_Pexels.mp4"
-DEFAULT_CHECKPOINT = REPO_ROOT / "runs" / "af_main" / "best.pt"
+SHARED_VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "pyfeat_WolfgangLanger_Pexels.mp4"
+#: The shared clip where the project's data sits beside the repository, else the bundled demo clip,
+#: so the command works as written on a fresh clone.
+DEFAULT_VIDEO = SHARED_VIDEO if SHARED_VIDEO.is_file() else REPO_ROOT / "assets" / "demo.mp4"
 #: Batch sizes of the model-only table: one face (the app) and a batch (offline processing).
 BATCHES = (1, 32)
 #: Pipeline stage names as a reader of the table understands them.
@@ -81,14 +84,27 @@ def real_crops(video: Path, model: LandmarkModel, count: int) -> np.ndarray:
     return np.stack(crops)
 
 
+class SetupError(RuntimeError):
+    """Something the benchmark needs is missing or unreadable; the message says what, in one line."""
+
+
 def torch_engine(checkpoint: Path, threads: int) -> Engine:
-    """The checkpoint in torch eager mode (``training.predictors.TorchPredictor``), on ``threads`` CPU threads."""
-    import torch
+    """The checkpoint in torch eager mode (``training.predictors.TorchPredictor``), on ``threads`` CPU threads.
 
-    from training.predictors import TorchPredictor
+    torch is imported here, only for ``--checkpoint``: the ``bench`` extra does not install it.
+    """
+    try:
+        import torch
 
+        from training.checkpoint import CheckpointError
+        from training.predictors import TorchPredictor
+    except ImportError as exc:
+        raise SetupError(f"--checkpoint needs torch ({exc}); install the train extra or leave --checkpoint out")
     torch.set_num_threads(threads)
-    predictor = TorchPredictor.from_checkpoint(checkpoint, "cpu")
+    try:
+        predictor = TorchPredictor.from_checkpoint(checkpoint, "cpu")
+    except CheckpointError as exc:
+        raise SetupError(str(exc)) from exc
     return Engine(f"torch {torch.__version__} eager CPU, {threads} thread{'s' if threads > 1 else ''}",
                   predictor.predict)
 
@@ -250,16 +266,17 @@ def breakdown_table(b: Breakdown) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = benchmark_parser("benchmarks.speed", __doc__)
-    p.add_argument("--checkpoint", default=str(DEFAULT_CHECKPOINT),
-                   help="training checkpoint of the same network for the torch eager rows ('' to skip)")
+    p.add_argument("--checkpoint",
+                   help="training checkpoint of the same network, for torch eager rows (needs torch; default: none)")
     p.add_argument("--video", default=str(DEFAULT_VIDEO), help="clip for the end-to-end race")
     p.add_argument("--frames", type=int, help="stop the race after this many frames (default: the whole clip)")
     p.add_argument("--warmup-frames", type=int, default=10, help="first frames of each pass not counted")
     p.add_argument("--passes", type=int, default=2,
                    help="passes over the clip; each runs every tracker in turn, in a rotated order")
-    p.add_argument("--threads", type=int, default=2, help="CPU threads of ONNX Runtime")
+    p.add_argument("--threads", type=int,
+                   help="fixed ONNX Runtime intra-op threads (default: the runtime's own choice, as in the app)")
     p.add_argument("--torch-threads", type=int,
-                   help="CPU threads of torch (default: --threads; on a busy machine 1 avoids OpenMP "
+                   help="CPU threads of torch (default: --threads, else 1; on a busy machine 1 avoids OpenMP "
                         "spin-wait stalls that make multi-threaded torch seconds per call)")
     p.add_argument("--rounds", type=int, default=10,
                    help="model-only rounds; each makes --calls batch-1 calls and one batch-32 call per engine")
@@ -279,9 +296,14 @@ def main(argv: list[str] | None = None) -> int:
     except (ModelError, SourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    engines = [Engine(f"ONNX Runtime {ort.__version__} CPU, {args.threads} threads", model.run)]
+    threads = f"{args.threads} threads" if args.threads else "adaptive threads"
+    engines = [Engine(f"ONNX Runtime {ort.__version__} CPU, {threads}", model.run)]
     if args.checkpoint:
-        engines.append(torch_engine(Path(args.checkpoint), args.torch_threads or args.threads))
+        try:
+            engines.append(torch_engine(Path(args.checkpoint), args.torch_threads or args.threads or 1))
+        except SetupError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     time_engines(engines, crops, args.rounds, args.calls, args.warmup_calls)
     models = model_table(engines)
     print(f"Model only: {model.info.name} ({Path(args.model).name}), {model.info.num_anchors} anchors")
@@ -302,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     notes += [f"model: {args.model} ({model.info.name}, {model.info.model_type}, {model.info.num_anchors} anchors)"
               + (f"; torch rows from {args.checkpoint}" if args.checkpoint else ""),
               f"video: {args.video}; latency excludes decoding (shared by all; see the breakdown) and our drawing",
-              "MediaPipe picks its own thread count; dlib runs single-threaded; ours uses "
-              f"{args.threads} ONNX Runtime threads"]
+              "MediaPipe picks its own thread count; dlib runs single-threaded; ours uses ONNX Runtime with "
+              + (threads if args.threads else f"{threads} ({model.threads} at the end)")]
     for note in notes:
         print(f"note: {note}")
     section = Section("Speed", command_line("benchmarks.speed", argv if argv is not None else sys.argv[1:]),

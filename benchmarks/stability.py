@@ -53,14 +53,17 @@ from benchmarks.reporting import (Section, append_section, benchmark_parser, com
 from core.geometry import landmark_box
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
-from core.smoothing import OneEuroConfig, SmootherConfig
+from core.smoothing import KalmanConfig, OneEuroConfig, SmootherConfig
 from core.video import SourceError, VideoSource
 
 log = logging.getLogger("benchmarks.stability")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VIDEO_DIR = REPO_ROOT.parent / "shared" / "data" / "video"
-DEFAULT_VIDEOS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
+SHARED_VIDEOS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
+#: The shared clips where the project's data sits beside the repository, else the bundled demo clip,
+#: so the command works as written on a fresh clone.
+DEFAULT_VIDEOS = SHARED_VIDEOS if all(v.is_file() for v in SHARED_VIDEOS) else (REPO_ROOT / "assets" / "demo.mp4",)
 #: Our smoothers as the app names them, with the labels of the table.
 SMOOTHERS = {"none": "raw (no smoothing)", "kalman": "Kalman (default)", "one-euro": "One-Euro (default)"}
 MESH_LABEL = "MediaPipe Face Mesh (own output)"
@@ -104,7 +107,9 @@ class Motion:
 
 def apply(matrices: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``points [L, 2]`` through each of ``matrices [T, 2, 3]`` → ``[T, L, 2]``."""
-    return np.einsum("tij,lj->tli", matrices[..., :2], points) + matrices[:, None, :, 2]
+    x, y = points[:, 0], points[:, 1]
+    return np.stack([matrices[:, i, 0, None] * x + matrices[:, i, 1, None] * y + matrices[:, i, 2, None]
+                     for i in (0, 1)], axis=-1)
 
 
 @dataclass
@@ -148,9 +153,10 @@ def video_frames(path: Path, limit: int | None) -> Iterator[tuple[float, np.ndar
             yield frame.timestamp, frame.image
 
 
-def run_ours(model: LandmarkModel, frames: Iterable[tuple[float, np.ndarray]], smoothing: str, desc: str) -> Sequence:
+def run_ours(model: LandmarkModel, frames: Iterable[tuple[float, np.ndarray]], smoothing: str, desc: str,
+             kalman: KalmanConfig = KalmanConfig()) -> Sequence:
     """Our FramePipeline (tracking, ``smoothing``, no head pose) over ``frames``; first face per frame."""
-    pipeline = FramePipeline(model, PipelineConfig(smoothing=smoothing, estimate_pose=False))
+    pipeline = FramePipeline(model, PipelineConfig(smoothing=smoothing, kalman=kalman, estimate_pose=False))
     seq = Sequence([], [], [], model.scheme.outer_eye_corners)
     for t, image in tqdm(frames, desc=desc, unit="frame", leave=False):
         faces = pipeline.process(image, t).faces
@@ -228,14 +234,16 @@ def fit_lag(seq: Sequence, reference: np.ndarray, motion: Motion, centre: tuple[
     frames = np.asarray(keep, dtype=np.float64)
     iod = inter_ocular(reference, seq.eye_corners)
 
-    def cost(delay: float) -> float:
-        expected = apply(motion.matrices((frames - delay) / fps, centre, face_size), reference)
-        return float(((estimate - expected) ** 2).sum())
+    def costs(delays: np.ndarray) -> np.ndarray:
+        """Squared distance to the path delayed by each of ``delays``, all delays in one batch."""
+        times = (frames[None, :] - delays[:, None]) / fps
+        expected = apply(motion.matrices(times.ravel(), centre, face_size), reference)
+        return ((estimate[None] - expected.reshape(len(delays), *estimate.shape)) ** 2).sum(axis=(1, 2, 3))
 
     coarse = np.arange(LAG_RANGE[0], LAG_RANGE[1] + 1e-9, 0.1)
-    best = coarse[int(np.argmin([cost(d) for d in coarse]))]
+    best = coarse[int(np.argmin(costs(coarse)))]
     fine = np.arange(best - 0.1, best + 0.1 + 1e-9, 0.005)
-    lag = float(fine[int(np.argmin([cost(d) for d in fine]))])
+    lag = float(fine[int(np.argmin(costs(fine)))])
     expected = apply(motion.matrices(frames / fps, centre, face_size), reference)
     error = float(np.linalg.norm(estimate - expected, axis=2).mean() / iod)
     return Tracking(lag, error)
@@ -327,6 +335,9 @@ def measure_one_draw(model: LandmarkModel, image: np.ndarray, args: argparse.Nam
     for name in ("kalman", "one-euro"):
         results[SMOOTHERS[name]] = score(run_ours(model, still(), name, f"still, {name}, seed {seed}"),
                                          run_ours(model, moving(), name, f"moving, {name}, seed {seed}"), shape)
+    for label, kalman in point_noise_arms(args.point_noise):
+        results[label] = score(run_ours(model, still(), "kalman", f"still, {label}, seed {seed}", kalman),
+                               run_ours(model, moving(), "kalman", f"moving, {label}, seed {seed}", kalman), shape)
     for cutoff, beta in itertools.product(ONE_EURO_CUTOFFS, ONE_EURO_BETAS):
         config = OneEuroConfig(min_cutoff=cutoff, beta=beta)
         sweep.setdefault((cutoff, beta), []).append(score(smooth_offline(raw_still, config),
@@ -338,11 +349,21 @@ def measure_one_draw(model: LandmarkModel, image: np.ndarray, args: argparse.Nam
     return results
 
 
-def measure_videos(model: LandmarkModel, videos: list[Path], limit: int | None, use_mesh: bool, study: Study) -> None:
+def point_noise_arms(exponents: list[float]) -> list[tuple[str, KalmanConfig]]:
+    """Extra Kalman rows with another per-point measurement noise exponent (``--point-noise``; 0 = one
+    noise per face)."""
+    return [(f"Kalman, point_noise {a:g} ({'one noise per face' if a == 0 else 'per-point noise'})",
+             KalmanConfig(point_noise=a)) for a in exponents]
+
+
+def measure_videos(model: LandmarkModel, videos: list[Path], limit: int | None, use_mesh: bool, study: Study,
+                   point_noise: list[float] = ()) -> None:
     """(c): acceleration on each real clip, per method."""
     for video in videos:
         runs = {label: run_ours(model, video_frames(video, limit), name, f"{video.stem}, {name}")
                 for name, label in SMOOTHERS.items()}
+        runs.update({label: run_ours(model, video_frames(video, limit), "kalman", f"{video.stem}, {label}", kalman)
+                     for label, kalman in point_noise_arms(list(point_noise))})
         if use_mesh:
             runs[MESH_LABEL] = run_mesh(video_frames(video, limit), f"{video.stem}, mesh")
         study.video_frames[video.name] = len(runs[SMOOTHERS["none"]].points)
@@ -426,6 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=3, help="independent noise draws averaged for (a) and (b)")
     p.add_argument("--threads", type=int, default=2, help="ONNX Runtime CPU threads")
     p.add_argument("--no-mesh", action="store_true", help="leave MediaPipe Face Mesh out")
+    p.add_argument("--point-noise", type=float, nargs="*", default=[],
+                   help="add Kalman rows with these per-point measurement noise exponents (0: one noise per face)")
     return p
 
 
@@ -450,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     study = Study()
     try:
         measure_synthetic(model, image, args, use_mesh, study)
-        measure_videos(model, videos, args.video_frames, use_mesh, study)
+        measure_videos(model, videos, args.video_frames, use_mesh, study, args.point_noise)
     except (RuntimeError, SourceError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

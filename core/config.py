@@ -106,6 +106,9 @@ PIPELINE_SETTINGS: tuple[Setting, ...] = (
     Setting("kalman/process_noise", "kalman.process_noise", float, "Process noise (face sizes / s²)",
             "Kalman: expected head acceleration, in face sizes per s² (higher = follows faster)",
             1e-4, 1.0, decimals=4, step=0.001, shown_for="kalman"),
+    Setting("kalman/point_noise", "kalman.point_noise", float, "Per-point noise from uncertainty",
+            "Kalman: exponent by which each point's anchor spread scales its measurement noise "
+            "(0 = one noise for the whole face)", 0.0, 2.0, decimals=2, step=0.25, shown_for="kalman"),
     Setting("one-euro/min_cutoff", "one_euro.min_cutoff", float, "Minimum cutoff (Hz)",
             "One-Euro: cutoff frequency of a still face (lower = smoother)", 0.01, 30.0, decimals=2, step=0.1,
             shown_for="one-euro"),

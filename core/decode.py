@@ -1,7 +1,14 @@
-"""Aggregation of per-anchor predictions into one face shape (the paper's Eq. 2–3 and its ablations).
+"""Aggregation of per-anchor predictions into one face shape (the paper's Eq. 2–3 and its ablations),
+and the per-landmark uncertainty that comes with it.
 
 Kept out of the model graph on purpose: the strategy and threshold are run-time settings, and the
 direct-regression baseline (one "anchor" with confidence 1) goes through the same code.
+
+Uncertainty: every anchor that passes C_th predicts all L points, so where the passing anchors disagree
+about a point, that point is ambiguous (occluded, blurred, off the crop). Their confidence-weighted RMS
+distance from the aggregate, per point, is an uncertainty in crop pixels that costs one pass over the
+anchors the aggregation reads anyway; ``benchmarks/uncertainty.py`` measures how well it ranks the real
+errors. A direct-regression model (M = 1) has no spread to measure and reports ``None``.
 """
 from __future__ import annotations
 
@@ -13,12 +20,19 @@ STRATEGIES = ("weighted", "argmax", "mean")
 DEFAULT_THRESHOLD = 0.6
 
 
+#: Fewest anchors a spread is measured over: with fewer passing C_th the spread is taken over all
+#: anchors, confidence-weighted (one anchor alone would report zero uncertainty when it is least sure).
+MIN_SPREAD_ANCHORS = 2
+
+
 @dataclass(frozen=True)
 class Aggregated:
-    """Per-face result: ``landmarks [N, L, 2]`` and a face score ``confidence [N]`` (best anchor's)."""
+    """Per-face result: ``landmarks [N, L, 2]``, a face score ``confidence [N]`` (best anchor's) and
+    ``uncertainty [N, L]`` in the landmarks' pixels (``None`` for a single-anchor model)."""
 
     landmarks: np.ndarray
     confidence: np.ndarray
+    uncertainty: np.ndarray | None = None
 
 
 def aggregate(anchor_landmarks: np.ndarray, anchor_confidence: np.ndarray, strategy: str = "weighted",
@@ -29,6 +43,9 @@ def aggregate(anchor_landmarks: np.ndarray, anchor_confidence: np.ndarray, strat
       passes falls back to ``argmax`` (the paper is silent; dividing by zero is not an option).
     * ``argmax``: the single most confident anchor.
     * ``mean``: unweighted mean of all anchors.
+
+    ``uncertainty`` is, for every strategy, the spread of the anchors passing ``threshold`` around the
+    returned shape (:func:`anchor_spread`).
     """
     preds = np.asarray(anchor_landmarks, dtype=np.float32)
     conf = np.asarray(anchor_confidence, dtype=np.float32)
@@ -41,11 +58,42 @@ def aggregate(anchor_landmarks: np.ndarray, anchor_confidence: np.ndarray, strat
     score = conf.max(axis=1)
     best = preds[np.arange(len(preds)), conf.argmax(axis=1)]
     if strategy == "argmax":
-        return Aggregated(best, score)
-    if strategy == "mean":
-        return Aggregated(preds.mean(axis=1), score)
-    weights = np.where(conf >= threshold, conf, 0.0).astype(np.float32)
+        shape = best
+    elif strategy == "mean":
+        shape = preds.mean(axis=1)
+    else:
+        shape = _weighted_mean(preds, np.where(conf >= threshold, conf, 0.0).astype(np.float32), best)
+    return Aggregated(shape, score, anchor_spread(preds, conf, shape, threshold))
+
+
+def _weighted_mean(preds: np.ndarray, weights: np.ndarray, fallback: np.ndarray) -> np.ndarray:
+    """``Σ w·p / Σ w`` per face; ``fallback`` where every weight is zero."""
     total = weights.sum(axis=1)
     safe = np.where(total > 0, total, 1.0)
     weighted = np.einsum("nm,nmlc->nlc", weights, preds) / safe[:, None, None]
-    return Aggregated(np.where((total > 0)[:, None, None], weighted, best), score)
+    return np.where((total > 0)[:, None, None], weighted, fallback)
+
+
+def anchor_spread(preds: np.ndarray, conf: np.ndarray, centre: np.ndarray,
+                  threshold: float = DEFAULT_THRESHOLD) -> np.ndarray | None:
+    """Per-point uncertainty ``[N, L]``: ``sqrt(Σ_m C_m·|p_m − centre|² / Σ_m C_m)`` over the anchors with
+    ``C_m ≥ threshold`` (over all anchors where fewer than :data:`MIN_SPREAD_ANCHORS` pass), in the
+    pixels of ``preds``. ``None`` for a single-anchor (direct-regression) model."""
+    if preds.shape[1] < MIN_SPREAD_ANCHORS:
+        return None
+    passing = conf >= threshold
+    few = passing.sum(axis=1) < MIN_SPREAD_ANCHORS
+    spread = np.empty((preds.shape[0], preds.shape[2]), dtype=np.float32)
+    for n in range(len(preds)):  # only the anchors that count: typically a few dozen of over a thousand
+        used = np.arange(preds.shape[1]) if few[n] else np.flatnonzero(passing[n])
+        weights = conf[n, used].astype(np.float64)
+        squared = ((preds[n, used] - centre[n]) ** 2).sum(axis=-1)  # [used, L]
+        spread[n] = np.sqrt(weights @ squared / max(weights.sum(), 1e-12))
+    return spread
+
+
+def uncertainty_to_image(uncertainty: np.ndarray, crop_to_image: np.ndarray) -> np.ndarray:
+    """Crop-pixel uncertainties ``[..., L]`` in image pixels: times the linear scale of the 2×3
+    crop→image affine (the same map the landmarks go through; ``sqrt|det|`` for a similarity)."""
+    scale = float(np.sqrt(abs(np.linalg.det(np.asarray(crop_to_image, dtype=np.float64)[:, :2]))))
+    return (np.asarray(uncertainty, dtype=np.float64) * scale).astype(np.float32)

@@ -63,13 +63,13 @@ class MediaPipeDetector:
     """MediaPipe BlazeFace: short range (faces within ~2 m, the webcam case) or full range (``full_range``)."""
 
     def __init__(self, min_confidence: float = 0.5, full_range: bool = False) -> None:
-        import mediapipe as mp  # imported here: optional, and slow to import
+        from core.partial_imports import mediapipe_solution  # here: optional, and only this part of mediapipe
 
         self.name = "mediapipe_full" if full_range else "mediapipe"
         # TFLite/absl print INFO/WARNING lines straight to the C stderr when the graph first runs;
         # building it and running it once on a blank image inside the silenced block keeps them out.
         with _native_stderr_silenced():
-            self._graph = mp.solutions.face_detection.FaceDetection(
+            self._graph = mediapipe_solution("face_detection").FaceDetection(
                 model_selection=1 if full_range else 0, min_detection_confidence=min_confidence)
             self._graph.process(np.zeros((64, 64, 3), np.uint8))
 

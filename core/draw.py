@@ -32,7 +32,11 @@ FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 @dataclass
 class DrawOptions:
-    """Which overlay layers to draw (all on by default)."""
+    """Which overlay layers to draw (all on by default except the uncertainty colouring).
+
+    ``uncertainty`` colours and sizes each point by its anchor spread (green sure → red unsure) instead
+    of the track colour; ``face_state`` writes eye and mouth openness and the blink count under the face.
+    """
 
     points: bool = True
     contours: bool = True
@@ -41,6 +45,8 @@ class DrawOptions:
     confidence: bool = True
     pose_axes: bool = True
     fps: bool = True
+    uncertainty: bool = False
+    face_state: bool = True
 
 
 def draw_faces(frame: np.ndarray, faces: list[FaceResult], scheme: LandmarkScheme | str,
@@ -56,7 +62,7 @@ def draw_faces(frame: np.ndarray, faces: list[FaceResult], scheme: LandmarkSchem
             raise ValueError(f"face {face.track_id} has {len(face.landmarks)} landmarks, "
                              f"scheme {scheme.name} has {scheme.num_points}")
         colour = track_colour(face.track_id)
-        for enabled, layer in _face_layers(options):
+        for enabled, layer in _face_layers(options, face):
             if enabled:
                 layer(frame, face, scheme, colour)
     if options.fps and fps is not None:
@@ -68,14 +74,16 @@ def track_colour(track_id: int) -> tuple[int, int, int]:
     return TRACK_COLOURS[track_id % len(TRACK_COLOURS)]
 
 
-def _face_layers(options: DrawOptions) -> list[tuple[bool, Callable[..., None]]]:
+def _face_layers(options: DrawOptions, face: FaceResult) -> list[tuple[bool, Callable[..., None]]]:
     return [
         (options.contours, draw_contours),
-        (options.points, draw_points),
+        (options.points and not (options.uncertainty and face.uncertainty is not None), draw_points),
+        (options.points and options.uncertainty and face.uncertainty is not None, draw_uncertain_points),
         (options.box, draw_box),
         (options.track_id or options.confidence,
          functools.partial(draw_label, show_id=options.track_id, show_confidence=options.confidence)),
         (options.pose_axes, draw_pose_axes),
+        (options.face_state and face.state is not None, draw_face_state),
     ]
 
 
@@ -93,6 +101,31 @@ def draw_points(frame: np.ndarray, face: FaceResult, scheme: LandmarkScheme, col
     radius = int(round(1.5 * _scale(frame) * (1 << SHIFT)))
     for x, y in _fixed(face.landmarks):
         cv2.circle(frame, (int(x), int(y)), radius, colour, -1, cv2.LINE_AA, SHIFT)
+
+
+#: Uncertainty as a fraction of the face size (landmark box side) at which a point is fully green and
+#: fully red. On the validation faces the median point's is 0.8 % of the face size, 1.5 % at the 90th
+#: and 3 % at the 99th percentile (the anchor spreads behind benchmarks/uncertainty.py).
+UNCERTAINTY_RANGE = (0.005, 0.025)
+
+
+def uncertainty_colour(fraction: float) -> tuple[int, int, int]:
+    """BGR from green (``fraction`` ≤ the range's low end) through yellow to red (≥ its high end)."""
+    lo, hi = UNCERTAINTY_RANGE
+    a = float(np.clip((fraction - lo) / (hi - lo), 0.0, 1.0))
+    return (0, int(round(220 * min(1.0, 2 * (1 - a)))), int(round(255 * min(1.0, 2 * a))))
+
+
+def draw_uncertain_points(frame: np.ndarray, face: FaceResult, scheme: LandmarkScheme,
+                          colour: tuple[int, int, int]) -> None:
+    """Each point coloured by its uncertainty relative to the face size, and larger when less sure."""
+    base = 1.5 * _scale(frame)
+    size = max(face.box.size, 1e-6)
+    for (fx, fy), spread in zip(_fixed(face.landmarks), face.uncertainty):
+        fraction = float(spread) / size
+        grow = np.clip((fraction - UNCERTAINTY_RANGE[0]) / (UNCERTAINTY_RANGE[1] - UNCERTAINTY_RANGE[0]), 0, 1)
+        radius = int(round(base * (1.0 + grow) * (1 << SHIFT)))
+        cv2.circle(frame, (int(fx), int(fy)), radius, uncertainty_colour(fraction), -1, cv2.LINE_AA, SHIFT)
 
 
 def draw_contours(frame: np.ndarray, face: FaceResult, scheme: LandmarkScheme, colour: tuple[int, int, int]) -> None:
@@ -138,6 +171,18 @@ def draw_pose_axes(frame: np.ndarray, face: FaceResult, scheme: LandmarkScheme, 
 
 def _angles_text(pose: HeadPose) -> str:
     return f"yaw {pose.yaw:+.0f} pitch {pose.pitch:+.0f} roll {pose.roll:+.0f}"
+
+
+def draw_face_state(frame: np.ndarray, face: FaceResult, scheme: LandmarkScheme,
+                    colour: tuple[int, int, int]) -> None:
+    """Eye aspect ratios, mouth openness and blinks: a line below the pose angles, or above the track
+    label where the frame ends below the face (both would be pushed onto the same last line)."""
+    s = face.state
+    text = f"eyes {s.eye_left:.2f}/{s.eye_right:.2f} mouth {s.mouth:.2f} blinks {s.blinks}"
+    text += " closed" if s.eyes_closed else ""
+    below = face.box.y1 + 34 * _scale(frame)
+    y = below if below + 4 * _scale(frame) < frame.shape[0] else face.box.y0 - 24 * _scale(frame)
+    _text(frame, text, (face.box.x0, y), colour)
 
 
 def draw_fps(frame: np.ndarray, fps: float) -> None:

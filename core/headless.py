@@ -25,7 +25,9 @@ from core.pipeline import FramePipeline, PipelineConfig
 from core.recorder import RecordingError, container_for
 from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelError, load_model
 from core.session import OutputPaths, Processed, Session
+from core.table import DEFAULT_GROUPS, WITH_UNCERTAINTY
 from core.stages import OrderedWriter, prefetch
+from core.streaming import parse_target
 from core.video import SourceError, VideoSource, parse_source
 
 log = logging.getLogger(__name__)
@@ -89,9 +91,10 @@ def check_outputs(source: str, outputs: OutputPaths, overwrite: bool = False) ->
     already (unless ``overwrite``): opening an output truncates it, so this is the last line of defence."""
     target = parse_source(source)
     files = outputs.files()
-    for i, path in enumerate(files):
+    for path in files:  # the gravest mistake is named first, whatever the order of the outputs
         if isinstance(target, Path) and _same_file(path, target):
             raise HeadlessError(f"output {path} is the source video {target}; choose another output name")
+    for i, path in enumerate(files):
         if any(_same_file(path, other) for other in files[:i]):
             raise HeadlessError(f"two outputs would be the same file: {path}")
         if path.exists() and not overwrite:
@@ -108,11 +111,14 @@ def _same_file(a: Path, b: Path) -> bool:
 
 
 def process_video(source: str, model: LandmarkModel, config: PipelineConfig, outputs: OutputPaths, *,
-                  max_frames: int | None = None, progress: bool = True) -> RunSummary:
+                  max_frames: int | None = None, progress: bool = True, stream_to: str | None = None,
+                  uncertainty_columns: bool = False) -> RunSummary:
     """Track ``source`` with ``model`` and write ``outputs``; raises :class:`HeadlessError`.
 
     No safety checks on ``outputs`` here (callers decide: :func:`run_headless` checks them, a batch
-    writes temporary names); the video and sidecar need the landmarks CSV.
+    writes temporary names); the video and sidecar need the landmarks CSV. ``stream_to``: ``HOST:PORT``
+    to send every frame's faces to as OSC (``core.streaming``); ``uncertainty_columns``: add each
+    point's uncertainty to the CSV.
     """
     _check_max_frames(max_frames)
     if outputs.landmarks is None and (outputs.video or outputs.sidecar):
@@ -126,12 +132,19 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
     try:
         if outputs.landmarks is not None:
             try:
-                session.start_recording(outputs, info.name, info.fps, (info.width, info.height))
+                session.start_recording(outputs, info.name, info.fps, (info.width, info.height),
+                                        WITH_UNCERTAINTY if uncertainty_columns else DEFAULT_GROUPS)
             except (RecordingError, OSError) as exc:
                 raise HeadlessError(f"cannot write output: {exc}") from exc
+        if stream_to is not None:
+            try:
+                session.start_streaming(stream_to)
+            except ValueError as exc:
+                raise HeadlessError(str(exc)) from exc
         return _loop(stream, session, max_frames, progress, model.provider)
     finally:
         stream.release()
+        session.stop_streaming()
         session.pipeline.close()
 
 
@@ -183,9 +196,15 @@ def _loop(stream: VideoSource, session: Session, max_frames: int | None, progres
 
 def run_headless(source: str, output: str | None = None, landmarks: str | None = None,
                  model_path: str | None = None, device: str = "auto", config: PipelineConfig = PipelineConfig(),
-                 max_frames: int | None = None, progress: bool = True, overwrite: bool = False) -> RunSummary:
+                 max_frames: int | None = None, progress: bool = True, overwrite: bool = False,
+                 stream_to: str | None = None, uncertainty_columns: bool = False) -> RunSummary:
     """The CLI's run: check the outputs, load the model, :func:`process_video`; raises :class:`HeadlessError`."""
     _check_max_frames(max_frames)
+    if stream_to is not None:
+        try:
+            parse_target(stream_to)
+        except ValueError as exc:
+            raise HeadlessError(str(exc)) from exc
     outputs = output_paths(output, landmarks)
     check_outputs(source, outputs, overwrite)
     target = parse_source(source)
@@ -200,4 +219,5 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
         raise HeadlessError(f"device problem: {exc}") from exc
     except ModelError as exc:
         raise HeadlessError(f"invalid model: {exc}") from exc
-    return process_video(source, model, config, outputs, max_frames=max_frames, progress=progress)
+    return process_video(source, model, config, outputs, max_frames=max_frames, progress=progress, stream_to=stream_to,
+                         uncertainty_columns=uncertainty_columns)

@@ -13,8 +13,9 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from core.decode import DEFAULT_THRESHOLD, aggregate
+from core.decode import DEFAULT_THRESHOLD, aggregate, uncertainty_to_image
 from core.detection import FaceDetector, calibrated_box, make_detector
+from core.face_state import FaceStates
 from core.geometry import invert_affine, landmark_box, transform_points, warp_to_crop
 from core.pose import estimate_pose
 from core.results import FaceResult
@@ -83,6 +84,7 @@ class FramePipeline:
         self.frame_index = 0
 
     def _new_tracker(self) -> Tracker:
+        self.face_states = FaceStates()
         return Tracker(self.config.tracker, self.config.smoother.build)
 
     def reconfigure(self, config: PipelineConfig) -> None:
@@ -139,10 +141,13 @@ class FramePipeline:
             anchors, confidences = self.model.run(crops)
             clock = _lap(timings, "infer", clock)
             decoded = aggregate(anchors, confidences, self.config.strategy, self.config.threshold)
-            image_points = [transform_points(lm, invert_affine(r.matrix)) for lm, r in zip(decoded.landmarks, requests)]
+            to_image = [invert_affine(r.matrix) for r in requests]
+            image_points = [transform_points(lm, m) for lm, m in zip(decoded.landmarks, to_image)]
+            spreads = ([None] * len(requests) if decoded.uncertainty is None else
+                       [uncertainty_to_image(u, m) for u, m in zip(decoded.uncertainty, to_image)])
             clock = _lap(timings, "decode", clock)
-            for request, points, score in zip(requests, image_points, decoded.confidence):
-                self.tracker.update(request, points.astype(np.float32), float(score), timestamp)
+            for request, points, score, spread in zip(requests, image_points, decoded.confidence, spreads):
+                self.tracker.update(request, points.astype(np.float32), float(score), timestamp, spread)
             self.tracker.prune()
             clock = _lap(timings, "smooth", clock)
         faces = []
@@ -151,8 +156,10 @@ class FramePipeline:
             if track.lost_frames:
                 continue
             pose = estimate_pose(track.smoothed, (width, height), info.scheme) if self.config.estimate_pose else None
+            state = self.face_states.update(track.track_id, track.smoothed, info.scheme, timestamp)
             faces.append(FaceResult(track.track_id, track.smoothed, track.confidence, landmark_box(track.smoothed),
-                                    pose, info.scheme))
+                                    pose, info.scheme, track.uncertainty, state))
+        self.face_states.keep({t.track_id for t in self.tracker.tracks})
         _lap(timings, "pose", clock)
         result = FrameResult(self.frame_index, timestamp, faces, boxes is not None, timings)
         self.frame_index += 1

@@ -88,6 +88,14 @@ def _rigid_points() -> np.ndarray:
     return np.array([i for i in range(scheme.num_points) if i not in moving])
 
 
+#: The camera :func:`camera_matrix` assumes, as recordings state it in their sidecar.
+CAMERA_MODEL = {"type": "pinhole, no lens distortion", "focal_length_px": "image width (about 53 degrees "
+                "horizontal field of view)", "principal_point": "image centre (w / 2, h / 2)",
+                "position": "translation of the 3D mean face's centroid, mm, camera frame: x right, y down, z away",
+                "scale": f"{INTER_OCULAR_MM:g} mm between the outer eye corners (distance scales with true face size "
+                "and focal length)"}
+
+
 def camera_matrix(image_size: tuple[int, int]) -> np.ndarray:
     """The pinhole camera pose is estimated with: focal = image width, principal point at the centre.
 

@@ -40,15 +40,18 @@ import os
 import time
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, BinaryIO, Callable
+from typing import Any, BinaryIO, Callable, Sequence
 
-import av
 import cv2
 import numpy as np
 
+from core.partial_imports import lazy_module
 from core.results import FaceResult
 from core.schemes import LandmarkScheme, get_scheme
-from core.table import LAYOUT, LandmarkTable
+from core.table import DEFAULT_GROUPS, LAYOUT, ColumnGroup, LandmarkTable
+
+#: PyAV takes ~0.15 s to import and only a run that writes a video needs it (imported on first use).
+av = lazy_module("av")
 
 log = logging.getLogger(__name__)
 
@@ -200,12 +203,14 @@ class Recorder:
     ``frame_size`` is ``(width, height)`` of the frames given to :meth:`write`; ``scheme`` fixes the
     CSV's landmark columns; ``sidecar`` is the caller's metadata (settings, model name, provider, ...).
     Frames are recorded exactly as given (drawing is the caller's job). ``opener`` opens the data
-    files (a test can inject a failing file there).
+    files (a test can inject a failing file there). ``columns``: the CSV's per-face column groups
+    (``core.table``).
     """
 
     def __init__(self, video_path: str | Path | None, csv_path: str | Path, fps: float, frame_size: tuple[int, int],
                  scheme: LandmarkScheme | str, sidecar: dict[str, Any] | None = None, *,
-                 sidecar_path: str | Path | None = None, opener: Opener = open_for_writing) -> None:
+                 sidecar_path: str | Path | None = None, opener: Opener = open_for_writing,
+                 columns: Sequence[ColumnGroup] = DEFAULT_GROUPS) -> None:
         if fps <= 0:
             raise ValueError(f"fps must be positive, got {fps}")
         if len(frame_size) != 2 or min(frame_size) <= 0:
@@ -215,7 +220,7 @@ class Recorder:
         self.csv_path = Path(csv_path)
         self.sidecar_path = Path(sidecar_path) if sidecar_path else self.csv_path.with_suffix(".json")
         self.frame_size = (int(frame_size[0]), int(frame_size[1]))
-        self.table = LandmarkTable(self.scheme.num_points)
+        self.table = LandmarkTable(self.scheme.num_points, columns)
         self.frames = 0
         self.rows = 0
         self._closed = False

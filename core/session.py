@@ -19,7 +19,10 @@ from core.draw import DrawOptions, draw_faces
 from core.pipeline import FramePipeline, FrameResult, PipelineConfig
 from core.rate import RateMeter
 from core.recorder import Recorder
+from core.pose import CAMERA_MODEL
 from core.runtime import LandmarkModel
+from core.streaming import OscStreamer
+from core.table import DEFAULT_GROUPS, ColumnGroup
 from core.video import Frame
 
 
@@ -41,7 +44,7 @@ class OutputPaths:
 def sidecar_metadata(model: LandmarkModel, config: PipelineConfig, source: str) -> dict[str, Any]:
     """The recording sidecar's keys (besides the recorder's own ``recording`` section), for every caller."""
     return {"source": source, "model": model.info.name, "model_path": str(model.info.path),
-            "provider": model.provider, "settings": dataclasses.asdict(config)}
+            "provider": model.provider, "settings": dataclasses.asdict(config), "camera_model": CAMERA_MODEL}
 
 
 @dataclass(frozen=True)
@@ -70,10 +73,13 @@ class Session:
         self.clock = clock
         self.rate = RateMeter()
         self.recorder: Recorder | None = None
+        self.streamer: OscStreamer | None = None
 
     def process(self, frame: Frame) -> Processed:
         """Run the pipeline on ``frame`` and draw its faces onto ``frame.image`` (in place) if needed."""
         result = self.pipeline.process(frame.image, frame.timestamp)
+        if self.streamer is not None:
+            self.streamer.send(frame.index, frame.timestamp, result.faces)  # queued, never waits
         now = self.clock()
         self.rate.tick(now)
         fps = self.rate.rate(now)
@@ -85,13 +91,27 @@ class Session:
     def sidecar(self, source: str) -> dict[str, Any]:
         return sidecar_metadata(self.pipeline.model, self.pipeline.config, source)
 
-    def start_recording(self, outputs: OutputPaths, source: str, fps: float, frame_size: tuple[int, int]) -> Recorder:
-        """Attach a recorder writing ``outputs`` (raises :class:`core.recorder.RecordingError`)."""
+    def start_recording(self, outputs: OutputPaths, source: str, fps: float, frame_size: tuple[int, int],
+                        columns: tuple[ColumnGroup, ...] = DEFAULT_GROUPS) -> Recorder:
+        """Attach a recorder writing ``outputs`` with CSV ``columns`` (raises :class:`core.recorder.RecordingError`)."""
         if outputs.landmarks is None:
             raise ValueError("a recording needs a landmarks CSV path")
         self.recorder = Recorder(outputs.video, outputs.landmarks, fps, frame_size, self.pipeline.model.info.scheme,
-                                 self.sidecar(source), sidecar_path=outputs.sidecar)
+                                 self.sidecar(source), sidecar_path=outputs.sidecar, columns=columns)
         return self.recorder
+
+    def start_streaming(self, target: str) -> OscStreamer:
+        """Send every processed frame's faces as OSC to ``HOST:PORT`` (``core.streaming``; ValueError if
+        the target is malformed or cannot be resolved); replaces a running stream."""
+        streamer = OscStreamer.to(target).start()
+        self.stop_streaming()
+        self.streamer = streamer
+        return streamer
+
+    def stop_streaming(self) -> None:
+        streamer, self.streamer = self.streamer, None
+        if streamer is not None:
+            streamer.close()
 
     def record(self, processed: Processed) -> None:
         """Write one processed frame to the attached recorder (nothing without one)."""

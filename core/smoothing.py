@@ -21,8 +21,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Protocol, Union, runtime_checkable
 
 import numpy as np
-from filterpy.common import Q_discrete_white_noise
-from filterpy.kalman import KalmanFilter
 
 from core.geometry import landmark_box
 
@@ -33,14 +31,20 @@ MIN_DT = 1e-3
 #: Confidence floor: below it the measurement noise stops growing, so a near-zero score cannot freeze
 #: the filter forever.
 MIN_CONFIDENCE = 0.05
+#: Largest factor by which per-point measurement noise (``KalmanConfig.point_noise``) may scale one
+#: point's standard deviation up or down from the face's, so one odd anchor spread cannot freeze or
+#: unfilter a point.
+POINT_NOISE_CLIP = 4.0
 
 
 @runtime_checkable
 class Smoother(Protocol):
-    """One face's temporal filter: ``update`` takes ``[L, 2]`` landmarks, the face confidence in (0, 1]
-    and the frame time in seconds, and returns the smoothed ``[L, 2]``; ``reset`` forgets the past."""
+    """One face's temporal filter: ``update`` takes ``[L, 2]`` landmarks, the face confidence in (0, 1],
+    the frame time in seconds and optionally each point's uncertainty ``[L]`` (pixels; filters that
+    cannot use it ignore it), and returns the smoothed ``[L, 2]``; ``reset`` forgets the past."""
 
-    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray: ...
+    def update(self, landmarks: np.ndarray, confidence: float, t: float,
+               uncertainty: np.ndarray | None = None) -> np.ndarray: ...
 
     def reset(self) -> None: ...
 
@@ -48,7 +52,8 @@ class Smoother(Protocol):
 class NoSmoother:
     """Pass-through (the raw model output)."""
 
-    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray:
+    def update(self, landmarks: np.ndarray, confidence: float, t: float,
+               uncertainty: np.ndarray | None = None) -> np.ndarray:
         return np.array(landmarks, dtype=np.float64)
 
     def reset(self) -> None:
@@ -56,15 +61,17 @@ class NoSmoother:
 
 
 class KalmanSmoother:
-    """Constant-velocity Kalman filter over every landmark coordinate, built on ``filterpy``.
+    """Constant-velocity Kalman filter over every landmark coordinate.
 
-    State per coordinate: position and velocity. Every coordinate shares the same motion model and
-    noise levels, hence the same covariance and gain, so one 2-state ``filterpy.KalmanFilter`` carries
-    all of them at once: its state ``x`` is a ``[2, 2L]`` matrix (one column per coordinate) and its
-    covariance is the shared 2×2 ``P``. This is exactly ``2L`` independent filters at the cost of one.
+    State per coordinate: position and velocity, ``2L`` independent 2-state filters sharing one motion
+    model, run at once as numpy arrays: state ``[2, 2L]``, covariance ``[2, 2, 2L]`` (each coordinate
+    its own, since each point may have its own measurement noise).
 
     * Measurement noise ``R``: ``(measurement_noise · size / confidence)²`` — a less confident face
-      is trusted less.
+      is trusted less. With ``point_noise`` α > 0 and a per-point uncertainty (the anchors' spread,
+      ``core.decode``), each point's standard deviation is further scaled by ``(u / median u)^α``
+      (clipped to ×/÷ :data:`POINT_NOISE_CLIP`): ambiguous points are smoothed more, sharp ones follow
+      at once, and the face's typical point keeps the per-face noise.
     * Process noise ``Q``: white acceleration of standard deviation ``process_noise · size`` per s², with
       the real time step from the timestamps (variable frame rates are fine).
     * Motion adaptation: a small ``Q`` is what makes a still face steady, but it would make the filter
@@ -95,66 +102,95 @@ class KalmanSmoother:
 
     def __init__(self, config: KalmanConfig | None = None) -> None:
         self.config = config or KalmanConfig()
-        self._kf: KalmanFilter | None = None
+        self._x = np.zeros((2, 0))  # [position, velocity] × coordinate
+        self._p = np.zeros((2, 2, 0))  # covariance per coordinate
+        self._started = False
         self._t = 0.0
         self._shape: tuple[int, ...] = ()
         self._last_innovation: np.ndarray | None = None
 
     def reset(self) -> None:
-        self._kf = None
+        self._started = False
         self._last_innovation = None
 
-    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray:
+    def update(self, landmarks: np.ndarray, confidence: float, t: float,
+               uncertainty: np.ndarray | None = None) -> np.ndarray:
         pts = _as_points(landmarks)
-        z = pts.reshape(1, -1)
+        z = pts.ravel()
         size = max(landmark_box(pts).size, 1e-6)
         r = (self.config.measurement_noise * size / max(float(confidence), MIN_CONFIDENCE)) ** 2
-        if self._kf is None:
+        r = r * np.repeat(self._point_noise_ratio(uncertainty, len(pts)) ** 2, 2)
+        if not self._started:
             self._start(z, r, size, t, pts.shape)
             return pts
         if pts.shape != self._shape:
             raise ValueError(f"landmarks changed shape from {self._shape} to {pts.shape} without reset()")
-        kf = self._kf
         dt = _time_step(t, self._t)
         self._t = t
-        kf.F = np.array([[1.0, dt], [0.0, 1.0]])
-        kf.Q = Q_discrete_white_noise(dim=2, dt=dt, var=(self.config.process_noise * size) ** 2)
-        kf.predict()
-        self._adapt_to_motion((z - kf.H @ kf.x).ravel(), kf.x[0].reshape(pts.shape), r)
-        # Passing H explicitly makes filterpy take z as given (a row of 2L measurements) instead of
-        # reshaping it to one column: the update then runs on every coordinate at once.
-        kf.update(z, R=np.array([[r]]), H=kf.H)
-        return kf.x[0].reshape(pts.shape).copy()
+        f = np.array([[1.0, dt], [0.0, 1.0]])
+        q = white_noise_acceleration(dt, (self.config.process_noise * size) ** 2)
+        self._x = f @ self._x
+        self._p = np.einsum("ij,jkn,lk->iln", f, self._p, f) + q[:, :, None]
+        self._adapt_to_motion(z - self._x[0], self._x[0].reshape(pts.shape), r)
+        gain = self._p[:, 0] / (self._p[0, 0] + r)  # [2, n]: H = [1, 0] for every coordinate
+        self._x = self._x + gain * (z - self._x[0])
+        self._p = self._p - gain[:, None] * self._p[0][None]
+        return self._x[0].reshape(pts.shape).copy()
 
-    def _adapt_to_motion(self, innovation: np.ndarray, predicted: np.ndarray, r: float) -> None:
-        """Inflate the prior covariance when the innovation looks like motion (see the class docstring)."""
-        kf = self._kf
-        if np.sqrt(np.mean(innovation ** 2)) < self.config.noise_gate * np.sqrt(r):
+    def _point_noise_ratio(self, uncertainty: np.ndarray | None, points: int) -> np.ndarray:
+        """Each point's measurement standard deviation relative to the face's: ``(u / median u)^α``
+        (α = ``point_noise``), clipped to ``[1/POINT_NOISE_CLIP, POINT_NOISE_CLIP]``; all ones when
+        α = 0 or there is no uncertainty."""
+        if not self.config.point_noise or uncertainty is None:
+            return np.ones(points)
+        u = np.asarray(uncertainty, dtype=np.float64)
+        if u.shape != (points,) or not np.isfinite(u).all():
+            raise ValueError(f"uncertainty must be [{points}] finite values, got {u.shape}")
+        ratio = (np.maximum(u, 1e-9) / max(float(np.median(u)), 1e-9)) ** self.config.point_noise
+        return np.clip(ratio, 1.0 / POINT_NOISE_CLIP, POINT_NOISE_CLIP)
+
+    def _adapt_to_motion(self, innovation: np.ndarray, predicted: np.ndarray, r: np.ndarray) -> None:
+        """Inflate the prior covariance when the innovation looks like motion (see the class docstring).
+
+        The tests read the innovation in units of each coordinate's measurement deviation ``√R`` (a
+        weighted fit), so points known to be doubtful cannot pass their noise off as motion; with one
+        noise per face this is the plain innovation, scaled."""
+        innovation = innovation / np.sqrt(r)
+        if np.sqrt(np.mean(innovation ** 2)) < self.config.noise_gate:
             self._last_innovation = innovation
             return
-        factor = 1.0
-        coherence = _coherent_motion_ratio(innovation.reshape(predicted.shape), predicted)
+        factor = np.ones_like(r)
+        weights = 1.0 / np.sqrt(r.reshape(predicted.shape)[:, 0])
+        coherence = _coherent_motion_ratio(innovation.reshape(predicted.shape), predicted, weights)
         if coherence > self.config.motion_threshold:
-            factor = coherence / self.config.motion_threshold
+            factor[:] = coherence / self.config.motion_threshold
         previous, self._last_innovation = self._last_innovation, innovation
         if previous is not None and _correlation(innovation, previous) > self.config.correlation_threshold:
             wanted = r * self.config.motion_gain / (1.0 - self.config.motion_gain)  # P00 giving gain P00 / (P00 + R)
-            factor = max(factor, wanted / kf.P[0, 0])
-        if factor > 1.0:
-            kf.P = kf.P * factor
+            factor = np.maximum(factor, wanted / self._p[0, 0])
+        self._p = self._p * np.maximum(factor, 1.0)
 
-    def _start(self, z: np.ndarray, r: float, size: float, t: float, shape: tuple[int, ...]) -> None:
-        kf = KalmanFilter(dim_x=2, dim_z=1)
-        kf.x = np.vstack([z, np.zeros_like(z)])
-        kf.H = np.array([[1.0, 0.0]])
+    def _start(self, z: np.ndarray, r: np.ndarray, size: float, t: float, shape: tuple[int, ...]) -> None:
+        self._x = np.vstack([z, np.zeros_like(z)])
         # Position as uncertain as one measurement; velocity unknown, up to about a face size per second.
-        kf.P = np.diag([r, size ** 2])
-        self._kf, self._t, self._shape = kf, t, shape
+        self._p = np.zeros((2, 2, len(z)))
+        self._p[0, 0], self._p[1, 1] = r, size ** 2
+        self._started, self._t, self._shape = True, t, shape
 
 
-def _coherent_motion_ratio(innovation: np.ndarray, points: np.ndarray) -> float:
-    """F statistic of an affine fit to the innovation field ``[L, 2]`` at ``points`` (≈1 for pure noise)."""
+def white_noise_acceleration(dt: float, var: float) -> np.ndarray:
+    """Process noise of a constant-velocity model driven by white acceleration of variance ``var``:
+    filterpy's ``Q_discrete_white_noise(dim=2, dt, var)`` (tests/core/test_startup.py checks they agree),
+    written out because importing ``filterpy.common`` imports scipy (about 1.4 s of start-up)."""
+    return np.array([[.25 * dt ** 4, .5 * dt ** 3], [.5 * dt ** 3, dt ** 2]]) * var
+
+
+def _coherent_motion_ratio(innovation: np.ndarray, points: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """F statistic of an affine fit to the innovation field ``[L, 2]`` at ``points`` (≈1 for pure noise);
+    with ``weights [L]`` a weighted fit of the field already multiplied by them (a whitened field)."""
     design = np.hstack([points - points.mean(axis=0), np.ones((len(points), 1))])
+    if weights is not None:
+        design = design * weights[:, None]
     coef, *_ = np.linalg.lstsq(design, innovation, rcond=None)
     fitted = design @ coef
     dof_fit = coef.size
@@ -188,7 +224,8 @@ class OneEuroSmoother:
     def reset(self) -> None:
         self._x = None
 
-    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray:
+    def update(self, landmarks: np.ndarray, confidence: float, t: float,
+               uncertainty: np.ndarray | None = None) -> np.ndarray:
         pts = _as_points(landmarks)
         if self._x is None:
             self._x, self._dx, self._t = pts, np.zeros_like(pts), t
@@ -238,6 +275,11 @@ class KalmanConfig:
     correlation_threshold: float = 0.3
     motion_gain: float = 0.8
     noise_gate: float = 1.0
+    #: Exponent α of the per-point measurement noise from the anchors' spread (0: one noise per face).
+    #: Off by default: with α = 1 the still face settled 11 % less (steady equal, same lag) and the real
+    #: clips were 0.4 % and 14 % smoother (benchmarks/RESULTS.md, "Stability" with ``--point-noise``), not
+    #: the clear win a default needs; it pays off where a point turns doubtful (an occluding hand).
+    point_noise: float = 0.0
 
     def __post_init__(self) -> None:
         if min(self.measurement_noise, self.process_noise, self.motion_threshold) <= 0:
@@ -248,6 +290,8 @@ class KalmanConfig:
                              f"{self.correlation_threshold}, {self.motion_gain}")
         if self.noise_gate < 0:
             raise ValueError(f"noise_gate must not be negative, got {self.noise_gate}")
+        if not 0 <= self.point_noise <= 2:
+            raise ValueError(f"point_noise must lie in [0, 2], got {self.point_noise}")
 
     def build(self) -> KalmanSmoother:
         return KalmanSmoother(self)

@@ -66,8 +66,52 @@ class LandmarkColumns:
         return [f"{v:.2f}" for v in pts.ravel()]
 
 
-#: The columns written today, in order (after the frame columns).
-DEFAULT_GROUPS: tuple[ColumnGroup, ...] = (TrackColumns(), PoseColumns(), LandmarkColumns())
+class PositionColumns:
+    """``head_x_mm``, ``head_y_mm``, ``head_z_mm``: the head's position in the camera frame (x right, y down,
+    z away), from the pose fit under the camera model the sidecar states (empty without a pose)."""
+
+    def header(self, num_points: int) -> list[str]:
+        return ["head_x_mm", "head_y_mm", "head_z_mm"]
+
+    def values(self, face: FaceResult, num_points: int) -> list[str]:
+        position = face.position
+        return ["", "", ""] if position is None else [f"{v:.1f}" for v in position]
+
+
+class FaceStateColumns:
+    """``eye_left``, ``eye_right`` (eye aspect ratios), ``mouth`` (inner-lip aspect ratio), ``eyes_closed``
+    and ``blink`` (0/1: a blink ended this frame), ``blinks`` (the track's count); see ``core.face_state``."""
+
+    def header(self, num_points: int) -> list[str]:
+        return ["eye_left", "eye_right", "mouth", "eyes_closed", "blink", "blinks"]
+
+    def values(self, face: FaceResult, num_points: int) -> list[str]:
+        s = face.state
+        if s is None:
+            return [""] * 6
+        return [f"{s.eye_left:.4f}", f"{s.eye_right:.4f}", f"{s.mouth:.4f}", str(int(s.eyes_closed)),
+                str(int(s.blink)), str(int(s.blinks))]
+
+
+class UncertaintyColumns:
+    """``u0, u1, …``: each point's anchor spread in image pixels (optional group; empty for a
+    single-anchor model)."""
+
+    def header(self, num_points: int) -> list[str]:
+        return [f"u{i}" for i in range(num_points)]
+
+    def values(self, face: FaceResult, num_points: int) -> list[str]:
+        if face.uncertainty is None:
+            return [""] * num_points
+        return [f"{v:.2f}" for v in np.asarray(face.uncertainty, dtype=np.float64)]
+
+
+#: The columns written by default, in order (after the frame columns). Groups added later go after the
+#: landmarks, so a reader that counts columns keeps finding the earlier ones where they were.
+DEFAULT_GROUPS: tuple[ColumnGroup, ...] = (TrackColumns(), PoseColumns(), LandmarkColumns(), PositionColumns(),
+                                           FaceStateColumns())
+#: The default columns and each point's uncertainty after the landmarks (``--uncertainty-columns``).
+WITH_UNCERTAINTY: tuple[ColumnGroup, ...] = DEFAULT_GROUPS + (UncertaintyColumns(),)
 FRAME_COLUMNS = ["frame", "timestamp", "face_count", "face", "success"]
 
 

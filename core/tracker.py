@@ -65,6 +65,7 @@ class Track:
     smoother: Smoother
     lost_frames: int = 0
     crop_box: Box | None = None  # the landmark box the current tracking crop was made from
+    uncertainty: np.ndarray | None = None  # per-point anchor spread of ``landmarks`` in image pixels
 
     def tracking_crop(self, threshold: float, input_size: int, margin: float) -> np.ndarray:
         """The crop for the next frame: the current one unless the smoothed box left the dead band."""
@@ -128,8 +129,10 @@ class Tracker:
         requests += [CropRequest(None, crop_from_box(b, input_size, margin), True) for b in unmatched[:max(room, 0)]]
         return requests
 
-    def update(self, request: CropRequest, landmarks: np.ndarray, confidence: float, timestamp: float) -> Track | None:
-        """Feed one model result back; returns the track it updated or created (None if discarded).
+    def update(self, request: CropRequest, landmarks: np.ndarray, confidence: float, timestamp: float,
+               uncertainty: np.ndarray | None = None) -> Track | None:
+        """Feed one model result back (``uncertainty``: per-point spread in image pixels, if the model has
+        one); returns the track it updated or created (None if discarded).
 
         Non-finite output counts as a lost frame; a collapsed one (:func:`is_degenerate`) drops the
         track; a tracked face that jumped (:meth:`_jumped`) ends its track and starts a new one."""
@@ -148,7 +151,8 @@ class Tracker:
             if not believed:
                 return None  # a detection the model does not believe is a face
             smoother = self.make_smoother()
-            track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp), confidence, smoother)
+            track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp, uncertainty), confidence,
+                          smoother, uncertainty=uncertainty)
             self.tracks.append(track)
             return track
         track.confidence = confidence
@@ -158,8 +162,8 @@ class Tracker:
         if request.from_detection or track.lost_frames > 0:
             track.smoother.reset()  # a jump after re-detection must not be smoothed into a slide
         track.lost_frames = 0
-        track.landmarks = landmarks
-        track.smoothed = track.smoother.update(landmarks, confidence, timestamp)
+        track.landmarks, track.uncertainty = landmarks, uncertainty
+        track.smoothed = track.smoother.update(landmarks, confidence, timestamp, uncertainty)
         return track
 
     def prune(self) -> None:

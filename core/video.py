@@ -6,6 +6,7 @@ stream the same way, so callers finalise recordings instead of freezing.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -49,6 +50,20 @@ def parse_source(spec: str | int) -> int | Path:
     return int(spec) if spec.strip().isdigit() else Path(spec)
 
 
+@contextlib.contextmanager
+def opencv_logging_silenced() -> Iterator[None]:
+    """OpenCV's own log level set to silent for the block (process-wide while it lasts), then restored.
+
+    Opening a camera index that is not there makes OpenCV's backends log to stderr (V4L2 "can't open
+    camera by index", obsensor "Camera index out of range") before our one-line error says it better."""
+    previous = cv2.getLogLevel()
+    cv2.setLogLevel(0)  # LOG_LEVEL_SILENT
+    try:
+        yield
+    finally:
+        cv2.setLogLevel(previous)
+
+
 class VideoSource:
     """Iterate :class:`Frame` objects from a camera or file; ``skipped`` counts corrupt frames."""
 
@@ -64,7 +79,8 @@ class VideoSource:
             if not self.capture.isOpened():
                 raise SourceError(f"cannot read video file {target} (not a video OpenCV can decode)")
         else:
-            self.capture = cv2.VideoCapture(target)
+            with opencv_logging_silenced():  # a missing index makes V4L2/obsensor log; our message says it
+                self.capture = cv2.VideoCapture(target)
             if not self.capture.isOpened():
                 raise SourceError(f"no camera at index {target} (none connected, or in use by another program)")
             if width and height:
@@ -98,6 +114,16 @@ class VideoSource:
         if self.is_camera:
             log.warning("%s stopped delivering frames", self.info.name)
         return None
+
+    def seek(self, index: int) -> int:
+        """Make ``index`` (clamped to the file) the next frame :meth:`read` returns, and return it (files
+        only; the window's seek bar)."""
+        if self.is_camera:
+            raise ValueError("a camera cannot seek")
+        index = max(0, min(index, (self.info.frame_count or index + 1) - 1))
+        self.capture.set(cv2.CAP_PROP_POS_FRAMES, index)
+        self._position = index
+        return index
 
     def __iter__(self) -> Iterator[Frame]:
         while (frame := self.read()) is not None:

@@ -91,18 +91,24 @@ def _check_signature(session: ort.InferenceSession, input_size: int, problems: l
 
 
 @functools.lru_cache(maxsize=4)
-def probe_batch(input_size: int) -> np.ndarray:
-    """The load-time probe: ``[2, 3, S, S]`` model input of a real face crop and a blank crop.
-
-    The blank alone hides models that break only on real pixels; two crops also prove the batch axis
-    is dynamic, as every frame with several faces needs.
-    """
+def probe_crop(input_size: int) -> np.ndarray:
+    """The real face crop of :data:`PROBE_CROP_PATH` as uint8 BGR ``[S, S, 3]`` (resized if S is not 224)."""
     crop = cv2.imread(str(PROBE_CROP_PATH), cv2.IMREAD_COLOR)
     if crop is None:
         raise FileNotFoundError(f"{PROBE_CROP_PATH} is missing or unreadable; regenerate it with "
                                 "`python -m tools.probe_crop`")
     if crop.shape[:2] != (input_size, input_size):
         crop = cv2.resize(crop, (input_size, input_size), interpolation=cv2.INTER_AREA)
+    return crop
+
+
+def probe_batch(input_size: int) -> np.ndarray:
+    """The load-time probe: ``[2, 3, S, S]`` model input of the real face crop and a blank crop.
+
+    The blank alone hides models that break only on real pixels; two crops also prove the batch axis
+    is dynamic, as every frame with several faces needs.
+    """
+    crop = probe_crop(input_size)
     return to_model_input(np.stack([crop, np.zeros_like(crop)]))
 
 

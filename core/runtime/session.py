@@ -18,7 +18,7 @@ from core.runtime.contract import ModelInfo, read_info
 from core.runtime.model_input import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, to_model_input
 from core.runtime.onnx_file import check_onnx_file
 from core.runtime.providers import provider_used, providers_for
-from core.runtime.threads import physical_cores
+from core.runtime.threads import AdaptiveSession, session_options, thread_candidates
 from core.schemes import LandmarkScheme, get_scheme
 
 log = logging.getLogger(__name__)
@@ -28,12 +28,26 @@ DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "assets" / "anchorfac
 
 
 class LandmarkModel:
-    """One ONNX Runtime session, created once and reused for every batch of crops."""
+    """One model's ONNX Runtime session(s), created once and reused for every batch of crops.
 
-    def __init__(self, session: ort.InferenceSession, info: ModelInfo, provider: str) -> None:
-        self.session = session
+    On the CPU the model holds one session per candidate thread count and runs each batch on the
+    one measured fastest right now (:class:`~.threads.AdaptiveSession`); outputs are identical.
+    """
+
+    def __init__(self, runner: AdaptiveSession, info: ModelInfo, provider: str) -> None:
+        self.runner = runner
         self.info = info
         self.provider = provider
+
+    @property
+    def session(self) -> ort.InferenceSession:
+        """The session the next batch runs on."""
+        return self.runner.current
+
+    @property
+    def threads(self) -> int:
+        """Intra-op threads of that session."""
+        return self.runner.threads
 
     @property
     def scheme(self) -> LandmarkScheme:
@@ -59,7 +73,8 @@ class LandmarkModel:
             info = self.info
             return (np.zeros((0, info.num_anchors, info.num_points, 2), np.float32),
                     np.zeros((0, info.num_anchors), np.float32))
-        landmarks, confidence = self.session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE], {INPUT_NAME: batch})
+        landmarks, confidence = self.runner.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE], {INPUT_NAME: batch},
+                                                len(batch))
         return np.asarray(landmarks, np.float32), np.asarray(confidence, np.float32)
 
     def predict(self, crops: np.ndarray, strategy: str = "weighted",
@@ -73,23 +88,25 @@ def load_model(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto",
     """Open ``path`` on ``device`` ("auto": TensorRT/CUDA when they really work, else CPU).
 
     Raises :class:`ModelError` for a bad file and its subclass :class:`~.providers.DeviceError` when
-    the device cannot run it. ``threads`` sets the intra-op thread count (default: the number of
-    physical cores, since hyper-threads only add contention to convolution kernels).
+    the device cannot run it. ``threads`` fixes the intra-op thread count; by default a CPU model
+    chooses between 1 and more threads by measuring while it runs (:mod:`.threads`).
     """
     path = Path(path)
     check_onnx_file(path)
     providers = providers_for(device)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads if threads else physical_cores()
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: placement warnings are expected with GPU providers
+    candidates = thread_candidates(threads)
+    if providers != ["CPUExecutionProvider"]:
+        candidates = candidates[:1]  # on a GPU the CPU threads only feed it
+
+    def build(count: int) -> ort.InferenceSession:
+        return ort.InferenceSession(str(path), sess_options=session_options(count), providers=providers)
+
     try:
-        session = ort.InferenceSession(str(path), sess_options=options, providers=providers)
+        session = build(candidates[0])
     except Exception as exc:  # onnxruntime raises its own exception types, none exported stably
         raise ModelError(f"onnxruntime cannot load {path}: {str(exc).strip().splitlines()[0]}") from exc
     provider = provider_used(session, device)
     info = read_info(path, session)
-    log.info("loaded %s (%s, %s, %d anchors) on %s with %d threads", path.name, info.name, info.scheme,
-             info.num_anchors, provider, options.intra_op_num_threads)
-    return LandmarkModel(session, info, provider)
+    log.info("loaded %s (%s, %s, %d anchors) on %s, intra-op threads %s", path.name, info.name, info.scheme,
+             info.num_anchors, provider, " or ".join(map(str, candidates)))
+    return LandmarkModel(AdaptiveSession(session, candidates, build), info, provider)

@@ -16,7 +16,7 @@ from core.datasets import (NEW_VALIDATION_SOURCES, SPLIT_FILE, VALIDATION_SOURCE
                            is_validation_photo, iter_samples, load_split, make_split, photo_id, read_dataset,
                            read_pts, read_pts_folder, read_wflw, select_split, visible_mask)
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 HELEN = "ibug68/300w_helen_train"
 WFLW_FACES = ("7_Cheering_Cheering_7_16_face0", "7_Cheering_Cheering_7_16_face1")
 

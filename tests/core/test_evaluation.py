@@ -11,7 +11,7 @@ import pytest
 
 from core.evaluation import LOSS_THRESHOLD, Evaluation, format_table, report, yaw_buckets
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_report_scores_turned_faces_and_counts_fallbacks() -> None:

@@ -89,3 +89,58 @@ def test_bad_shapes_raise(preds_shape: tuple[int, ...], conf_shape: tuple[int, .
 def test_unknown_strategy_raises_and_lists_the_known_ones() -> None:
     with pytest.raises(ValueError, match="weighted, argmax, mean"):
         aggregate(PREDS, np.array([[0.9, 0.7, 0.5]]), "median")
+
+
+# --- per-landmark uncertainty (the passing anchors' spread around the aggregate) ---------------------
+
+def test_uncertainty_is_the_confidence_weighted_spread_of_passing_anchors() -> None:
+    # C = 0.9, 0.7 pass; aggregate point 0 = (7, 0): A0 is 7 px away, A1 9 px ->
+    # sqrt((0.9*49 + 0.7*81) / 1.6) = sqrt(63) ; point 1 = (10, 7): A0 7 px, A1 9 px -> the same.
+    out = aggregate(PREDS, np.array([[0.9, 0.7, 0.5]]), "weighted", threshold=0.6)
+    np.testing.assert_allclose(out.uncertainty, [[np.sqrt(63.0), np.sqrt(63.0)]], rtol=1e-5)
+
+
+def test_uncertainty_is_measured_around_each_strategys_own_shape() -> None:
+    conf = np.array([[0.9, 0.7, 0.5]])
+    # argmax = A0: the passing anchors A0 (0 px) and A1 (16 px at point 0, 16 px at point 1):
+    # sqrt(0.7*256 / 1.6) = sqrt(112) for both points.
+    argmax = aggregate(PREDS, conf, "argmax", threshold=0.6)
+    np.testing.assert_allclose(argmax.uncertainty, [[np.sqrt(112.0)] * 2], rtol=1e-5)
+    # mean of all three: point 0 at (116/3, 100/3); spread of A0, A1 around it, weights 0.9, 0.7.
+    mean = aggregate(PREDS, conf, "mean", threshold=0.6)
+    centre = np.array([116 / 3, 100 / 3])
+    d0, d1 = np.sum((np.array(A0[0]) - centre) ** 2), np.sum((np.array(A1[0]) - centre) ** 2)
+    np.testing.assert_allclose(mean.uncertainty[0, 0], np.sqrt((0.9 * d0 + 0.7 * d1) / 1.6), rtol=1e-5)
+
+
+def test_uncertainty_grows_with_disagreement_and_is_zero_when_anchors_agree() -> None:
+    agree = np.repeat(np.array([[A1]], dtype=np.float32), 4, axis=1)  # four identical anchors
+    out = aggregate(agree, np.full((1, 4), 0.9), "weighted")
+    np.testing.assert_allclose(out.uncertainty, 0.0, atol=1e-6)
+    spread = agree.copy()
+    spread[0, :, 1, 0] += [-3.0, 3.0, -3.0, 3.0]  # only point 1 disagrees, by ±3 px in x
+    out = aggregate(spread, np.full((1, 4), 0.9), "weighted")
+    np.testing.assert_allclose(out.uncertainty, [[0.0, 3.0]], atol=1e-5)
+
+
+def test_uncertainty_falls_back_to_all_anchors_when_fewer_than_two_pass() -> None:
+    # Only A1 passes: its spread alone would be 0. All three, weights 0.1, 0.8, 0.3, around A1 instead:
+    # point 0: A0 16 px, A2 |(84, 100)|; point 1: A0 16 px, A2 |(90, 84)|.
+    out = aggregate(PREDS, np.array([[0.1, 0.8, 0.3]]), "weighted", threshold=0.6)
+    expected = [np.sqrt((0.1 * 256 + 0.3 * (84 ** 2 + 100 ** 2)) / 1.2),
+                np.sqrt((0.1 * 256 + 0.3 * (90 ** 2 + 84 ** 2)) / 1.2)]
+    np.testing.assert_allclose(out.uncertainty, [expected], rtol=1e-5)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_direct_regression_model_reports_no_uncertainty(strategy: str) -> None:
+    assert aggregate(np.array([[A1]], dtype=np.float32), np.ones((1, 1)), strategy).uncertainty is None
+
+
+def test_uncertainty_maps_to_image_pixels_with_the_crop_scale() -> None:
+    from core.decode import uncertainty_to_image
+    from core.geometry import invert_affine, square_crop_transform
+    # A 448-px square shown at 224 crop pixels: one crop pixel is two image pixels, at any rotation.
+    to_crop = square_crop_transform((300.0, 200.0), 448.0, 224, angle_deg=30.0)
+    np.testing.assert_allclose(uncertainty_to_image(np.array([1.5, 4.0]), invert_affine(to_crop)), [3.0, 8.0],
+                               rtol=1e-5)

@@ -8,7 +8,7 @@ import pytest
 
 from training import compare_speed
 
-MODEL = Path(__file__).resolve().parent.parent / "assets" / "anchorface_ibug68.onnx"
+MODEL = Path(__file__).resolve().parents[2] / "assets" / "anchorface_ibug68.onnx"
 
 
 def test_compare_speed_reports_each_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

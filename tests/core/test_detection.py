@@ -18,7 +18,7 @@ from core.detection import (CALIBRATION_PATH, DETECTORS, BoxCalibration, Detecti
                             make_detector)
 from core.geometry import Box, crop_from_box, landmark_box, warp_to_crop
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NUM_VAL_FACES = 6
 
 

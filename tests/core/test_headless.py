@@ -22,6 +22,7 @@ from core.headless import HeadlessError, process_video
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, load_model
 from core.session import OutputPaths
+from core.table import LandmarkTable
 from main import main
 from tests.conftest import REPO_ROOT
 
@@ -159,7 +160,7 @@ def test_killed_headless_recording_keeps_what_was_written(shared_data: Path, tmp
     proc.wait()
     rows = read_rows(csv_path)
     assert len(rows) >= 60, "every flushed row survives the kill"
-    assert all(len(r) == 10 + 136 and None not in r.values() for r in rows[:-1])
+    assert all(len(r) == len(LandmarkTable(68).columns) and None not in r.values() for r in rows[:-1])
     frames = count_frames(out)
     # Fragments are cut at least every second (24 fps clip): at most ~2 s of video may be lost.
     assert frames >= len(rows) - 48
@@ -205,6 +206,13 @@ def test_an_output_that_is_the_source_is_refused(clip_copy: Path, how: str, caps
     err = capsys.readouterr().err
     assert "is the source video" in err and len(err.strip().splitlines()) == 1
     assert folder_listing(clip_copy.parent) == before
+
+
+def test_the_source_is_named_before_an_existing_sibling_output(clip_copy: Path, capsys) -> None:
+    """`--output clip.mp4` beside an earlier clip.csv: the message must say the video is the source."""
+    clip_copy.with_suffix(".csv").write_text("earlier run\n")
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(clip_copy)]) == 2
+    assert "is the source video" in capsys.readouterr().err
 
 
 def test_existing_outputs_are_kept_without_overwrite(clip_copy: Path, capsys) -> None:

@@ -96,7 +96,7 @@ def test_max_faces_caps_new_tracks() -> None:
 class ShiftingSmoother:
     """A stand-in filter whose output is visibly different from its input."""
 
-    def update(self, landmarks: np.ndarray, confidence: float, t: float) -> np.ndarray:
+    def update(self, landmarks: np.ndarray, confidence: float, t: float, uncertainty: np.ndarray | None = None) -> np.ndarray:
         return landmarks + 7.0
 
     def reset(self) -> None:

@@ -19,7 +19,7 @@ from tools.calibrate_detector import fit_calibration
 from tools.mean_face import derive_mean_face, main, pose_training_shapes
 from tools.probe_crop import probe_crop
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,8 @@ The model is the bundled one once it exists, else a tiny contract-valid ONNX gra
 """
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import cv2
@@ -20,7 +22,8 @@ from core.detection import BoxCalibration
 from core.geometry import Box
 from core.smoothing import OneEuroConfig
 from core.runtime import DEFAULT_MODEL_PATH
-from helpers_onnx import make_model
+from tests.helpers_onnx import make_model
+from tests.conftest import REPO_ROOT
 
 DLIB_REASON = dlib_unavailable_reason()
 
@@ -72,6 +75,21 @@ def test_speed_smoke(model_path: Path, checkpoint: Path, videos: dict[str, Path]
     assert all(line.split("|")[2].strip() == "8" for line in race)  # 2 passes x (6 frames - 2 warm-up), for all
     for label in ("decode the video frame", "inference (ONNX)", "draw the overlay", "| total"):
         assert label in text
+
+
+def test_speed_runs_without_torch_or_a_checkpoint(model_path: Path, videos: dict[str, Path], tmp_path: Path) -> None:
+    """The fresh-clone case: no checkpoint in runs/, and torch never imported (the bench extra lacks it)."""
+    code = ("import sys; from benchmarks import speed\n"
+            f"code = speed.main(['--model', {str(model_path)!r}, '--video', {str(videos['short'])!r}, '--frames', '4',"
+            " '--warmup-frames', '1', '--passes', '1', '--rounds', '1', '--calls', '1', '--warmup-calls', '1',"
+            f" '--peers', '--results', {str(tmp_path / 'RESULTS.md')!r}])\n"
+            "assert code == 0 and 'torch' not in sys.modules and 'training' not in sys.modules, code\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| ONNX Runtime" in (tmp_path / "RESULTS.md").read_text() and "| torch" not in (tmp_path / "RESULTS.md").read_text()
+    missing = speed.main(["--model", str(model_path), "--checkpoint", str(tmp_path / "nothere.pt"), "--video",
+                          str(videos["short"]), "--results", str(tmp_path / "R2.md")])
+    assert missing == 2
 
 
 def test_accuracy_smoke(model_path: Path, checkpoint: Path, shared_data: Path, tmp_path: Path) -> None:
@@ -181,3 +199,43 @@ def test_reporting_appends_dated_sections(tmp_path: Path) -> None:
     assert "- command: `python -m benchmarks.x --y 1`" in text and "- a note" in text
     assert "- machine: " in text and "numpy" in text
     assert "| longer name |  22.5 |" in text
+
+
+def test_mesh_job_writes_one_row_per_frame_and_the_video(videos: dict[str, Path], tmp_path: Path) -> None:
+    pytest.importorskip("mediapipe")
+    from benchmarks import mesh_job
+
+    table, video = tmp_path / "mesh.csv", tmp_path / "mesh.mp4"
+    assert mesh_job.main(["--source", str(videos["short"]), "--landmarks", str(table), "--output", str(video),
+                          "--max-frames", "5"]) == 0
+    rows = table.read_text().splitlines()
+    assert len(rows) == 6 and len(rows[0].split(",")) == 3 + 2 * mesh_job.MESH_POINTS
+    assert all(row.split(",")[2] == "1" for row in rows[1:])  # one face found in every frame
+    capture, frames = cv2.VideoCapture(str(video)), 0
+    while capture.read()[0]:
+        frames += 1
+    capture.release()
+    assert frames == 5
+
+
+def test_whole_job_times_paired_processes(videos: dict[str, Path], model_path: Path, tmp_path: Path) -> None:
+    from benchmarks import whole_job
+
+    results = tmp_path / "RESULTS.md"
+    assert whole_job.main(["--model", str(model_path), "--clips", str(videos["short"]), "--runs", "1", "--modes",
+                           "startup", "--results", str(results)]) == 0
+    text = section_of(results, "Whole job vs MediaPipe Face Mesh")
+    row = next(line for line in text.splitlines() if line.startswith("| pyfeat_single_face.mp4"))
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[1:3] == ["startup", "1"] and float(cells[3]) > 0 and float(cells[4]) > 0 and "x" in cells[5]
+
+
+def test_threads_benchmark_smoke(model_path: Path, videos: dict[str, Path], tmp_path: Path) -> None:
+    from benchmarks import threads
+
+    results = tmp_path / "RESULTS.md"
+    assert threads.main(["--model", str(model_path), "--rounds", "1", "--calls", "1", "--job-runs", "1",
+                         "--job-frames", "8", "--video", str(videos["short"]), "--results", str(results)]) == 0
+    text = section_of(results, "Inference threads")
+    assert text.count("threads, spinning on |") == 2 and text.count("threads, spinning off |") == 2
+    assert sum(line.startswith(("| 1 thread ", "| 2 threads ")) for line in text.splitlines()) >= 2

@@ -32,7 +32,7 @@ from core.table import LandmarkTable
 from core.runtime import DEFAULT_MODEL_PATH
 from tests.helpers_onnx import make_model
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FRAME_TIMEOUT_MS = 30_000  # generous: the CI machine may be busy; no test asserts on speed
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
@@ -434,7 +434,8 @@ def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> N
 
 
 def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
-    """OpenCV's V4L2 and obsensor backends log to the C stderr when a camera index is not there."""
+    """OpenCV's V4L2 and obsensor backends log to the C stderr when a camera index is not there; the
+    window's source and the headless command say it in one line of their own instead."""
     code = ("import cv2, sys; from app.capture import SourceSpec, open_source; from core.video import SourceError\n"
             "try:\n    open_source(SourceSpec(7))\nexcept SourceError as exc:\n    print(exc)\n"
             "print(cv2.getLogLevel())")
@@ -443,3 +444,8 @@ def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
     assert "no camera at index 7" in done.stdout
     assert done.stdout.split()[-1] != "0", "the log level is restored afterwards"
     assert "WARN" not in done.stderr and "ERROR" not in done.stderr, done.stderr
+    headless = subprocess.run([sys.executable, "main.py", "--source", "7", "--headless"], cwd=REPO_ROOT,
+                              capture_output=True, text=True, timeout=120)
+    assert headless.returncode == 2
+    assert "error: no camera at index 7" in headless.stderr
+    assert "WARN" not in headless.stderr and "obsensor" not in headless.stderr, headless.stderr

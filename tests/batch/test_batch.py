@@ -4,12 +4,16 @@ headless command, failed rows for bad files, skipping on rerun, a worker killed 
 errors that must stop the command before anything runs."""
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import logging
 import os
+import shutil
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -80,30 +84,44 @@ def files_under(folder: Path) -> set[str]:
     return {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()}
 
 
-def test_rows_identical_to_the_headless_command(inputs: Path, tmp_path: Path, capsys) -> None:
-    clip = inputs / "a" / "clip.avi"
-    assert main(["--source", str(clip), "--headless", "--landmarks", str(tmp_path / "headless.csv")]) == 0
-    assert main(["batch", str(clip), "--out", str(tmp_path / "out")]) == 0
+@dataclass(frozen=True)
+class BatchRun:
+    code: int
+    printed: str
+    out: Path
+
+
+@pytest.fixture(scope="module")
+def first_batch(inputs: Path, tmp_path_factory) -> BatchRun:
+    """The batch command over the three inputs, run once for the tests that only read its results."""
+    out = tmp_path_factory.mktemp("batch") / "out"
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["batch", str(inputs), "--out", str(out)])
+    return BatchRun(code, printed.getvalue(), out)
+
+
+def test_rows_identical_to_the_headless_command(inputs: Path, first_batch: BatchRun, tmp_path: Path) -> None:
+    assert main(["--source", str(inputs / "a" / "clip.avi"), "--headless", "--landmarks",
+                 str(tmp_path / "headless.csv")]) == 0
     headless = (tmp_path / "headless.csv").read_text().splitlines()
-    batch = (tmp_path / "out" / "clip.csv").read_text().splitlines()
+    batch = (first_batch.out / "a" / "clip.csv").read_text().splitlines()
     assert len(headless) == CLIP_FRAMES + 1, "one face per frame plus the header"
     assert batch == headless
-    sidecars = [json.loads(p.read_text()) for p in (tmp_path / "headless.json", tmp_path / "out" / "clip.json")]
+    sidecars = [json.loads(p.read_text()) for p in (tmp_path / "headless.json", first_batch.out / "a" / "clip.json")]
     assert sidecars[1]["recording"]["csv"] == "clip.csv", "the sidecar names the final file, not a staging name"
     for sidecar in sidecars:  # the same settings, model and counts; only the file name and times differ
         sidecar["recording"] = {k: v for k, v in sidecar["recording"].items() if k not in ("csv", "started", "ended")}
     assert sidecars[0] == sidecars[1]
-    capsys.readouterr()
 
 
-def test_corrupt_file_fails_alone_and_rerun_skips_what_is_done(inputs: Path, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "out"
+def test_corrupt_file_is_one_failed_row_with_the_headless_reason(inputs: Path, first_batch: BatchRun,
+                                                                 capsys) -> None:
     reason = headless_reason(inputs / "broken.avi", capsys)
-    assert main(["batch", str(inputs), "--out", str(out)]) == 1
-    printed = capsys.readouterr().out
-    assert "done 2" in printed and "failed 1" in printed
-    assert f"broken.avi: {reason}" in printed, "the summary names the failed file with the headless reason"
-    rows = {Path(r["input"]).relative_to(inputs).as_posix(): r for r in manifest_rows(out)}
+    assert first_batch.code == 1
+    assert "done 2" in first_batch.printed and "failed 1" in first_batch.printed
+    assert f"broken.avi: {reason}" in first_batch.printed, "the summary names the failed file with its reason"
+    rows = {Path(r["input"]).relative_to(inputs).as_posix(): r for r in manifest_rows(first_batch.out)}
     assert set(rows) == {"a/clip.avi", "b/clip.avi", "broken.avi"}
     assert rows["broken.avi"]["status"] == "failed" and rows["broken.avi"]["reason"] == reason
     for name in ("a/clip.avi", "b/clip.avi"):
@@ -111,29 +129,33 @@ def test_corrupt_file_fails_alone_and_rerun_skips_what_is_done(inputs: Path, tmp
         assert row["status"] == "done" and row["frames"] == CLIP_FRAMES and row["faces_per_frame"] == 1.0
         assert row["size"] == (inputs / name).stat().st_size and len(row["model_sha256"]) == 64
         assert row["settings"]["pipeline"]["smoothing"] == "kalman" and row["seconds"] > 0
-    # same file name in two folders: two separate outputs, nothing staged left behind
+
+
+def test_same_file_name_in_two_folders_gives_two_outputs(first_batch: BatchRun) -> None:
+    out = first_batch.out
     assert files_under(out) == {"a/clip.csv", "a/clip.json", "b/clip.csv", "b/clip.json", MANIFEST_NAME}
     assert (out / "a" / "clip.csv").read_text() != (out / "b" / "clip.csv").read_text()
-    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")}
 
+
+def test_rerun_skips_what_is_done(inputs: Path, first_batch: BatchRun, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_batch.out, out)  # this test's own copy: the others read the first run's
+    stamps = {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")}
     assert main(["batch", str(inputs), "--out", str(out)]) == 1  # the corrupt file is tried again and fails again
     assert "done 0, skipped as already done 2, failed 1" in capsys.readouterr().out
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*.csv")} == stamps, "done outputs are not rewritten"
     assert len(manifest_rows(out)) == 4
 
 
-
-def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inputs: Path, tmp_path: Path,
-                                                                            capsys) -> None:
-    out = tmp_path / "out"
-    staging = out / STAGING_NAME
+def batch_killing_a_busy_worker(argv: list[str], out: Path) -> tuple[int, list[str]]:
+    """Run the batch command while a thread kills (``ray.kill``) the actor writing the first staged CSV
+    once it holds a few rows; returns the exit code and the killed actor's name."""
     killed: list[str] = []
 
     def kill_first_busy_worker() -> None:
-        """Kill the actor writing the first staged CSV, once that CSV holds a few rows."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            for csv_file in staging.glob("*/*.csv"):
+            for csv_file in (out / STAGING_NAME).glob("*/*.csv"):
                 if csv_file.read_text().count("\n") > 3:
                     actor_name = csv_file.parent.name.rsplit(".", 1)[0]
                     ray.kill(ray.get_actor(actor_name))
@@ -143,9 +165,16 @@ def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inp
 
     killer = threading.Thread(target=kill_first_busy_worker)
     killer.start()
-    code = main(["batch", str(inputs / "a"), str(inputs / "b"), "--out", str(out)])
+    code = main(["batch", *argv, "--out", str(out)])
     killer.join()
     assert killed, "no worker was caught mid-video"
+    return code, killed
+
+
+def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inputs: Path, tmp_path: Path,
+                                                                            capsys) -> None:
+    out = tmp_path / "out"
+    code, _ = batch_killing_a_busy_worker([str(inputs / "a"), str(inputs / "b")], out)
     assert code == 0, capsys.readouterr().err
     rows = manifest_rows(out)
     assert sorted(Path(r["input"]).parent.name for r in rows) == ["a", "b"], "one row per video"
@@ -154,6 +183,17 @@ def test_worker_killed_mid_video_is_retried_and_every_output_is_present_once(inp
     assert files_under(out) == {"a/clip.csv", "a/clip.json", "b/clip.csv", "b/clip.json", MANIFEST_NAME}
     for folder in ("a", "b"):
         assert (out / folder / "clip.csv").read_text().count("\n") == CLIP_FRAMES + 1, "complete, not doubled"
+
+
+def test_retries_are_bounded_and_a_video_out_of_retries_is_a_failed_row(inputs: Path, tmp_path: Path,
+                                                                       capsys) -> None:
+    out = tmp_path / "out"
+    code, _ = batch_killing_a_busy_worker([str(inputs / "a" / "clip.avi"), "--retries", "0", "--workers", "1"], out)
+    assert code == 1
+    assert "clip.avi: worker died on this video (1 attempts)" in capsys.readouterr().out
+    (row,) = manifest_rows(out)
+    assert row["status"] == "failed" and row["attempts"] == 1 and row["outputs"] == []
+    assert files_under(out) == {MANIFEST_NAME}, "no half-written output, no staging leftovers"
 
 
 def test_plan_keeps_relative_paths_so_equal_names_never_collide(tmp_path: Path) -> None:

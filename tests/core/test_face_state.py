@@ -1,0 +1,163 @@
+"""Face state (core.face_state): eye and mouth aspect ratios by hand, blink hysteresis on made-up EAR
+sequences, and the real clips at frames whose state was checked by eye.
+
+Frames looked at one by one (eye-region contact sheets of every frame, saved as PNG and viewed):
+
+* ``pyfeat_single_face.mp4`` (30 fps): a full blink, lids closed at frames 26, 27 and 28 (half closed at 25
+  and 29); eyes wide open at 0-16 and 31-71;
+* ``pyfeat_WolfgangLanger_Pexels.mp4`` (23.976 fps): a blink with the lids closed at frames 386 and 387
+  (half closed at 385 and 388); eyes open at 360-384 and 389-392.
+"""
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from core.face_state import BlinkDetector, FaceState, FaceStates, aspect_ratio, measure
+from core.pipeline import FramePipeline, PipelineConfig
+from core.runtime import DEFAULT_MODEL_PATH, load_model
+from core.video import VideoSource
+
+SINGLE_FACE = "pyfeat_single_face.mp4"
+SINGLE_FACE_CLOSED = (26, 27, 28)
+SINGLE_FACE_OPEN = tuple(range(31, 41))
+WOLFGANG = "pyfeat_WolfgangLanger_Pexels.mp4"
+WOLFGANG_CLOSED = (386, 387)
+WOLFGANG_OPEN = tuple(range(376, 384))
+
+# An eye listed corner, upper lid, corner, lower lid (the iBUG/WFLW layout): 10 px wide, 4 px open.
+EYE = np.array([[0, 0], [3, -2], [7, -2], [10, 0], [7, 2], [3, 2]], dtype=np.float64)
+
+
+def test_aspect_ratio_is_mean_lid_gap_over_corner_distance() -> None:
+    assert aspect_ratio(EYE, tuple(range(6))) == pytest.approx(0.4)
+    lids_apart = EYE * [1.0, 2.5]  # gaps 10 px, width still 10 px
+    assert aspect_ratio(lids_apart, tuple(range(6))) == pytest.approx(1.0)
+    assert aspect_ratio(EYE * 3.0 + 50.0, tuple(range(6))) == pytest.approx(0.4)  # size and place free
+
+
+def test_aspect_ratio_rejects_a_contour_without_two_sides() -> None:
+    with pytest.raises(ValueError, match="even number"):
+        aspect_ratio(EYE, (0, 1, 2))
+
+
+def test_measure_reads_eyes_and_inner_lips_from_the_scheme() -> None:
+    points = np.zeros((68, 2))
+    points[36:42] = EYE  # left_eye contour: 0.4
+    points[42:48] = EYE * [1.0, 0.5] + [30, 0]  # right_eye: 0.2
+    points[60:68] = [[0, 40], [3, 39], [5, 39], [7, 39], [10, 40], [7, 41], [5, 41], [3, 41]]  # gaps 2 px / 10
+    state = measure(points, "ibug68")
+    assert (state.eye_left, state.eye_right, state.mouth) == pytest.approx((0.4, 0.2, 0.2))
+    assert state.eyes == pytest.approx(0.3)
+
+
+def feed(detector: BlinkDetector, ears: list[float], fps: float = 30.0) -> list[FaceState]:
+    return [detector.update(FaceState(e, e, 0.0), k / fps) for k, e in enumerate(ears)]
+
+
+def test_a_short_dip_is_one_blink_reported_when_the_eyes_reopen() -> None:
+    states = feed(BlinkDetector(), [0.30] * 30 + [0.12] * 4 + [0.30] * 10)
+    assert [k for k, s in enumerate(states) if s.blink] == [34]
+    assert [k for k, s in enumerate(states) if s.eyes_closed] == [30, 31, 32, 33]
+    assert states[-1].blinks == 1
+
+
+def test_hysteresis_noise_between_the_thresholds_makes_no_extra_blinks() -> None:
+    # Open level 0.30: closed below 0.24, open again only above 0.27. Wobbling between 0.23 and 0.26
+    # after closing must stay one closure; a single threshold would count a blink every other frame.
+    wobble = [0.23, 0.26] * 4
+    states = feed(BlinkDetector(max_blink_s=1.0), [0.30] * 30 + wobble + [0.30] * 5)
+    assert sum(s.blink for s in states) == 1
+    assert all(s.eyes_closed for s in states[30:38])
+
+
+def test_a_long_closure_is_not_a_blink() -> None:
+    states = feed(BlinkDetector(max_blink_s=0.5), [0.30] * 30 + [0.10] * 20 + [0.30] * 5)
+    assert not any(s.blink for s in states)
+
+
+def test_the_open_level_follows_a_lasting_change() -> None:
+    # Narrowed eyes (a smile) for 2 s: within the 1 s window they become the new open level.
+    detector = BlinkDetector(window_s=1.0)
+    feed(detector, [0.30] * 30 + [0.22] * 60)
+    assert detector.open_level == pytest.approx(0.22)
+
+
+def test_face_states_keep_one_detector_per_track() -> None:
+    states = FaceStates()
+    points = np.zeros((68, 2))
+    points[36:42], points[42:48] = EYE, EYE + [30, 0]
+    for k in range(30):
+        states.update(1, points, "ibug68", k / 30)
+    closed = points.copy()
+    closed[36:48] *= [1.0, 0.1]  # lids together
+    assert states.update(1, closed, "ibug68", 1.0).eyes_closed
+    assert not states.update(2, closed, "ibug68", 1.0).eyes_closed  # a new face has no open level yet
+    states.keep({2})
+    assert not states.update(1, points, "ibug68", 1.1).blink  # track 1 was forgotten
+
+
+def clip_states(path: str, start: int, stop: int) -> dict[int, FaceState]:
+    """The default pipeline's face state for frames ``start..stop-1`` (tracking from ``start``)."""
+    pipeline = FramePipeline(load_model(DEFAULT_MODEL_PATH, device="cpu", threads=1),
+                             PipelineConfig(estimate_pose=False))
+    states = {}
+    with VideoSource(path) as video:
+        for frame in itertools.islice(video, start, stop):
+            faces = pipeline.process(frame.image, frame.timestamp).faces
+            assert len(faces) == 1, f"frame {frame.index}: expected one face"
+            states[frame.index] = faces[0].state
+    return states
+
+
+@pytest.fixture(scope="module")
+def single_face(shared_data) -> dict[int, FaceState]:
+    return clip_states(str(shared_data / "video" / SINGLE_FACE), 0, 41)
+
+
+def test_eye_aspect_ratio_is_lower_with_the_lids_closed_single_face(single_face: dict[int, FaceState]) -> None:
+    closed = max(single_face[k].eyes for k in SINGLE_FACE_CLOSED)
+    opened = min(single_face[k].eyes for k in SINGLE_FACE_OPEN)
+    assert closed < opened, f"EAR closed {closed:.3f} vs open {opened:.3f}"
+
+
+def test_eye_aspect_ratio_is_lower_with_the_lids_closed_wolfgang(shared_data) -> None:
+    states = clip_states(str(shared_data / "video" / WOLFGANG), 360, 393)
+    closed = max(states[k].eyes for k in WOLFGANG_CLOSED)
+    opened = float(np.median([states[k].eyes for k in WOLFGANG_OPEN]))
+    assert closed < opened, f"EAR closed {closed:.3f} vs open {opened:.3f}"
+
+
+@pytest.mark.xfail(strict=True, reason="the default model's eyelid points follow a full blink only part of the "
+                   "way: the mean EAR falls ~7 % (0.26 -> 0.24), above the detector's 0.8 x open-level threshold")
+def test_the_single_face_blink_is_detected(single_face: dict[int, FaceState]) -> None:
+    assert [k for k, s in single_face.items() if s.blink and 26 <= k <= 32] != []
+
+
+def face_state_rows(top: float, bottom: float, on: bool = True) -> tuple[np.ndarray, FaceResult]:
+    """Rows the face-state layer alone draws for a face spanning ``top``-``bottom`` of a 640x360 frame."""
+    import dataclasses
+
+    from core.draw import DrawOptions, draw_faces
+    from core.geometry import landmark_box
+    from core.results import FaceResult
+
+    points = np.stack(np.meshgrid(np.linspace(200, 400, 17), np.linspace(top, bottom, 4)), -1).reshape(-1, 2)[:68]
+    face = FaceResult(1, points, 0.9, landmark_box(points), None, "ibug68", state=FaceState(0.3, 0.3, 0.1))
+    layers = {f.name: False for f in dataclasses.fields(DrawOptions)}
+    canvas = draw_faces(np.zeros((360, 640, 3), np.uint8), [face], "ibug68",
+                        DrawOptions(**{**layers, "face_state": on}))
+    return np.nonzero(canvas.any(axis=2))[0], face
+
+
+def test_face_state_layer_writes_under_the_face_only_when_on() -> None:
+    rows, face = face_state_rows(60, 200)
+    assert len(rows) > 0 and rows.min() > face.box.y1  # below the face box
+    assert len(face_state_rows(60, 200, on=False)[0]) == 0
+
+
+def test_face_state_layer_goes_above_a_face_at_the_bottom_of_the_frame() -> None:
+    rows, face = face_state_rows(150, 345)  # no room below: it would sit on the pose angles' line
+    assert len(rows) > 0 and rows.max() < face.box.y0
