@@ -50,7 +50,7 @@ from tqdm import tqdm
 from benchmarks.peers import FaceMeshPeer, mesh_unavailable_reason
 from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
-from core.geometry import landmark_box
+from core.geometry import landmark_box, rotation_matrix
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
 from core.smoothing import KalmanConfig, OneEuroConfig, SmootherConfig
@@ -91,9 +91,8 @@ class Motion:
     def matrices(self, times: np.ndarray, centre: tuple[float, float], face_size: float) -> np.ndarray:
         """``[T, 2, 3]`` image→image affines at ``times`` (seconds): roll about ``centre``, then shift."""
         t = np.asarray(times, dtype=np.float64)
-        angle = np.deg2rad(self.roll_deg) * np.sin(2 * np.pi * self.freq_roll * t)
-        cos, sin = np.cos(angle), np.sin(angle)
-        linear = np.stack([np.stack([cos, sin], -1), np.stack([-sin, cos], -1)], -2)  # ccw as displayed
+        angles = self.roll_deg * np.sin(2 * np.pi * self.freq_roll * t)
+        linear = np.stack([rotation_matrix(a) for a in angles])  # the project's one rotation convention
         c = np.asarray(centre, dtype=np.float64)
         shift = face_size * np.stack([self.shift_x * np.sin(2 * np.pi * self.freq_x * t),
                                       self.shift_y * np.sin(2 * np.pi * self.freq_y * t)], -1)
