@@ -11,7 +11,7 @@ import logging
 import sys
 
 from core.config import add_arguments, apply_arguments
-from core.streaming import parse_target
+from core.io.streaming import parse_target
 from core.pipeline import PipelineConfig
 
 

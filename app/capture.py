@@ -24,7 +24,7 @@ from typing import Protocol
 import cv2
 
 from core.rate import RateMeter
-from core.video import Frame, SourceInfo, VideoSource
+from core.io.video import Frame, SourceInfo, VideoSource
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,8 @@ def _read_text(path: Path, default: str) -> str:
 
 
 def open_source(spec: SourceSpec) -> VideoSource:
-    """Open ``spec`` (raises :class:`core.video.SourceError` with a one-line message; OpenCV's own
-    camera-probe logging is silenced in :class:`core.video.VideoSource`)."""
+    """Open ``spec`` (raises :class:`core.io.video.SourceError` with a one-line message; OpenCV's own
+    camera-probe logging is silenced in :class:`core.io.video.VideoSource`)."""
     if not spec.is_camera:
         return VideoSource(str(spec.target), spec.width or None, spec.height or None)
     source = VideoSource(spec.target, spec.width or None, spec.height or None)

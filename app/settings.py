@@ -19,7 +19,7 @@ from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY
 from core.draw import DrawOptions
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, DEVICES
-from core.streaming import parse_target
+from core.io.streaming import parse_target
 
 ORGANIZATION = "AnchorFace"
 APPLICATION = "AnchorFace Live"
@@ -49,7 +49,7 @@ class AppSettings:
     pipeline: PipelineConfig = PipelineConfig()
     draw: DrawOptions = field(default_factory=DrawOptions)
     recording_folder: str = field(default_factory=default_recording_folder)
-    #: ``HOST:PORT`` the faces are streamed to as OSC (``core.streaming``); "" = not streaming.
+    #: ``HOST:PORT`` the faces are streamed to as OSC (``core.io.streaming``); "" = not streaming.
     stream_target: str = ""
 
     def overridden(self, overrides: dict[str, Any]) -> "AppSettings":

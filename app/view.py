@@ -11,7 +11,7 @@ from PyQt6.QtCore import QRectF, QSize, Qt, pyqtSignal
 from PyQt6.QtGui import QAction, QImage, QPainter, QPaintEvent
 from PyQt6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QSizePolicy, QSlider, QToolButton, QVBoxLayout, QWidget
 
-from core.video import SourceInfo
+from core.io.video import SourceInfo
 
 
 def fit_rect(image_size: QSize, area: QSize) -> QRectF:

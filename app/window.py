@@ -28,7 +28,7 @@ from app.view_settings import FRAME_RATES, ViewSettings, load_view_settings, sav
 from app.worker import FrameStats, ProcessingWorker, RecordingSummary, timestamped_stem, unused_path
 from core.pipeline import FramePipeline
 from core.runtime import LandmarkModel, ModelError, load_model
-from core.video import SourceError, parse_source
+from core.io.video import SourceError, parse_source
 
 log = logging.getLogger(__name__)
 

@@ -23,10 +23,10 @@ from PyQt6.QtGui import QImage
 from app.capture import CaptureThread
 from core.draw import DrawOptions
 from core.pipeline import FramePipeline, PipelineConfig
-from core.recorder import RecordingError
+from core.io.recorder import RecordingError
 from core.runtime import LandmarkModel
 from core.session import OutputPaths, Processed, Session
-from core.video import Frame
+from core.io.video import Frame
 
 log = logging.getLogger(__name__)
 

@@ -3,10 +3,10 @@
 
     python -m benchmarks.accuracy [--model FILE] [--baseline FILE] [--data DIR] [--split val|val_new] [--limit N]
 
-Runs without torch (the ``bench`` extra): the protocol is ``core.evaluation``, and ``--model`` /
+Runs without torch (the ``bench`` extra): the protocol is ``core.offline.evaluation``, and ``--model`` /
 ``--baseline`` are exported ``.onnx`` files (a training checkpoint works where torch is installed).
 
-Protocol (``core.evaluation``): every face is cropped from its ground-truth landmark box with the
+Protocol (``core.offline.evaluation``): every face is cropped from its ground-truth landmark box with the
 crop policy, the method predicts 68 points in the crop, they are mapped back, and NME is normalised
 by the outer-eye-corner (inter-ocular) distance; FR@0.1 and AUC@0.1 follow from it. dlib enters the
 same protocol as a predictor of the same crops. It needs a face rectangle, and its predictor was
@@ -40,9 +40,9 @@ from tqdm import tqdm
 from benchmarks.peers import DlibPeer, dlib_unavailable_reason
 from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
-from core.datasets import DatasetError, FaceRecord
+from core.offline.datasets import DatasetError, FaceRecord
 from core.detection import BoxCalibration, Detection, best_match, pad_image
-from core.evaluation import AnchorPredictor, OnnxPredictor, evaluate, load_records, plot_ced, summarise
+from core.offline.evaluation import AnchorPredictor, OnnxPredictor, evaluate, load_records, plot_ced, summarise
 from core.geometry import Box, CROP_MARGIN, INPUT_SIZE, crop_from_landmarks, landmark_box, transform_points, \
     warp_to_crop
 from core.runtime import ModelError
@@ -61,8 +61,8 @@ DLIB_TRAINING_NOTE = ("dlib's shape_predictor_68_face_landmarks was trained on i
 
 @dataclass
 class DlibCropPredictor:
-    """dlib's predictor behind the ``core.evaluation.AnchorPredictor`` protocol (one anchor,
-    confidence 1), so ``core.evaluation.evaluate`` crops, maps back and scores it like ours.
+    """dlib's predictor behind the ``core.offline.evaluation.AnchorPredictor`` protocol (one anchor,
+    confidence 1), so ``core.offline.evaluation.evaluate`` crops, maps back and scores it like ours.
 
     In a policy crop the ground-truth landmark box is the centred square of side ``S / margin``;
     ``framing`` maps it to dlib's detector-style square (None: use the square as is). With

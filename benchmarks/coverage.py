@@ -33,7 +33,7 @@ from benchmarks.reporting import Section, append_section, benchmark_parser, comm
 from core.detection import MediaPipeDetector, calibrated_box
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
-from core.video import SourceError, VideoSource
+from core.io.video import SourceError, VideoSource
 
 MODULE = "benchmarks.coverage"
 SHARED_VIDEOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"

@@ -7,7 +7,7 @@ What a MediaPipe user writes for the same job: ``import mediapipe as mp``, read 
 Face Mesh in video mode (one face, no iris refinement) on every frame, draw the points with MediaPipe's
 own ``drawing_utils``, write one CSV row per frame (frame, timestamp, faces, then x, y of the 468
 points) and, with ``--output``, the annotated video. The video is encoded exactly as our recorder
-encodes (PyAV, H.264 with :data:`core.recorder.X264_OPTIONS`, fragmented MP4, OpenCV's BGR → I420),
+encodes (PyAV, H.264 with :data:`core.io.recorder.X264_OPTIONS`, fragmented MP4, OpenCV's BGR → I420),
 so the comparison measures the trackers, not two encoders.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.recorder import X264_OPTIONS
+from core.io.recorder import X264_OPTIONS
 
 MESH_POINTS = 468
 FRAGMENTED_MP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof"}

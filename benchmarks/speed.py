@@ -37,7 +37,7 @@ from core.draw import DrawOptions, draw_faces
 from core.geometry import Box, crop_from_box, warp_to_crop
 from core.pipeline import STAGES, FramePipeline, FrameResult, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
-from core.video import SourceError, VideoSource
+from core.io.video import SourceError, VideoSource
 
 log = logging.getLogger("benchmarks.speed")
 

@@ -54,7 +54,7 @@ from core.geometry import landmark_box, rotation_matrix
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
 from core.smoothing import KalmanConfig, OneEuroConfig, SmootherConfig
-from core.video import SourceError, VideoSource
+from core.io.video import SourceError, VideoSource
 
 log = logging.getLogger("benchmarks.stability")
 

@@ -30,10 +30,10 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
-from core.datasets import DatasetError, FaceRecord
+from core.offline.datasets import DatasetError, FaceRecord
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate
 from core.geometry import transform_points, warp_to_crop
-from core.metrics import normaliser
+from core.offline.metrics import normaliser
 from core.runtime import ModelError
 from core.schemes import get_scheme
 from training.evaluate import ground_truth_crop, load_records

@@ -22,13 +22,13 @@ from tqdm import tqdm
 
 from core.draw import DrawOptions
 from core.pipeline import FramePipeline, PipelineConfig
-from core.recorder import RecordingError, container_for
+from core.io.recorder import RecordingError, container_for
 from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelError, load_model
 from core.session import OutputPaths, Processed, Session
-from core.table import DEFAULT_GROUPS, WITH_UNCERTAINTY
+from core.io.table import DEFAULT_GROUPS, WITH_UNCERTAINTY
 from core.stages import OrderedWriter, prefetch
-from core.streaming import parse_target
-from core.video import SourceError, VideoSource, parse_source
+from core.io.streaming import parse_target
+from core.io.video import SourceError, VideoSource, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
 
     No safety checks on ``outputs`` here (callers decide: :func:`run_headless` checks them, a batch
     writes temporary names); the video and sidecar need the landmarks CSV. ``stream_to``: ``HOST:PORT``
-    to send every frame's faces to as OSC (``core.streaming``); ``uncertainty_columns``: add each
+    to send every frame's faces to as OSC (``core.io.streaming``); ``uncertainty_columns``: add each
     point's uncertainty to the CSV.
     """
     _check_max_frames(max_frames)

@@ -18,12 +18,12 @@ import numpy as np
 from core.draw import DrawOptions, draw_faces
 from core.pipeline import FramePipeline, FrameResult, PipelineConfig
 from core.rate import RateMeter
-from core.recorder import Recorder
+from core.io.recorder import Recorder
 from core.pose import CAMERA_MODEL
 from core.runtime import LandmarkModel
-from core.streaming import OscStreamer
-from core.table import DEFAULT_GROUPS, ColumnGroup
-from core.video import Frame
+from core.io.streaming import OscStreamer
+from core.io.table import DEFAULT_GROUPS, ColumnGroup
+from core.io.video import Frame
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ class Session:
 
     def start_recording(self, outputs: OutputPaths, source: str, fps: float, frame_size: tuple[int, int],
                         columns: tuple[ColumnGroup, ...] = DEFAULT_GROUPS) -> Recorder:
-        """Attach a recorder writing ``outputs`` with CSV ``columns`` (raises :class:`core.recorder.RecordingError`)."""
+        """Attach a recorder writing ``outputs`` with CSV ``columns`` (raises :class:`core.io.recorder.RecordingError`)."""
         if outputs.landmarks is None:
             raise ValueError("a recording needs a landmarks CSV path")
         self.recorder = Recorder(outputs.video, outputs.landmarks, fps, frame_size, self.pipeline.model.info.scheme,
@@ -101,7 +101,7 @@ class Session:
         return self.recorder
 
     def start_streaming(self, target: str) -> OscStreamer:
-        """Send every processed frame's faces as OSC to ``HOST:PORT`` (``core.streaming``; ValueError if
+        """Send every processed frame's faces as OSC to ``HOST:PORT`` (``core.io.streaming``; ValueError if
         the target is malformed or cannot be resolved); replaces a running stream."""
         streamer = OscStreamer.to(target).start()
         self.stop_streaming()

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from core.datasets import read_dataset, select_split
+from core.offline.datasets import read_dataset, select_split
 from core.detection import (CALIBRATION_PAD, CALIBRATION_PATH, BoxCalibration, FaceDetector, HaarDetector,
                             MediaPipeDetector, best_match, load_calibration, pad_image)
 from core.geometry import Box, landmark_box

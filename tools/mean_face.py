@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.datasets import FaceRecord, read_dataset, select_split
+from core.offline.datasets import FaceRecord, read_dataset, select_split
 from core.pose import INTER_OCULAR_MM, MODEL_FILE, POSE_SCHEME
 from core.schemes import Contour, LandmarkScheme, get_scheme
 

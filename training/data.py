@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import Dataset
 from tqdm import tqdm
 
-from core.datasets import FaceRecord
+from core.offline.datasets import FaceRecord
 from core.geometry import CROP_MARGIN, INPUT_SIZE, crop_from_landmarks, transform_points, warp_to_crop
 from core.runtime import to_model_input
 from core.schemes import get_scheme

@@ -5,7 +5,7 @@
                                 [--json OUT] [--plot CED.png]
 
 FILE is an exported ``.onnx`` (run through core.runtime, exactly as the app runs it) or a training
-checkpoint. The protocol itself is torch-free and lives in core.evaluation: faces are cropped from their
+checkpoint. The protocol itself is torch-free and lives in core.offline.evaluation: faces are cropped from their
 ground-truth landmark box (the standard protocol) with the crop policy recorded in the model;
 ``--crops auto|short|full|haar`` crops from the calibrated box of that detector instead, as the app does on a
 first frame (faces it misses are counted and left out). Prints N, NME (inter-ocular, %; faces without
@@ -21,10 +21,10 @@ import logging
 import sys
 from pathlib import Path
 
-from core.datasets import SPLIT_PARTS, DatasetError
+from core.offline.datasets import SPLIT_PARTS, DatasetError
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES
 from core.detection import DETECTORS
-from core.evaluation import DetectorCrops, evaluate, format_table, ground_truth_crop, load_records, plot_ced, report, \
+from core.offline.evaluation import DetectorCrops, evaluate, format_table, ground_truth_crop, load_records, plot_ced, report, \
     yaw_buckets
 from training.predictors import open_predictor
 

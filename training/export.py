@@ -53,7 +53,7 @@ def real_crops(config: ModelConfig, count: int = 16) -> np.ndarray:
     """uint8 BGR policy crops of real faces: validation faces of the shared data, else demo-video frames."""
     size = config.input_size
     if (SHARED_DATA / "manifest.csv").exists():
-        from core.datasets import read_dataset, select_split
+        from core.offline.datasets import read_dataset, select_split
 
         records = [r for r in select_split(read_dataset(SHARED_DATA), "val") if r.scheme == config.scheme][:count]
         samples = [r.load() for r in records]
@@ -161,7 +161,7 @@ def export_int8(fp32: str | Path, out: str | Path, scheme: str, calibration_face
                 validation_faces: int = 0, max_nme_loss: float = 0.001, max_drift_px: float = 0.5,
                 method: str = "minmax"):
     """Quantise ``fp32`` with training-split crops, judged on the validation split (``0``: all of it)."""
-    from core.datasets import read_dataset, select_split
+    from core.offline.datasets import read_dataset, select_split
     from training.quantize import quantize_int8
 
     if not (SHARED_DATA / "manifest.csv").exists():

@@ -1,4 +1,4 @@
-"""Open what evaluation can run: an exported ONNX file (core.evaluation.OnnxPredictor, through the same
+"""Open what evaluation can run: an exported ONNX file (core.offline.evaluation.OnnxPredictor, through the same
 core runtime the app uses) or a training checkpoint (torch, here). Both take uint8 BGR policy crops."""
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from core.evaluation import AnchorPredictor, OnnxPredictor
+from core.offline.evaluation import AnchorPredictor, OnnxPredictor
 from core.geometry import CROP_MARGIN
 from core.runtime import to_model_input
 

@@ -29,9 +29,9 @@ import numpy as np
 import onnx
 from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-from core.datasets import FaceRecord
+from core.offline.datasets import FaceRecord
 from core.decode import aggregate
-from core.evaluation import OnnxPredictor, evaluate
+from core.offline.evaluation import OnnxPredictor, evaluate
 from core.geometry import crop_from_landmarks, warp_to_crop
 from core.runtime import to_model_input
 

@@ -30,10 +30,10 @@ from torch.utils.data import DataLoader, DistributedSampler
 from tqdm import tqdm
 
 from core.anchors import AnchorConfig, anchor_area, anchor_grid, build_templates, save_templates
-from core.datasets import DatasetError, FaceRecord, read_dataset, select_split
+from core.offline.datasets import DatasetError, FaceRecord, read_dataset, select_split
 from core.geometry import INPUT_SIZE, INPUT_SIZES
 from core.decode import aggregate
-from core.metrics import failure_rate, nme
+from core.offline.metrics import failure_rate, nme
 from core.schemes import get_scheme
 from models.anchorface import ModelConfig, build_model
 from models.losses import LossConfig, anchorface_loss, direct_loss
@@ -48,7 +48,7 @@ log = logging.getLogger("training.train")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", required=True, help="dataset folder or WFLW annotation file (any layout core.datasets reads)")
+    p.add_argument("--data", required=True, help="dataset folder or WFLW annotation file (any layout core.offline.datasets reads)")
     p.add_argument("--out", required=True, help="run folder for logs, plots and checkpoints")
     p.add_argument("--val-data", help="separate validation dataset; default: the repository split of --data "
                                        "(assets/split.json), or 10%% of --data by photo if the split does not cover it")

@@ -21,14 +21,14 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QSettings, Qt
 
-import core.video
+import core.io.video
 from app.application import display_missing
 from app.capture import DEMO_CLIP
 from app.notices import MAX_NOTICES
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
-from core.table import LandmarkTable
+from core.io.table import LandmarkTable
 from core.runtime import DEFAULT_MODEL_PATH
 from tests.helpers_onnx import make_model
 
@@ -309,7 +309,7 @@ def test_a_camera_unplugged_mid_session_stops_cleanly_and_keeps_the_recording(qt
             return cameras[-1]
         return real_capture(target, *args)
 
-    monkeypatch.setattr(core.video.cv2, "VideoCapture", video_capture)
+    monkeypatch.setattr(core.io.video.cv2, "VideoCapture", video_capture)
     counter = FrameCounter(window)
     assert window.start_camera(0)
     counter.wait_for(qtbot, 2)
@@ -436,7 +436,7 @@ def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> N
 def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
     """OpenCV's V4L2 and obsensor backends log to the C stderr when a camera index is not there; the
     window's source and the headless command say it in one line of their own instead."""
-    code = ("import cv2, sys; from app.capture import SourceSpec, open_source; from core.video import SourceError\n"
+    code = ("import cv2, sys; from app.capture import SourceSpec, open_source; from core.io.video import SourceError\n"
             "try:\n    open_source(SourceSpec(7))\nexcept SourceError as exc:\n    print(exc)\n"
             "print(cv2.getLogLevel())")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)

@@ -19,7 +19,7 @@ import pytest
 from PyQt6.QtCore import QByteArray, QSettings
 
 import app.window
-import core.video
+import core.io.video
 from app.application import WINDOW_SIZE
 from app.capture import DEMO_CLIP, CameraDevice, SourceSpec, cameras_from_qt, fallback_cameras, list_cameras
 from app.plots import HISTORY_SECONDS, PlotSample, PosePlot, sample_of
@@ -287,7 +287,7 @@ def test_cameras_are_chosen_by_name_with_resolution_and_frame_rate(qtbot, window
             return opened[-1][1]
         return real_capture(target, *args)
 
-    monkeypatch.setattr(core.video.cv2, "VideoCapture", video_capture)
+    monkeypatch.setattr(core.io.video.cv2, "VideoCapture", video_capture)
     cameras = [CameraDevice(0, "Integrated Camera"), CameraDevice(2, "USB Cam")]
     monkeypatch.setattr(app.window, "list_cameras", lambda: list(cameras))
     window._fill_source_menu()

@@ -9,7 +9,7 @@ import pytest
 from core.anchors import (AnchorConfig, anchor_points, build_templates, eye_line_angle, eye_width_ratio,
                           handdesign_base_shapes, kmeans_base_shapes, load_templates, mirror_shape,
                           normalise_shapes, place_templates, roll_templates, rotation_matrix, save_templates)
-from core.datasets import read_dataset, select_split
+from core.offline.datasets import read_dataset, select_split
 from core.geometry import crop_from_landmarks, square_crop_transform, transform_points
 from core.schemes import get_scheme
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks.coverage import shrink_into_frame
-from core.datasets import FaceSample, read_dataset, select_split
+from core.offline.datasets import FaceSample, read_dataset, select_split
 from core.config import DETECTOR_LABELS
 from core.detection import (CALIBRATION_PATH, DETECTORS, BoxCalibration, Detection, FaceDetector,
                             FallbackDetector, HaarDetector, best_match, calibrated_box, load_calibration,

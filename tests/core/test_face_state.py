@@ -18,7 +18,7 @@ import pytest
 from core.face_state import BlinkDetector, FaceState, FaceStates, aspect_ratio, measure
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, load_model
-from core.video import VideoSource
+from core.io.video import VideoSource
 
 SINGLE_FACE = "pyfeat_single_face.mp4"
 SINGLE_FACE_CLOSED = (26, 27, 28)

@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import read_pts
+from core.offline.datasets import read_pts
 from core.geometry import (CROP_MARGIN, INPUT_SIZE, Box, compose_affine, crop_from_box, crop_from_landmarks,
                            invert_affine, landmark_box, square_crop_transform, transform_points, warp_to_crop)
 

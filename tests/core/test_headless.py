@@ -22,7 +22,7 @@ from core.headless import HeadlessError, process_video
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, load_model
 from core.session import OutputPaths
-from core.table import LandmarkTable
+from core.io.table import LandmarkTable
 from main import main
 from tests.conftest import REPO_ROOT
 

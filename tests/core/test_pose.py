@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import read_dataset, select_split
+from core.offline.datasets import read_dataset, select_split
 from core.pose import INTER_OCULAR_MM, angles_to_rotation, camera_matrix, estimate_pose, load_mean_face, rotation_to_angles
 from core.schemes import get_scheme
 

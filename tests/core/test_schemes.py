@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import read_pts
+from core.offline.datasets import read_pts
 from core.schemes import SCHEMES, Contour, LandmarkScheme, get_scheme, scheme_for_point_count
 from training.augment import flip
 

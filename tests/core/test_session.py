@@ -22,7 +22,7 @@ from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, load_model
 from core.session import OutputPaths, Session
 from core.stages import OrderedWriter, prefetch
-from core.video import Frame, SourceInfo
+from core.io.video import Frame, SourceInfo
 
 CLIP = "video/pyfeat_single_face.mp4"  # 72 frames, 640x360, 30 fps
 needs_model = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built")

@@ -15,7 +15,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import read_dataset
+from core.offline.datasets import read_dataset
 from core.pose import angles_to_rotation, camera_matrix, load_mean_face
 from core.schemes import get_scheme
 from core.smoothing import (KalmanConfig, KalmanSmoother, NoSmoother, OneEuroConfig, OneEuroSmoother, Smoother,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from core.anchors import AnchorConfig, anchor_points, place_templates
-from core.datasets import read_dataset, select_split
+from core.offline.datasets import read_dataset, select_split
 from core.schemes import get_scheme
 from models.anchorface import AnchorFace, ExportWrapper, ModelConfig, build_model
 from models.complexity import count_macs, count_parameters

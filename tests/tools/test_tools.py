@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import read_dataset
+from core.offline.datasets import read_dataset
 from core.detection import BoxCalibration, load_calibration
 from core.geometry import Box
 from core.pose import MODEL_FILE, angles_to_rotation, load_mean_face

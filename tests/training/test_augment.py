@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.datasets import read_pts, visible_mask
+from core.offline.datasets import read_pts, visible_mask
 from core.geometry import crop_from_landmarks, landmark_box, transform_points, warp_to_crop
 from core.schemes import get_scheme
 from training.augment import AugmentConfig, augment, crop_with_jitter, flip

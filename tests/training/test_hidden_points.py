@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from core.datasets import read_pts, visible_mask
+from core.offline.datasets import read_pts, visible_mask
 from core.geometry import crop_from_landmarks, landmark_box, transform_points
-from core.metrics import FALLBACK, nme, normalisations, normaliser
+from core.offline.metrics import FALLBACK, nme, normalisations, normaliser
 from core.schemes import get_scheme
 from models.losses import anchorface_loss, confidence_target, direct_loss
 from training.augment import AugmentConfig, augment, crop_with_jitter, flip

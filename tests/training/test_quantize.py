@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from core.anchors import build_templates
-from core.datasets import read_dataset, select_split
+from core.offline.datasets import read_dataset, select_split
 from core.runtime import load_model
 from core.schemes import get_scheme
 from models.anchorface import AnchorFace, ModelConfig

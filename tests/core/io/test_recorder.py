@@ -20,11 +20,11 @@ import pytest
 
 from core.geometry import landmark_box
 from core.pose import angles_to_rotation, camera_matrix, estimate_pose, load_mean_face
-from core.recorder import Recorder, RecordingError, open_for_writing
+from core.io.recorder import Recorder, RecordingError, open_for_writing
 from core.results import FaceResult
-from core.table import LandmarkTable
+from core.io.table import LandmarkTable
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 VIDEO = "video/pyfeat_single_face.mp4"  # 72 frames, 640x360, 30 fps
 SIZE = (640, 360)
 FPS = 30.0

@@ -1,4 +1,4 @@
-"""Dataset readers and the stored train/val split (core.datasets), on the shared data and on small
+"""Dataset readers and the stored train/val split (core.offline.datasets), on the shared data and on small
 hand-made layouts; malformed files must name the file and the line."""
 from __future__ import annotations
 
@@ -12,11 +12,11 @@ import cv2
 import numpy as np
 import pytest
 
-from core.datasets import (NEW_VALIDATION_SOURCES, SPLIT_FILE, VALIDATION_SOURCES, DatasetError, FaceRecord,
+from core.offline.datasets import (NEW_VALIDATION_SOURCES, SPLIT_FILE, VALIDATION_SOURCES, DatasetError, FaceRecord,
                            is_validation_photo, iter_samples, load_split, make_split, photo_id, read_dataset,
                            read_pts, read_pts_folder, read_wflw, select_split, visible_mask)
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 HELEN = "ibug68/300w_helen_train"
 WFLW_FACES = ("7_Cheering_Cheering_7_16_face0", "7_Cheering_Cheering_7_16_face1")
 

@@ -4,7 +4,7 @@ Used by ``training.evaluate`` (which adds torch checkpoints) and by ``benchmarks
 on the ``bench`` extra, without torch). Faces are cropped from their ground-truth landmark box (the
 standard protocol; visible points only) with the crop policy recorded in the model, or from a
 calibrated detector box (:class:`DetectorCrops`). NME is inter-ocular; a face whose outer eye corner is
-hidden falls back to the box diagonal (core.metrics), and every table says how many faces did.
+hidden falls back to the box diagonal (core.offline.metrics), and every table says how many faces did.
 
 Beyond per-source rows, :func:`report` scores the *turned* faces (a MERL-RAV yaw bucket other than
 frontal, from the data's ``faces_meta.json``) and the share of them whose face score — the best anchor's
@@ -21,15 +21,15 @@ from typing import Callable, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from core.datasets import FaceRecord, FaceSample, read_dataset, select_split
+from core.offline.datasets import FaceRecord, FaceSample, read_dataset, select_split
 from core.decode import DEFAULT_THRESHOLD, aggregate
 from core.geometry import Box, crop_from_box, crop_from_landmarks, invert_affine, landmark_box, transform_points, \
     warp_to_crop
-from core.metrics import anchor_errors, auc, ced_curve, failure_rate, nme, normalisations, pearson
+from core.offline.metrics import anchor_errors, auc, ced_curve, failure_rate, nme, normalisations, pearson
 from core.schemes import get_scheme
 from core.tracker import TrackerConfig
 
-log = logging.getLogger("core.evaluation")
+log = logging.getLogger("core.offline.evaluation")
 
 #: The face score below which the tracker drops a track (core.tracker): a turned face must reach it.
 LOSS_THRESHOLD = TrackerConfig().lost_confidence
@@ -106,7 +106,7 @@ class Evaluation:
     sources: list[str]
     nmes: np.ndarray
     scores: np.ndarray  # face score: the best anchor's confidence
-    norms: np.ndarray  # the normalisation each face got (core.metrics.normalisations)
+    norms: np.ndarray  # the normalisation each face got (core.offline.metrics.normalisations)
     pearson: float
     missed: int = 0  # faces the detector did not find (detector crops only)
 

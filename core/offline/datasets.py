@@ -234,7 +234,7 @@ def _scheme_name(num_points: int, path: Path, lineno: int | None = None) -> str:
 # --- the repository's train/validation split -------------------------------------------------
 
 #: The split of ../shared/data used everywhere (training, evaluation, benchmarks).
-SPLIT_FILE = Path(__file__).resolve().parent.parent / "assets" / "split.json"
+SPLIT_FILE = Path(__file__).resolve().parents[2] / "assets" / "split.json"
 #: Sources of the ``val`` part: manual 300-W annotations. These 180 faces are the yardstick every model
 #: version since v1 was measured on, so the rule that picks them never changes.
 VALIDATION_SOURCES = ("300w_afw", "300w_helen_train")

@@ -1,4 +1,4 @@
-"""The torch-free evaluation protocol (core.evaluation): tables with fallbacks and turned faces, and
+"""The torch-free evaluation protocol (core.offline.evaluation): tables with fallbacks and turned faces, and
 benchmarks.accuracy on the shipped model in a process where torch cannot be imported."""
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.evaluation import LOSS_THRESHOLD, Evaluation, format_table, report, yaw_buckets
+from core.offline.evaluation import LOSS_THRESHOLD, Evaluation, format_table, report, yaw_buckets
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_report_scores_turned_faces_and_counts_fallbacks() -> None:

@@ -1,4 +1,4 @@
-"""Landmark metrics (core.metrics) against values worked out by hand."""
+"""Landmark metrics (core.offline.metrics) against values worked out by hand."""
 from __future__ import annotations
 
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from core.metrics import anchor_errors, auc, ced_curve, failure_rate, nme, normaliser, pearson
+from core.offline.metrics import anchor_errors, auc, ced_curve, failure_rate, nme, normaliser, pearson
 from core.schemes import get_scheme
 
 IBUG = get_scheme("ibug68")

@@ -1,4 +1,4 @@
-"""OSC streaming (core.streaming) into a real python-osc UDP server on 127.0.0.1: what arrives, in what
+"""OSC streaming (core.io.streaming) into a real python-osc UDP server on 127.0.0.1: what arrives, in what
 shape, and that a stalled sender drops frames instead of blocking the frame loop."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from core.face_state import FaceState
 from core.geometry import landmark_box
 from core.pose import HeadPose
 from core.results import FaceResult
-from core.streaming import OscStreamer, encode_frame, frame_messages, parse_target
+from core.io.streaming import OscStreamer, encode_frame, frame_messages, parse_target
 
 #: The receiver thread gives up by itself after this long, whatever the test does.
 RECEIVER_LIMIT_S = 60.0

@@ -1,7 +1,7 @@
 """Recording sink: the landmarks CSV, a JSON sidecar and, optionally, the annotated video.
 
 A sink writes what it is given: frames arrive already drawn (:class:`core.session.Session` draws
-them), the CSV layout is :mod:`core.table`'s.
+them), the CSV layout is :mod:`core.io.table`'s.
 
 A recording must survive the way sessions really end — the window killed, the laptop out of battery,
 the disk full — so every choice here is about what is on disk at any instant:
@@ -48,7 +48,7 @@ import numpy as np
 from core.partial_imports import lazy_module
 from core.results import FaceResult
 from core.schemes import LandmarkScheme, get_scheme
-from core.table import DEFAULT_GROUPS, LAYOUT, ColumnGroup, LandmarkTable
+from core.io.table import DEFAULT_GROUPS, LAYOUT, ColumnGroup, LandmarkTable
 
 #: PyAV takes ~0.15 s to import and only a run that writes a video needs it (imported on first use).
 av = lazy_module("av")
@@ -204,7 +204,7 @@ class Recorder:
     CSV's landmark columns; ``sidecar`` is the caller's metadata (settings, model name, provider, ...).
     Frames are recorded exactly as given (drawing is the caller's job). ``opener`` opens the data
     files (a test can inject a failing file there). ``columns``: the CSV's per-face column groups
-    (``core.table``).
+    (``core.io.table``).
     """
 
     def __init__(self, video_path: str | Path | None, csv_path: str | Path, fps: float, frame_size: tuple[int, int],
