@@ -123,10 +123,21 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
     _check_max_frames(max_frames)
     if outputs.landmarks is None and (outputs.video or outputs.sidecar):
         raise HeadlessError("a video or sidecar output needs a landmarks CSV output too")
+    return _process_stream(_open_source(source), model, config, outputs, max_frames, progress, stream_to,
+                           uncertainty_columns)
+
+
+def _open_source(source: str) -> VideoSource:
     try:
-        stream = VideoSource(source)
+        return VideoSource(source)
     except SourceError as exc:
         raise HeadlessError(str(exc)) from exc
+
+
+def _process_stream(stream: VideoSource, model: LandmarkModel, config: PipelineConfig, outputs: OutputPaths,
+                    max_frames: int | None, progress: bool, stream_to: str | None,
+                    uncertainty_columns: bool) -> RunSummary:
+    """:func:`process_video` on a source already opened (released here, whatever happens)."""
     info = stream.info
     session = Session(FramePipeline(model, config), DrawOptions(), show=False)
     try:
@@ -207,17 +218,11 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
             raise HeadlessError(str(exc)) from exc
     outputs = output_paths(output, landmarks)
     check_outputs(source, outputs, overwrite)
-    target = parse_source(source)
-    if isinstance(target, Path):  # a bad source is reported before the model's start-up cost
-        try:
-            VideoSource(source).release()
-        except SourceError as exc:
-            raise HeadlessError(str(exc)) from exc
+    stream = _open_source(source)  # opened once, before the model: a bad source is reported cheaply
     try:
         model = load_model(model_path or DEFAULT_MODEL_PATH, device=device)
-    except DeviceError as exc:
-        raise HeadlessError(f"device problem: {exc}") from exc
     except ModelError as exc:
-        raise HeadlessError(f"invalid model: {exc}") from exc
-    return process_video(source, model, config, outputs, max_frames=max_frames, progress=progress, stream_to=stream_to,
-                         uncertainty_columns=uncertainty_columns)
+        stream.release()
+        kind = "device problem" if isinstance(exc, DeviceError) else "invalid model"
+        raise HeadlessError(f"{kind}: {exc}") from exc
+    return _process_stream(stream, model, config, outputs, max_frames, progress, stream_to, uncertainty_columns)
