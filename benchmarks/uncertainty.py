@@ -36,8 +36,8 @@ from core.geometry import transform_points, warp_to_crop
 from core.offline.metrics import normaliser
 from core.runtime import ModelError
 from core.schemes import get_scheme
-from training.evaluate import ground_truth_crop, load_records
-from training.predictors import AnchorPredictor, open_predictor
+from benchmarks.accuracy import open_model
+from core.offline.evaluation import AnchorPredictor, ground_truth_crop, load_records
 
 log = logging.getLogger("benchmarks.uncertainty")
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
-        predictor = open_predictor(args.model, "cpu")
+        predictor = open_model(args.model)
         records = load_records(args.data, "val", predictor.scheme)[:args.limit]
     except (DatasetError, ModelError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
