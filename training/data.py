@@ -24,17 +24,18 @@ def cache_size(input_size: int) -> int:
     return int(np.ceil(input_size * CACHE_MARGIN / CROP_MARGIN))
 
 
+def loose_crop(record: FaceRecord, input_size: int = INPUT_SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one record into a loose crop (image, landmarks in that crop; hidden points NaN)."""
+    side = cache_size(input_size)
+    sample = record.load()
+    matrix = crop_from_landmarks(sample.landmarks, side, CACHE_MARGIN)
+    return warp_to_crop(sample.image, matrix, side), transform_points(sample.landmarks, matrix).astype(np.float32)
+
+
 def load_cached(records: list[FaceRecord], desc: str = "loading faces",
                 input_size: int = INPUT_SIZE) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Decode each record once into a loose crop (image, landmarks in that crop; hidden points NaN)."""
-    side = cache_size(input_size)
-    cached = []
-    for record in tqdm(records, desc=desc, unit="face", leave=False):
-        sample = record.load()
-        matrix = crop_from_landmarks(sample.landmarks, side, CACHE_MARGIN)
-        cached.append((warp_to_crop(sample.image, matrix, side),
-                       transform_points(sample.landmarks, matrix).astype(np.float32)))
-    return cached
+    """Decode each record once into its loose crop."""
+    return [loose_crop(record, input_size) for record in tqdm(records, desc=desc, unit="face", leave=False)]
 
 
 def to_tensor(crop_bgr: np.ndarray) -> torch.Tensor:
@@ -43,27 +44,36 @@ def to_tensor(crop_bgr: np.ndarray) -> torch.Tensor:
 
 
 class FaceDataset(Dataset):
-    """Policy crops of cached faces; augmented when ``train`` (a fresh random draw every access)."""
+    """Policy crops of cached faces; augmented when ``train`` (a fresh random draw every access).
+
+    ``in_memory=False`` decodes the photo again on every access instead: training never wants that, but
+    ``training.throughput`` measures what the cache saves against it.
+    """
 
     def __init__(self, records: list[FaceRecord], train: bool, augment_config: AugmentConfig = AugmentConfig(),
-                 seed: int = 0, input_size: int = INPUT_SIZE) -> None:
+                 seed: int = 0, input_size: int = INPUT_SIZE, in_memory: bool = True) -> None:
         schemes = {r.scheme for r in records}
         if len(schemes) != 1:
             raise ValueError(f"a dataset must use one landmark scheme, got {sorted(schemes)}")
         self.scheme = get_scheme(schemes.pop())
         self.records = records
         self.input_size = input_size
-        self.cached = load_cached(records, "loading train faces" if train else "loading val faces", input_size)
+        self.cached = (load_cached(records, "loading train faces" if train else "loading val faces", input_size)
+                       if in_memory else None)
         self.train = train
         self.augment_config = augment_config
         self.seed = seed
         self.epoch = 0
 
     def __len__(self) -> int:
-        return len(self.cached)
+        return len(self.records)
+
+    def face(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """The loose crop and its landmarks, from memory or (``in_memory=False``) from disk."""
+        return self.cached[index] if self.cached is not None else loose_crop(self.records[index], self.input_size)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, landmarks = self.cached[index]
+        image, landmarks = self.face(index)
         if self.train:
             rng = np.random.default_rng((self.seed, self.epoch, index))
             crop, pts = augment(image, landmarks, self.scheme, rng, self.augment_config, self.input_size)
@@ -73,8 +83,8 @@ class FaceDataset(Dataset):
 
     def policy_shapes(self) -> np.ndarray:
         """``[N, L, 2]`` un-augmented crop-space shapes (hidden points NaN): what templates are built from."""
-        return np.stack([crop_with_jitter(img, pts, None, self.augment_config, self.input_size)[1]
-                         for img, pts in self.cached])
+        return np.stack([crop_with_jitter(*self.face(i), None, self.augment_config, self.input_size)[1]
+                         for i in range(len(self))])
 
 
 def cv2_threads_off() -> None:

@@ -36,7 +36,7 @@ from core.decode import aggregate
 from core.offline.metrics import failure_rate, nme
 from core.schemes import get_scheme
 from models.anchorface import ModelConfig, build_model
-from models.losses import LossConfig, anchorface_loss, direct_loss
+from models.losses import LossConfig, LossTerms, anchorface_loss, direct_loss
 from training.augment import AugmentConfig
 from training.checkpoint import load_model_from_checkpoint, read_checkpoint, save_checkpoint
 from training.data import FaceDataset, cv2_threads_off, to_tensor
@@ -187,6 +187,18 @@ def lr_at(epoch_float: float, args: argparse.Namespace) -> float:
     return lr
 
 
+def train_step(net: torch.nn.Module, model: torch.nn.Module, config: ModelConfig, optimizer: torch.optim.Optimizer,
+               images: torch.Tensor, targets: torch.Tensor, loss_config: LossConfig) -> LossTerms:
+    """One optimiser step on a batch (``net`` may be the DDP wrapper of ``model``)."""
+    landmarks, logits = net(images)
+    terms = (anchorface_loss(landmarks, logits, model.placed_templates, targets, loss_config)
+             if config.model_type == "anchorface" else direct_loss(landmarks, targets, loss_config))
+    optimizer.zero_grad(set_to_none=True)
+    terms.total.backward()
+    optimizer.step()
+    return terms
+
+
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, scheme_name: str, device: torch.device) -> dict[str, float]:
     """Val NME (inter-ocular, weighted aggregation at C_th 0.6) — the same decoding the app uses."""
@@ -300,13 +312,8 @@ def main(argv: list[str] | None = None) -> int:
         for step, (images, targets) in enumerate(bar):
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch + step / len(loader), args)
-            images, targets = images.to(device, non_blocking=True), targets.to(device, non_blocking=True)
-            landmarks, logits = net(images)
-            terms = (anchorface_loss(landmarks, logits, model.placed_templates, targets, loss_config)
-                     if config.model_type == "anchorface" else direct_loss(landmarks, targets, loss_config))
-            optimizer.zero_grad(set_to_none=True)
-            terms.total.backward()
-            optimizer.step()
+            terms = train_step(net, model, config, optimizer, images.to(device, non_blocking=True),
+                               targets.to(device, non_blocking=True), loss_config)
             sums += [terms.total.item(), terms.regression.item(), terms.confidence.item()]
             bar.set_postfix(loss=f"{sums[0] / (step + 1):.4f}")
         train_seconds = time.time() - started
