@@ -88,10 +88,11 @@ class SetupError(RuntimeError):
     """Something the benchmark needs is missing or unreadable; the message says what, in one line."""
 
 
-def torch_engine(checkpoint: Path, threads: int) -> Engine:
+def torch_engine(checkpoint: Path, threads: int, input_size: int) -> Engine:
     """The checkpoint in torch eager mode (``training.predictors.TorchPredictor``), on ``threads`` CPU threads.
 
-    torch is imported here, only for ``--checkpoint``: the ``bench`` extra does not install it.
+    torch is imported here, only for ``--checkpoint``: the ``bench`` extra does not install it. Its rows
+    compare engines on one network, so a checkpoint of another input size than the ONNX model is refused.
     """
     try:
         import torch
@@ -105,6 +106,9 @@ def torch_engine(checkpoint: Path, threads: int) -> Engine:
         predictor = TorchPredictor.from_checkpoint(checkpoint, "cpu")
     except CheckpointError as exc:
         raise SetupError(str(exc)) from exc
+    if predictor.input_size != input_size:
+        raise SetupError(f"{checkpoint} is a {predictor.input_size} px network and --model a {input_size} px one: "
+                         "pass the checkpoint the model was exported from")
     return Engine(f"torch {torch.__version__} eager CPU, {threads} thread{'s' if threads > 1 else ''}",
                   predictor.predict)
 
@@ -300,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
     engines = [Engine(f"ONNX Runtime {ort.__version__} CPU, {threads}", model.run)]
     if args.checkpoint:
         try:
-            engines.append(torch_engine(Path(args.checkpoint), args.torch_threads or args.threads or 1))
+            engines.append(torch_engine(Path(args.checkpoint), args.torch_threads or args.threads or 1,
+                                        model.info.input_size))
         except SetupError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -21,7 +21,7 @@ from benchmarks.reporting import HEADER, Section, append_section, markdown_table
 from core.detection import BoxCalibration
 from core.geometry import Box
 from core.smoothing import OneEuroConfig
-from core.runtime import DEFAULT_MODEL_PATH
+from core.runtime import DEFAULT_MODEL_PATH, load_model
 from tests.helpers_onnx import make_model
 from tests.conftest import REPO_ROOT
 
@@ -36,12 +36,14 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def checkpoint(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
+    """A small torch network at the ONNX model's input size (the speed table compares engines on one size)."""
     from models.anchorface import ModelConfig, build_model
     from training.checkpoint import save_checkpoint
 
-    config = ModelConfig(width=0.5)
-    templates = np.random.default_rng(0).uniform(60, 160, (config.num_templates, config.num_points, 2))
+    size = load_model(model_path, device="cpu").info.input_size
+    config = ModelConfig.for_input_size(size, width=0.5)
+    templates = np.random.default_rng(0).uniform(0.25 * size, 0.75 * size, (config.num_templates, config.num_points, 2))
     path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, build_model(config, templates.astype(np.float32)), config)
     return path
@@ -75,6 +77,23 @@ def test_speed_smoke(model_path: Path, checkpoint: Path, videos: dict[str, Path]
     assert all(line.split("|")[2].strip() == "8" for line in race)  # 2 passes x (6 frames - 2 warm-up), for all
     for label in ("decode the video frame", "inference (ONNX)", "draw the overlay", "| total"):
         assert label in text
+
+
+def test_speed_refuses_a_checkpoint_of_another_size(model_path: Path, videos: dict[str, Path], tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from models.anchorface import ModelConfig, build_model
+    from training.checkpoint import save_checkpoint
+
+    size = 128 if load_model(model_path, device="cpu").info.input_size != 128 else 160
+    config = ModelConfig.for_input_size(size, width=0.5)
+    other = tmp_path / "other.pt"
+    save_checkpoint(other, build_model(config, np.full((config.num_templates, config.num_points, 2), size / 2,
+                                                       np.float32)), config)
+    argv = ["--model", str(model_path), "--checkpoint", str(other), "--video", str(videos["short"]), "--frames", "4",
+            "--results", str(tmp_path / "RESULTS.md")]
+    assert speed.main(argv) == 2
+    assert f"is a {size} px network" in capsys.readouterr().err
+    assert not (tmp_path / "RESULTS.md").exists()
 
 
 def test_speed_runs_without_torch_or_a_checkpoint(model_path: Path, videos: dict[str, Path], tmp_path: Path) -> None:
