@@ -13,7 +13,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto
 
+from core.anchors import anchor_area, anchor_grid
 from core.decode import aggregate
+from core.geometry import INPUT_SIZES
 from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelError, load_model
 from core.runtime.providers import cuda_unavailable_reason
 from core.runtime.model_input import to_model_input
@@ -33,8 +35,8 @@ def model(model_path: Path) -> LandmarkModel:
     return load_model(model_path, device="cpu")
 
 
-def random_crops(n: int, seed: int = 0) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, 256, size=(n, 224, 224, 3), dtype=np.uint8)
+def random_crops(n: int, seed: int = 0, size: int = 224) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)
 
 
 def test_conforming_model_loads_with_its_metadata(model: LandmarkModel, model_path: Path) -> None:
@@ -268,7 +270,10 @@ def test_complete_copy_still_loads(model_path: Path, tmp_path: Path) -> None:
 @pytest.mark.skipif(not DEFAULT_MODEL_PATH.exists(), reason=f"{DEFAULT_MODEL_PATH.name} not exported yet")
 def test_shipped_model_follows_the_contract() -> None:
     shipped = load_model(DEFAULT_MODEL_PATH, device="cpu")
-    assert shipped.info.scheme == "ibug68" and shipped.info.input_size == 224
-    landmarks, confidence = shipped.run(random_crops(2))
+    info = shipped.info
+    assert info.scheme == "ibug68" and info.input_size in INPUT_SIZES
+    assert info.grid == anchor_grid(info.input_size) and info.anchor_area == anchor_area(info.input_size)
+    assert info.num_anchors == info.grid ** 2 * info.num_templates
+    landmarks, confidence = shipped.run(random_crops(2, size=info.input_size))
     assert landmarks.shape == (2, shipped.info.num_anchors, 68, 2)
     assert np.all((confidence > 0) & (confidence < 1)) or shipped.info.model_type == "direct"
