@@ -27,12 +27,12 @@ from tqdm import tqdm
 
 from core.geometry import INPUT_SIZES
 from core.offline.datasets import DatasetError, read_dataset, select_split
+from core.runtime import DEFAULT_MODEL_PATH
 from models.losses import LossConfig
 from training.data import FaceDataset, cv2_threads_off
 from training.onnx_init import model_from_onnx
 from training.train import train_step
 
-DEFAULT_MODEL = Path(__file__).resolve().parents[1] / "assets" / "anchorface_ibug68.onnx"
 ARMS = {"disk": (False, 0), "memory": (True, 0), "memory+worker": (True, 1)}
 
 
@@ -48,7 +48,7 @@ def images_per_second(loader: DataLoader, step: Callable[[torch.Tensor, torch.Te
 
 
 def measure(data: str, input_size: int, steps: int, rounds: int, batch_size: int, faces: int,
-            model_path: Path = DEFAULT_MODEL) -> dict[str, list[float]]:
+            model_path: Path = DEFAULT_MODEL_PATH) -> dict[str, list[float]]:
     """images/s per arm and round on the first ``faces`` training faces of ``data``."""
     records = select_split(read_dataset(data), "train")[:faces]
     if not records:

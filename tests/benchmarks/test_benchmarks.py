@@ -38,13 +38,17 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
     """A small torch network at the ONNX model's input size (the speed table compares engines on one size)."""
+    return save_tiny_checkpoint(tmp_path_factory.mktemp("ckpt") / "tiny.pt",
+                                load_model(model_path, device="cpu").info.input_size)
+
+
+def save_tiny_checkpoint(path: Path, size: int) -> Path:
+    """A width-0.5 AnchorFace checkpoint at ``size`` px with random templates inside the crop."""
     from models.anchorface import ModelConfig, build_model
     from training.checkpoint import save_checkpoint
 
-    size = load_model(model_path, device="cpu").info.input_size
     config = ModelConfig.for_input_size(size, width=0.5)
     templates = np.random.default_rng(0).uniform(0.25 * size, 0.75 * size, (config.num_templates, config.num_points, 2))
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
     save_checkpoint(path, build_model(config, templates.astype(np.float32)), config)
     return path
 
@@ -81,14 +85,8 @@ def test_speed_smoke(model_path: Path, checkpoint: Path, videos: dict[str, Path]
 
 def test_speed_refuses_a_checkpoint_of_another_size(model_path: Path, videos: dict[str, Path], tmp_path: Path,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    from models.anchorface import ModelConfig, build_model
-    from training.checkpoint import save_checkpoint
-
     size = 128 if load_model(model_path, device="cpu").info.input_size != 128 else 160
-    config = ModelConfig.for_input_size(size, width=0.5)
-    other = tmp_path / "other.pt"
-    save_checkpoint(other, build_model(config, np.full((config.num_templates, config.num_points, 2), size / 2,
-                                                       np.float32)), config)
+    other = save_tiny_checkpoint(tmp_path / "other.pt", size)
     argv = ["--model", str(model_path), "--checkpoint", str(other), "--video", str(videos["short"]), "--frames", "4",
             "--results", str(tmp_path / "RESULTS.md")]
     assert speed.main(argv) == 2
