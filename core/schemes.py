@@ -33,6 +33,9 @@ class LandmarkScheme:
     left_eye_corners: tuple[int, int]  # (outer, inner) of the eye on the image's left
     right_eye_corners: tuple[int, int]  # (outer, inner) of the eye on the image's right
     contours: tuple[Contour, ...]
+    #: The upper and lower eyelid points (not the corners): blinks live in them, so their error is
+    #: reported on its own (a model can be good on average and still miss every blink).
+    eyelids: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if sorted(self.mirror) != list(range(self.num_points)):
@@ -77,6 +80,7 @@ IBUG68 = LandmarkScheme(
         Contour("outer_lips", _span(48, 59), closed=True),
         Contour("inner_lips", _span(60, 67), closed=True),
     ),
+    eyelids=(37, 38, 40, 41, 43, 44, 46, 47),
 )
 
 _WFLW98_PAIRS = (
@@ -107,6 +111,7 @@ WFLW98 = LandmarkScheme(
         Contour("outer_lips", _span(76, 87), closed=True),
         Contour("inner_lips", _span(88, 95), closed=True),
     ),
+    eyelids=(61, 62, 63, 65, 66, 67, 69, 70, 71, 73, 74, 75),
 )
 
 SCHEMES: dict[str, LandmarkScheme] = {s.name: s for s in (IBUG68, WFLW98)}

@@ -36,6 +36,13 @@ from core.schemes import scheme_for_point_count
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
 
 
+#: Every reader returns points in this convention, and every crop, warp, flip, resize and output keeps it.
+PIXEL_CONVENTION = ("0-based pixel centres: the centre of the top-left pixel is (0, 0) and pixel (i, j) "
+                    "covers [i-0.5, i+0.5] x [j-0.5, j+0.5] (OpenCV's warpAffine/resize, numpy indexing)")
+#: Where the public 300-W / menpo ``.pts`` put the top-left pixel's centre (Matlab's 1-based pixels;
+#: menpo, the 300-W group's toolkit, subtracts 1 on reading).
+PTS_FOLDER_ORIGIN = 1.0
+
 #: How MERL-RAV writes a self-occluded point in a ``.pts`` file.
 HIDDEN_POINT = (-1.0, -1.0)
 
@@ -81,9 +88,14 @@ class FaceSample:
     path: Path
 
 
-def read_pts(path: str | Path) -> np.ndarray:
+def read_pts(path: str | Path, origin: float = 0.0) -> np.ndarray:
     """Read an iBUG ``.pts`` file into ``[L, 2]`` float32 (a ``-1 -1`` hidden point becomes NaN);
-    errors name the file and line."""
+    errors name the file and line.
+
+    ``origin`` is the coordinate the file gives the top-left pixel's centre; it is subtracted so the
+    result is in the project's convention (0-based pixel centres, see ``PIXEL_CONVENTION``). The 300-W
+    and menpo files are 1-based (Matlab); the shared data is already 0-based.
+    """
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
@@ -122,7 +134,7 @@ def read_pts(path: str | Path) -> np.ndarray:
             raise DatasetError(f"{path}:{lineno}: expected two numbers 'x y', got {line!r}") from None
         if not np.isfinite(point).all():
             raise DatasetError(f"{path}:{lineno}: non-finite coordinate {line!r}")
-        points.append((np.nan, np.nan) if point == HIDDEN_POINT else point)
+        points.append((np.nan, np.nan) if point == HIDDEN_POINT else (point[0] - origin, point[1] - origin))
     if declared is None:
         raise DatasetError(f"{path}:{max(len(lines), 1)}: file ends without an 'n_points:' header")
     if inside:
@@ -133,7 +145,8 @@ def read_pts(path: str | Path) -> np.ndarray:
 
 
 def read_manifest(root: str | Path) -> list[FaceRecord]:
-    """Read a ``manifest.csv`` folder (the ../shared/data layout)."""
+    """Read a ``manifest.csv`` folder (the ../shared/data layout; its ``.pts`` are already 0-based pixel
+    centres of each crop, as its README's "Coordinate convention" states, so nothing is subtracted)."""
     root = Path(root)
     manifest = root / "manifest.csv"
     records = []
@@ -156,6 +169,7 @@ def read_pts_folder(root: str | Path) -> list[FaceRecord]:
     """Every image under ``root`` with a same-stem ``.pts`` beside it (the 300-W/Menpo layout).
 
     ``source`` is the image's folder relative to ``root`` (``helen/testset`` → ``helen_testset``).
+    The public files are 1-based; points come back 0-based (``PTS_FOLDER_ORIGIN`` subtracted).
     """
     root = Path(root)
     records = []
@@ -163,7 +177,7 @@ def read_pts_folder(root: str | Path) -> list[FaceRecord]:
         image_path = next((pts_path.with_suffix(s) for s in IMAGE_SUFFIXES if pts_path.with_suffix(s).exists()), None)
         if image_path is None:
             raise DatasetError(f"{pts_path}: no image with the same name beside it")
-        pts = read_pts(pts_path)
+        pts = read_pts(pts_path, PTS_FOLDER_ORIGIN)
         rel = pts_path.parent.relative_to(root).as_posix()
         source = rel.replace("/", "_") if rel != "." else root.name
         records.append(FaceRecord(image_path, pts, _scheme_name(len(pts), pts_path), source))
@@ -177,6 +191,8 @@ def read_wflw(annotation_file: str | Path, image_root: str | Path | None = None)
 
     ``image_root`` defaults to ``WFLW_images`` beside the annotation folder, as the dataset unpacks
     (``WFLW/WFLW_annotations/list_98pt_rect_attr_train_test/*.txt`` and ``WFLW/WFLW_images/``).
+    WFLW's coordinates are 0-based pixel positions (as mmpose and the WFLW tools read them), so they are
+    taken as they are.
     """
     annotation_file = Path(annotation_file)
     if image_root is None:

@@ -25,7 +25,8 @@ from core.offline.datasets import FaceRecord, FaceSample, read_dataset, select_s
 from core.decode import DEFAULT_THRESHOLD, aggregate
 from core.geometry import Box, crop_from_box, crop_from_landmarks, invert_affine, landmark_box, transform_points, \
     warp_to_crop
-from core.offline.metrics import anchor_errors, auc, ced_curve, failure_rate, nme, normalisations, pearson
+from core.offline.metrics import anchor_errors, auc, ced_curve, eyelid_nme, failure_rate, nme, normalisations, pearson, \
+    signed_errors
 from core.schemes import get_scheme
 from core.tracker import TrackerConfig
 
@@ -107,6 +108,8 @@ class Evaluation:
     nmes: np.ndarray
     scores: np.ndarray  # face score: the best anchor's confidence
     norms: np.ndarray  # the normalisation each face got (core.offline.metrics.normalisations)
+    bias: np.ndarray  # [N, 2] mean signed error (dx, dy) / the normaliser (core.offline.metrics.signed_errors)
+    eyelids: np.ndarray  # [N] NME over the eyelid points (NaN for a scheme without them)
     pearson: float
     missed: int = 0  # faces the detector did not find (detector crops only)
 
@@ -137,16 +140,19 @@ def evaluate(predictor: AnchorPredictor, records: list[FaceRecord], strategy: st
             errs.extend(anchor_errors(anchor_landmarks, crop_truth, scheme).ravel().tolist())
     placed_records = [r for r, k in zip(records, kept) if k]
     gt = np.stack(truths) if truths else np.zeros((0, scheme.num_points, 2))
-    nmes = nme(np.stack(preds), gt, scheme) if preds else np.zeros(0)
-    return Evaluation([r.key for r in placed_records], [r.source for r in placed_records], nmes,
-                      np.asarray(scores), normalisations(gt, scheme), pearson(confs, errs) if confs else float("nan"),
-                      kept.count(False))
+    pred = np.stack(preds) if preds else np.zeros_like(gt)
+    return Evaluation([r.key for r in placed_records], [r.source for r in placed_records], nme(pred, gt, scheme),
+                      np.asarray(scores), normalisations(gt, scheme), signed_errors(pred, gt, scheme),
+                      eyelid_nme(pred, gt, scheme) if scheme.eyelids else np.full(len(gt), np.nan),
+                      pearson(confs, errs) if confs else float("nan"), kept.count(False))
 
 
 @dataclass
 class Scores:
     """The table row of one subset; NME/FR/AUC as fractions; ``fallback`` faces had no inter-ocular
-    distance (an outer eye corner hidden) and were normalised by the box diagonal."""
+    distance (an outer eye corner hidden) and were normalised by the box diagonal. ``dx``/``dy`` are the
+    mean signed error (prediction − truth, fractions of the normaliser): a label-convention mismatch or a
+    biased source shows up there and nowhere else. ``eyelid`` is the NME over the eyelid points only."""
 
     n: int
     nme: float
@@ -155,15 +161,22 @@ class Scores:
     pearson: float
     fallback: int = 0
     tracked: float = float("nan")  # share of faces scored ≥ LOSS_THRESHOLD (turned-face rows only)
+    dx: float = float("nan")
+    dy: float = float("nan")
+    eyelid: float = float("nan")
 
 
 def summarise(nmes: np.ndarray, corr: float = float("nan"), norms: np.ndarray | None = None,
-              scores: np.ndarray | None = None) -> Scores:
+              scores: np.ndarray | None = None, bias: np.ndarray | None = None,
+              eyelids: np.ndarray | None = None) -> Scores:
     fallback = int((np.asarray(norms) != "inter_ocular").sum()) if norms is not None else 0
     tracked = float((np.asarray(scores) >= LOSS_THRESHOLD).mean()) if scores is not None and len(scores) else float("nan")
     if not len(nmes):
         return Scores(0, float("nan"), float("nan"), float("nan"), corr, fallback, tracked)
-    return Scores(len(nmes), float(nmes.mean()), failure_rate(nmes), auc(nmes), corr, fallback, tracked)
+    dx, dy = np.nanmean(bias, axis=0) if bias is not None and len(bias) else (float("nan"), float("nan"))
+    lid = float(np.nanmean(eyelids)) if eyelids is not None and np.isfinite(eyelids).any() else float("nan")
+    return Scores(len(nmes), float(nmes.mean()), failure_rate(nmes), auc(nmes), corr, fallback, tracked,
+                  float(dx), float(dy), lid)
 
 
 def yaw_buckets(data_root: str | Path) -> dict[str, str]:
@@ -185,11 +198,12 @@ def report(result: Evaluation, buckets: dict[str, str] | None = None) -> dict:
 
     def subset(mask: np.ndarray, with_scores: bool = False) -> dict:
         return asdict(summarise(result.nmes[mask], norms=result.norms[mask],
-                                scores=result.scores[mask] if with_scores else None))
+                                scores=result.scores[mask] if with_scores else None,
+                                bias=result.bias[mask], eyelids=result.eyelids[mask]))
 
     per_source = {s: subset(sources == s) for s in sorted(set(result.sources))}
-    numbers = {**asdict(summarise(result.nmes, result.pearson, result.norms)), "per_source": per_source,
-               "missed": result.missed}
+    numbers = {**asdict(summarise(result.nmes, result.pearson, result.norms, bias=result.bias,
+                                  eyelids=result.eyelids)), "per_source": per_source, "missed": result.missed}
     turned = np.array([(buckets or {}).get(k, FRONTAL) != FRONTAL for k in result.keys], dtype=bool)
     if turned.any():
         numbers["turned"] = subset(turned, with_scores=True)
@@ -198,7 +212,8 @@ def report(result: Evaluation, buckets: dict[str, str] | None = None) -> dict:
 
 def format_table(numbers: dict) -> str:
     """Plain-text table: one row per source, the turned faces, and the overall row."""
-    rows = [("subset", "N", "NME %", "FR@0.1 %", "AUC@0.1", "Pearson", "norm", f"score≥{LOSS_THRESHOLD} %")]
+    rows = [("subset", "N", "NME %", "FR@0.1 %", "AUC@0.1", "dx %", "dy %", "eyelid %", "Pearson", "norm",
+             f"score≥{LOSS_THRESHOLD} %")]
     named = list(numbers["per_source"].items())
     if "turned" in numbers:
         named.append(("turned (yaw not frontal)", numbers["turned"]))
@@ -206,12 +221,20 @@ def format_table(numbers: dict) -> str:
         norm = "inter-ocular" + (f" ({s['fallback']} box-diag)" if s.get("fallback") else "")
         tracked = s.get("tracked", float("nan"))
         rows.append((name, str(s["n"]), f"{100 * s['nme']:.2f}", f"{100 * s['fr']:.2f}", f"{s['auc']:.4f}",
+                     *(_percent(s.get(k, float("nan")), signed=k != "eyelid") for k in ("dx", "dy", "eyelid")),
                      "" if np.isnan(s["pearson"]) else f"{s['pearson']:+.3f}", norm,
                      "" if np.isnan(tracked) else f"{100 * tracked:.1f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths))) for r in rows]
     lines.insert(1, "-" * len(lines[0]))
     return "\n".join(lines)
+
+
+def _percent(value: float, signed: bool) -> str:
+    """A table cell in %, blank where the subset has no value."""
+    if np.isnan(value):
+        return ""
+    return f"{100 * value:+.2f}" if signed else f"{100 * value:.2f}"
 
 
 def plot_ced(curves: dict[str, np.ndarray], path: str | Path, title: str = "") -> None:

@@ -67,6 +67,27 @@ def point_errors(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.where(visible, dist, 0.0).sum(axis=-1) / np.maximum(visible.sum(axis=-1), 1)
 
 
+def signed_errors(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme,
+                  kind: str = "inter_ocular") -> np.ndarray:
+    """``[N, 2]`` mean signed error (pred − gt, x and y) over each face's visible points / its normaliser.
+
+    NME cannot see a systematic offset: a cloud of errors centred one pixel low scores like one centred
+    on the truth. The signed mean can — a convention mismatch (1-based labels, a resize that maps
+    corners instead of pixel centres) shows up as a constant here and averages out to zero otherwise.
+    """
+    diff = np.asarray(pred, np.float64) - np.asarray(gt, np.float64)
+    visible = np.isfinite(diff).all(axis=-1)
+    mean = np.where(visible[..., None], diff, 0.0).sum(axis=-2) / np.maximum(visible.sum(axis=-1), 1)[..., None]
+    return mean / normaliser(gt, scheme, kind)[:, None]
+
+
+def eyelid_nme(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, kind: str = "inter_ocular") -> np.ndarray:
+    """``[N]`` NME over the scheme's eyelid points only (the points a blink moves)."""
+    lids = list(scheme.eyelids)
+    gt = np.asarray(gt, np.float64)
+    return point_errors(np.asarray(pred, np.float64)[:, lids], gt[:, lids]) / normaliser(gt, scheme, kind)
+
+
 def failure_rate(nmes: np.ndarray, threshold: float = 0.1) -> float:
     """Share of images whose NME exceeds ``threshold`` (FR@0.1)."""
     nmes = np.asarray(nmes, dtype=np.float64)

@@ -87,7 +87,8 @@ def test_read_pts_folder_on_a_300w_like_tree(shared_data: Path, tmp_path: Path) 
     assert [(r.source, r.image_path.name) for r in found] == [
         ("helen_testset", "100040721_2.jpg"), ("lfpw_trainset", "image_0001.jpg"), ("lfpw_trainset", "image_0002.jpg")]
     assert all(r.scheme == "ibug68" for r in found)
-    np.testing.assert_array_equal(found[1].landmarks, read_pts(shared_data / f"{HELEN}/100032540_1.pts"))
+    # The public layout is 1-based; the reader returns 0-based pixel centres (the file's values minus 1).
+    np.testing.assert_allclose(found[1].landmarks, read_pts(shared_data / f"{HELEN}/100032540_1.pts") - 1, atol=1e-5)
     assert found[1].load().image.shape == cv2.imread(str(shared_data / f"{HELEN}/100032540_1.jpg")).shape
     assert [r.key for r in read_dataset(root)] == [r.key for r in found]  # a folder without manifest.csv
     # Files directly in the root take the root's name as their source.

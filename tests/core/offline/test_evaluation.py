@@ -18,13 +18,17 @@ def test_report_scores_turned_faces_and_counts_fallbacks() -> None:
     result = Evaluation(keys=["m/a", "m/b", "h/c"], sources=["m", "m", "h"], nmes=np.array([0.02, 0.2, 0.04]),
                         scores=np.array([0.9, LOSS_THRESHOLD - 0.01, 0.8]),
                         norms=np.array(["inter_ocular", "box_diagonal", "inter_ocular"], dtype=object),
-                        pearson=-0.1)
+                        bias=np.array([[0.01, -0.02], [0.03, 0.0], [-0.01, 0.005]]),
+                        eyelids=np.array([0.03, np.nan, 0.05]), pearson=-0.1)
     numbers = report(result, {"m/a": "lefthalf", "m/b": "right", "h/c": "frontal"})
+    assert numbers["per_source"]["m"]["dx"] == pytest.approx(0.02) and numbers["per_source"]["m"]["dy"] == pytest.approx(-0.01)
+    assert numbers["dy"] == pytest.approx(-0.005) and numbers["eyelid"] == pytest.approx(0.04)
     assert numbers["turned"]["n"] == 2 and numbers["turned"]["nme"] == pytest.approx(0.11)
     assert numbers["turned"]["fr"] == 0.5 and numbers["turned"]["tracked"] == 0.5
     assert numbers["per_source"]["m"]["fallback"] == 1 and numbers["fallback"] == 1
     table = format_table(numbers)
     assert "turned (yaw not frontal)" in table and "(1 box-diag)" in table and "50.0" in table
+    assert "+2.00" in table and "-1.00" in table  # the m row's signed dx, dy in %
     assert "turned" not in report(result, {})  # no yaw metadata: no turned row
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from core.offline.metrics import anchor_errors, auc, ced_curve, failure_rate, nme, normaliser, pearson
-from core.schemes import get_scheme
+from core.schemes import IBUG68, get_scheme
 
 IBUG = get_scheme("ibug68")
 
@@ -95,3 +95,27 @@ def test_anchor_errors_shape_and_value() -> None:
     err = anchor_errors(anchors, gt, IBUG)
     assert err.shape == (2, 3)
     np.testing.assert_allclose(err, [[0.0, 0.1, 0.0], [0.0, 0.0, 0.025]], atol=1e-12)
+
+
+def test_signed_errors_see_a_constant_offset_that_nme_cannot_tell_from_noise() -> None:
+    from core.offline.metrics import signed_errors
+
+    rng = np.random.default_rng(0)
+    gt = rng.uniform(0, 100, size=(4, 68, 2))
+    gt[:, 36], gt[:, 45] = (10.0, 50.0), (60.0, 50.0)  # inter-ocular distance 50 px
+    gt[1, 3] = np.nan  # a hidden point is left out, not averaged as zero
+    shifted = gt + (1.0, -0.5)
+    np.testing.assert_allclose(signed_errors(shifted, gt, IBUG68), [[0.02, -0.01]] * 4)
+    noisy = gt + rng.choice([-1.0, 1.0], size=gt.shape) * np.hypot(1.0, 0.5) / np.sqrt(2)  # same spread, no offset
+    assert np.abs(signed_errors(noisy, gt, IBUG68)).max() < 0.005
+
+
+def test_eyelid_nme_scores_only_the_eyelid_points() -> None:
+    from core.offline.metrics import eyelid_nme
+
+    gt = np.zeros((1, 68, 2))
+    gt[0, 36], gt[0, 45] = (0.0, 0.0), (100.0, 0.0)
+    pred = gt.copy()
+    pred[0, list(IBUG68.eyelids), 1] += 5.0  # eyelids 5 px off, nothing else
+    pred[0, 30] += 50.0  # a nose point far off does not count
+    np.testing.assert_allclose(eyelid_nme(pred, gt, IBUG68), [0.05])
