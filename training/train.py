@@ -6,8 +6,12 @@ Defaults follow the paper (Adam, wd 1e-5, lr 1e-3 ÷10 at epochs 20/30/40, 50 ep
 ``--input-size`` trains at 128/160/192 px with the same geometry in fractions of the crop;
 ``--init FILE`` starts from a checkpoint or from an exported ``.onnx`` (moved to ``--input-size``);
 ``--schedule cosine`` replaces the step schedule. Writes ``log.csv`` (per epoch: losses, val NME/FR, lr,
-seconds, images/s), ``curves.png``, ``best.pt`` (lowest val NME), ``last.pt`` (every epoch) and
-``templates.npz``. ``--resume`` continues from ``last.pt`` with the arguments given again. Under
+seconds, images/s, and the validation's mean signed error dx/dy and eyelid NME), ``curves.png``,
+``best.pt`` (lowest val NME), ``last.pt`` (every epoch) and ``templates.npz``. With ``--ema-decay`` (on by
+default) the validated, best and exported weights are the exponential moving average of the trained
+ones (training/ema.py); ``last.pt`` holds both. ``--label-offsets FILE`` moves the listed sources'
+targets into 300-W's convention first (training/label_offsets.py). ``--resume`` continues from
+``last.pt`` with the arguments given again. Under
 ``torchrun`` it trains with DistributedDataParallel (one process per GPU) without further changes.
 """
 from __future__ import annotations
@@ -33,13 +37,15 @@ from core.anchors import AnchorConfig, anchor_area, anchor_grid, build_templates
 from core.offline.datasets import DatasetError, FaceRecord, read_dataset, select_split
 from core.geometry import INPUT_SIZE, INPUT_SIZES
 from core.decode import aggregate
-from core.offline.metrics import failure_rate, nme
+from core.offline.metrics import eyelid_nme, failure_rate, nme, signed_errors
 from core.schemes import get_scheme
 from models.anchorface import ModelConfig, build_model
 from models.losses import LossConfig, LossTerms, anchorface_loss, direct_loss
 from training.augment import AugmentConfig
 from training.checkpoint import load_model_from_checkpoint, read_checkpoint, save_checkpoint
 from training.data import FaceDataset, cv2_threads_off, to_tensor
+from training.ema import WeightAverage
+from training.label_offsets import apply_offsets, load_offsets
 from training.augment import crop_with_jitter
 from training.onnx_init import OnnxInitError, model_from_onnx, recalibrate_batch_norm
 
@@ -89,6 +95,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="leave this data source out of training (repeatable), e.g. infanface")
     p.add_argument("--source-weight", action="append", default=[], metavar="SOURCE=W",
                    help="sample this source W times as often as the others (repeatable), e.g. merl_rav_aflw=0.5")
+    p.add_argument("--label-offsets", metavar="FILE",
+                   help="per-source label offsets (python -m training.label_offsets) applied to the training targets")
+    p.add_argument("--ema-decay", type=float, default=0.998,
+                   help="decay of the weights' moving average that is validated and exported, per step (0: off)")
     return p.parse_args(argv)
 
 
@@ -201,7 +211,9 @@ def train_step(net: torch.nn.Module, model: torch.nn.Module, config: ModelConfig
 
 @torch.no_grad()
 def validate(model: torch.nn.Module, loader: DataLoader, scheme_name: str, device: torch.device) -> dict[str, float]:
-    """Val NME (inter-ocular, weighted aggregation at C_th 0.6) — the same decoding the app uses."""
+    """Val NME (inter-ocular, weighted aggregation at C_th 0.6) — the same decoding the app uses — with
+    the mean signed error (dx, dy; a label-convention mismatch shows there, not in NME) and the eyelid
+    points' NME (the points blinks move)."""
     model.eval()
     preds, truths = [], []
     for images, targets in loader:
@@ -209,8 +221,13 @@ def validate(model: torch.nn.Module, loader: DataLoader, scheme_name: str, devic
         agg = aggregate(landmarks.cpu().numpy(), torch.sigmoid(logits).cpu().numpy())
         preds.append(agg.landmarks)
         truths.append(targets.numpy())
-    errors = nme(np.concatenate(preds), np.concatenate(truths), get_scheme(scheme_name))
-    return {"val_nme": float(errors.mean()), "val_fr": failure_rate(errors)}
+    scheme = get_scheme(scheme_name)
+    pred, truth = np.concatenate(preds), np.concatenate(truths)
+    errors = nme(pred, truth, scheme)
+    dx, dy = np.nanmean(signed_errors(pred, truth, scheme), axis=0)
+    lids = float(np.nanmean(eyelid_nme(pred, truth, scheme))) if scheme.eyelids else float("nan")
+    return {"val_nme": float(errors.mean()), "val_fr": failure_rate(errors), "val_dx": float(dx), "val_dy": float(dy),
+            "val_eyelid": lids}
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:
@@ -251,7 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.max_train:
             train_records = train_records[:args.max_train]
         weights = source_weights(train_records, args.source_weight)
-    except (DatasetError, ValueError) as exc:
+        if args.label_offsets:
+            offsets = load_offsets(args.label_offsets)
+            train_records = apply_offsets(train_records, offsets)
+            log.info("label offsets (%% inter-ocular) from %s: %s", args.label_offsets,
+                     ", ".join(f"{k} ({100 * dx:+.2f}, {100 * dy:+.2f})" for k, (dx, dy) in offsets.items()))
+    except (DatasetError, ValueError, OSError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     augment_config = AugmentConfig(**{f.name: getattr(args, f.name) for f in fields(AugmentConfig)})
@@ -272,11 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     loss_config = LossConfig.for_input_size(config.input_size, beta=args.beta, lam=args.lam,
                                             regression_power=args.reg_power)
 
+    average = WeightAverage(model, args.ema_decay) if args.ema_decay else None
     start_epoch, best, history = 0, math.inf, []
     if args.resume:
         state = read_checkpoint(out / "last.pt")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if average is not None and "ema" in state:
+            average.load_state_dict(state["ema"])
         start_epoch, best, history = int(state["epoch"]), float(state["best_nme"]), list(state["history"])
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
 
@@ -314,25 +339,30 @@ def main(argv: list[str] | None = None) -> int:
                 group["lr"] = lr_at(epoch + step / len(loader), args)
             terms = train_step(net, model, config, optimizer, images.to(device, non_blocking=True),
                                targets.to(device, non_blocking=True), loss_config)
+            if average is not None:
+                average.update(model)
             sums += [terms.total.item(), terms.regression.item(), terms.confidence.item()]
             bar.set_postfix(loss=f"{sums[0] / (step + 1):.4f}")
         train_seconds = time.time() - started
         if rank != 0:
             continue
-        metrics = validate(model, val_loader, scheme_name, device)
+        validated = average.shadow if average is not None else model
+        metrics = validate(validated, val_loader, scheme_name, device)
         means = [float(v) for v in sums / len(loader)]  # plain floats: weights_only checkpoints refuse numpy
         row = {"epoch": epoch + 1, "train_loss": means[0], "train_reg": means[1], "train_con": means[2],
                **metrics, "lr": float(optimizer.param_groups[0]["lr"]), "seconds": time.time() - started,
                "images_per_s": len(loader) * args.batch_size / max(train_seconds, 1e-9)}
         history.append(row)
-        log.info("epoch %d: loss %.4f  val NME %.2f%%  FR %.1f%%  (%.0f s)", row["epoch"], row["train_loss"],
-                 100 * row["val_nme"], 100 * row["val_fr"], row["seconds"])
+        log.info("epoch %d: loss %.4f  val NME %.2f%%  FR %.1f%%  bias (%+.2f, %+.2f)%%  eyelids %.2f%%  (%.0f s)",
+                 row["epoch"], row["train_loss"], 100 * row["val_nme"], 100 * row["val_fr"], 100 * row["val_dx"],
+                 100 * row["val_dy"], 100 * row["val_eyelid"], row["seconds"])
         if row["val_nme"] < best:
             best = row["val_nme"]
-            save_checkpoint(out / "best.pt", model, config, epoch=epoch + 1, best_nme=best, history=history,
+            save_checkpoint(out / "best.pt", validated, config, epoch=epoch + 1, best_nme=best, history=history,
                             run=json.dumps(run_info))
+        extra = {"ema": average.state_dict()} if average is not None else {}
         save_checkpoint(out / "last.pt", model, config, optimizer=optimizer.state_dict(), epoch=epoch + 1,
-                        best_nme=best, history=history, run=json.dumps(run_info))
+                        best_nme=best, history=history, run=json.dumps(run_info), **extra)
         with (out / "log.csv").open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=list(row))
             writer.writeheader()

@@ -32,7 +32,7 @@ def tiny_onnx(tiny_run: Path) -> Path:
 
 def test_training_writes_logs_plot_and_safe_checkpoints(tiny_run: Path) -> None:
     lines = (tiny_run / "log.csv").read_text().splitlines()
-    assert lines[0].startswith("epoch,train_loss,train_reg,train_con,val_nme,val_fr,lr")
+    assert lines[0].startswith("epoch,train_loss,train_reg,train_con,val_nme,val_fr,val_dx,val_dy,val_eyelid,lr")
     assert len(lines) == 3
     assert (tiny_run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     for name in ("best.pt", "last.pt"):
@@ -41,6 +41,16 @@ def test_training_writes_logs_plot_and_safe_checkpoints(tiny_run: Path) -> None:
     assert config.width == 0.5 and tuple(model.templates.shape) == (24, 68, 2)
     with np.load(tiny_run / "templates.npz", allow_pickle=False) as saved:
         np.testing.assert_allclose(saved["templates"], model.templates.numpy(), atol=1e-5)
+
+
+def test_the_moving_average_is_what_is_validated_and_saved_as_best(tiny_run: Path) -> None:
+    last = torch.load(tiny_run / "last.pt", weights_only=True)
+    best = torch.load(tiny_run / "best.pt", weights_only=True)
+    assert last["ema"]["updates"] == 6  # 2 epochs × 3 batches
+    trained, averaged = last["model"], last["ema"]["weights"]
+    assert any(not torch.equal(trained[k], averaged[k]) for k in trained)  # the average is not the raw weights
+    if best["epoch"] == last["epoch"]:
+        assert all(torch.equal(best["model"][k], averaged[k]) for k in averaged)
 
 
 def test_resume_continues_from_last_epoch(tiny_run: Path, shared_data: Path) -> None:
