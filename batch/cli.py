@@ -19,7 +19,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from batch.inputs import UsageError, VideoTask, check_output_folder, discover, plan_outputs
+from batch.inputs import (UsageError, VideoTask, check_output_folder, check_outputs_are_not_inputs, discover,
+                          plan_outputs)
 from batch.job import STAGING_NAME, Finished, JobSettings, one_line
 from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
 from core.config import add_arguments, apply_arguments
@@ -125,7 +126,8 @@ def _start_ray(address: str | None) -> float:
 
 
 def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask]]:
-    """Everything checked before Ray starts: inputs, output folder, model (one ``UsageError`` each)."""
+    """Everything checked before Ray starts: inputs, outputs (never an input), output folder, model (one
+    ``UsageError`` each)."""
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if args.max_frames is not None and args.max_frames < 1:
@@ -133,6 +135,7 @@ def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
     tasks = plan_outputs(discover(args.inputs), args.out)
+    check_outputs_are_not_inputs(tasks, args.video)  # before the output folder is even created
     check_output_folder(args.out)
     try:
         load_model(args.model, device="cpu", threads=1)  # the same "invalid model" line the headless command gives

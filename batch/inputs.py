@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.headless import HeadlessError, check_not_sources
+
 #: File name endings treated as videos when a folder or glob is searched (a file named explicitly is
 #: always taken, whatever its ending, so a bad file becomes a failed row rather than silently missing).
 VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv"})
@@ -77,6 +79,18 @@ def plan_outputs(sources: list[Path], out_dir: Path) -> list[VideoTask]:
         owners[stem] = source
         tasks.append(VideoTask(source, relative, stem))
     return tasks
+
+
+def check_outputs_are_not_inputs(tasks: list[VideoTask], video: bool) -> None:
+    """Refuse a plan in which any output is any input video (``--out`` on the input folder with
+    ``--video`` maps ``a.mp4`` onto itself; a link can do it too): the final rename would replace the
+    user's video. The headless command's check, applied to every planned output of the batch at once.
+    """
+    try:
+        check_not_sources([task.source for task in tasks], [path for task in tasks for path in task.outputs(video)],
+                          "choose another --out folder")
+    except HeadlessError as exc:
+        raise UsageError(str(exc)) from exc
 
 
 def check_output_folder(out_dir: Path) -> None:

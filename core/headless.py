@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from tqdm import tqdm
 
@@ -86,28 +87,49 @@ def output_paths(output: str | None, landmarks: str | None) -> OutputPaths:
     return outputs
 
 
+#: A file as the file system knows it (see :func:`file_identity`).
+FileIdentity = tuple[int, int] | Path
+
+
+def file_identity(path: Path) -> FileIdentity:
+    """What makes two paths one file: device and inode (equal through symlinks and hard links), or the
+    resolved name for a file that does not exist yet (two such names are one file once written)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return path.resolve()
+    return stat.st_dev, stat.st_ino
+
+
 def check_outputs(source: str, outputs: OutputPaths, overwrite: bool = False) -> None:
     """Refuse outputs that are the source (by path, symlink or hard link), repeat each other, or exist
     already (unless ``overwrite``): opening an output truncates it, so this is the last line of defence."""
     target = parse_source(source)
     files = outputs.files()
-    for path in files:  # the gravest mistake is named first, whatever the order of the outputs
-        if isinstance(target, Path) and _same_file(path, target):
-            raise HeadlessError(f"output {path} is the source video {target}; choose another output name")
-    for i, path in enumerate(files):
-        if any(_same_file(path, other) for other in files[:i]):
+    if isinstance(target, Path):  # the gravest mistake is named first, whatever the order of the outputs
+        check_not_sources([target], files, "choose another output name")
+    seen: set[FileIdentity] = set()
+    for path in files:
+        identity = file_identity(path)
+        if identity in seen:
             raise HeadlessError(f"two outputs would be the same file: {path}")
+        seen.add(identity)
         if path.exists() and not overwrite:
             raise HeadlessError(f"output {path} already exists; pass --overwrite to replace it")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Same file on disk (through symlinks and hard links), or the same resolved name if either is missing."""
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return a.resolve() == b.resolve()
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+def check_not_sources(sources: Iterable[Path], outputs: Iterable[Path], hint: str) -> None:
+    """Refuse the first output that is one of ``sources`` (same file through symlinks and hard links).
+
+    One lookup per output against a set of the sources' identities, so a batch of thousands of videos
+    checks every planned output against every input without comparing each pair. ``hint`` ends the
+    message: what the caller's user should change.
+    """
+    known = {file_identity(source): source for source in sources}
+    for path in outputs:
+        source = known.get(file_identity(path))
+        if source is not None:
+            raise HeadlessError(f"output {path} is the source video {source}; {hint}")
 
 
 def process_video(source: str, model: LandmarkModel, config: PipelineConfig, outputs: OutputPaths, *,

@@ -261,3 +261,46 @@ def test_without_ray_the_command_says_how_to_install_it(inputs: Path, tmp_path: 
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees where the extra is missing
     assert main(["batch", str(inputs / "a"), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == 'error: batch processing needs Ray: pip install -e ".[batch]"'
+
+
+# --- a batch never touches its inputs (issue 24) --------------------------------------------------
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file under ``folder`` (links not followed) with its bytes, mtime and inode."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink() else b"link",
+                                         p.lstat().st_mtime_ns, p.lstat().st_ino) for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def ray_must_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the CLI believe no cluster is running, and fail the test if it then tries to start one."""
+    import batch.cli
+
+    def start_ray(address: str | None) -> float:
+        raise AssertionError("Ray was started before the command refused")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(batch.cli, "_start_ray", start_ray)
+
+
+@pytest.mark.parametrize("how", ["out is the input folder", "out is a symlink to it", "hard link in out"])
+def test_an_output_that_is_an_input_video_is_refused_before_ray_starts(shared_data: Path, tmp_path: Path, how: str,
+                                                                       ray_must_not_start: None, capsys) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = folder / "a.mp4"
+    shutil.copyfile(shared_data / "video" / "pyfeat_single_face.mp4", source)
+    out = folder
+    if how == "out is a symlink to it":
+        out = tmp_path / "results"
+        out.symlink_to(folder)
+    elif how == "hard link in out":
+        out = tmp_path / "results"
+        out.mkdir()
+        os.link(source, out / "a.mp4")  # an earlier copy of the input, made by the user
+    before = snapshot(tmp_path)
+    assert main(["batch", str(folder), "--out", str(out), "--video"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: output {out.absolute() / 'a.mp4'} is the source video {source}; "
+                   f"choose another --out folder"]
+    assert snapshot(tmp_path) == before, "no byte, time stamp or inode changed; nothing created"
