@@ -19,9 +19,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from batch.inputs import (UsageError, VideoTask, check_output_folder, check_outputs_are_not_inputs, discover,
-                          plan_outputs)
-from batch.job import STAGING_NAME, Finished, JobSettings, one_line
+from batch.inputs import (STAGING_NAME, UsageError, VideoTask, check_output_folder, check_outputs_are_not_inputs,
+                          discover, plan_outputs)
+from batch.job import Finished, JobSettings, one_line
 from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
 from core.config import add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
@@ -134,7 +134,7 @@ def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask
         raise UsageError("--max-frames must be at least 1")
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
-    tasks = plan_outputs(discover(args.inputs), args.out)
+    tasks = plan_outputs(discover(args.inputs, args.out), args.out)
     check_outputs_are_not_inputs(tasks, args.video)  # before the output folder is even created
     check_output_folder(args.out)
     try:

@@ -19,8 +19,7 @@ from pathlib import Path
 import cv2
 import pytest
 
-from batch.inputs import UsageError, plan_outputs
-from batch.job import STAGING_NAME
+from batch.inputs import STAGING_NAME, UsageError, discover, plan_outputs
 from batch.manifest import MANIFEST_NAME, JobResult, Manifest, ManifestRow, input_key
 from core.runtime import DEFAULT_MODEL_PATH
 from main import main
@@ -304,3 +303,35 @@ def test_an_output_that_is_an_input_video_is_refused_before_ray_starts(shared_da
     assert err == [f"error: output {out.absolute() / 'a.mp4'} is the source video {source}; "
                    f"choose another --out folder"]
     assert snapshot(tmp_path) == before, "no byte, time stamp or inode changed; nothing created"
+
+
+def test_discovery_leaves_out_the_output_folder_and_staging_folders(inputs: Path, tmp_path: Path) -> None:
+    """Last run's outputs under ``--out`` inside the searched folder, and a killed run's staged files,
+    are never inputs, whether found by a folder search, a glob, or through a symlinked output folder."""
+    folder = tmp_path / "in"
+    clip = write_clip(inputs / "a" / "clip.avi", folder / "clip.avi", 0, frames=2)
+    earlier = folder / "results" / "clip.avi"
+    for copy in (earlier, folder / "sub" / STAGING_NAME / "w1.abc" / "staged.avi"):
+        copy.parent.mkdir(parents=True)
+        shutil.copyfile(clip, copy)
+    (tmp_path / "linked").symlink_to(folder / "results")
+    for out in (folder / "results", tmp_path / "linked"):
+        assert discover([str(folder)], out) == [clip]
+        assert discover([str(folder / "**" / "*.avi")], out) == [clip]
+    assert discover([str(folder)], folder) == [clip, earlier], "an output folder that is the searched one hides nothing"
+    assert discover([str(earlier)], folder / "results") == [earlier], "a file named explicitly is taken"
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_processed_again(inputs: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    folder = tmp_path / "in"
+    write_clip(inputs / "a" / "clip.avi", folder / "clip.avi", 0)
+    out = folder / "results"
+    assert main(["batch", str(folder), "--out", str(out), "--video"]) == 0
+    assert "videos: 1 (done 1, skipped as already done 0, failed 0)" in capsys.readouterr().out
+    stamps = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["batch", str(folder), "--out", str(out), "--video"]) == 0
+    assert "videos: 1 (done 0, skipped as already done 1, failed 0)" in capsys.readouterr().out
+    assert files_under(folder) == {"clip.avi", "results/clip.csv", "results/clip.json", "results/clip.mp4",
+                                   f"results/{MANIFEST_NAME}"}
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
