@@ -11,7 +11,7 @@ import logging
 import sys
 
 from core.config import add_arguments, apply_arguments
-from core.io.streaming import parse_target
+from core.io.streaming import resolve_target
 from core.pipeline import PipelineConfig
 
 
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return batch_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.stream is not None:
+    if args.stream is not None:  # looked up before any window opens or any output file is created
         try:
-            parse_target(args.stream)
+            resolve_target(args.stream)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -28,7 +28,7 @@ from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelEr
 from core.session import OutputPaths, Processed, Session
 from core.io.table import DEFAULT_GROUPS, WITH_UNCERTAINTY
 from core.stages import OrderedWriter, prefetch
-from core.io.streaming import parse_target
+from core.io.streaming import resolve_target
 from core.io.video import SourceError, VideoSource, parse_source
 
 log = logging.getLogger(__name__)
@@ -68,11 +68,15 @@ class RunSummary:
 def output_paths(output: str | None, landmarks: str | None) -> OutputPaths:
     """``--output V`` writes V, V's CSV and V's JSON; ``--landmarks C`` alone writes C and C's JSON only.
 
-    Checks up front that the video container is one we write and that each folder is writable.
+    Checks up front that no output names a folder (opening the CSV first would leave it empty when the
+    video then fails), that the video container is one we write and that each folder is writable.
     """
     video = Path(output) if output else None
     table = Path(landmarks) if landmarks else (video.with_suffix(".csv") if video else None)
     outputs = OutputPaths(table, table.with_suffix(".json") if table else None, video)
+    for path in outputs.files():
+        if path.is_dir():
+            raise HeadlessError(f"output {path} is a folder; name a file to write")
     if video is not None:
         try:
             container_for(video)
@@ -163,17 +167,17 @@ def _process_stream(stream: VideoSource, model: LandmarkModel, config: PipelineC
     info = stream.info
     session = Session(FramePipeline(model, config), DrawOptions(), show=False)
     try:
+        if stream_to is not None:  # before the recording: a stream that cannot start must not leave outputs
+            try:
+                session.start_streaming(stream_to)
+            except ValueError as exc:
+                raise HeadlessError(str(exc)) from exc
         if outputs.landmarks is not None:
             try:
                 session.start_recording(outputs, info.name, info.fps, (info.width, info.height),
                                         WITH_UNCERTAINTY if uncertainty_columns else DEFAULT_GROUPS)
             except (RecordingError, OSError) as exc:
                 raise HeadlessError(f"cannot write output: {exc}") from exc
-        if stream_to is not None:
-            try:
-                session.start_streaming(stream_to)
-            except ValueError as exc:
-                raise HeadlessError(str(exc)) from exc
         return _loop(stream, session, max_frames, progress, model.provider)
     finally:
         stream.release()
@@ -231,11 +235,12 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
                  model_path: str | None = None, device: str = "auto", config: PipelineConfig = PipelineConfig(),
                  max_frames: int | None = None, progress: bool = True, overwrite: bool = False,
                  stream_to: str | None = None, uncertainty_columns: bool = False) -> RunSummary:
-    """The CLI's run: check the outputs, load the model, :func:`process_video`; raises :class:`HeadlessError`."""
+    """The CLI's run: check every option (the stream host looked up) and the outputs, load the model,
+    :func:`process_video`; raises :class:`HeadlessError`. Nothing is created or truncated before the checks pass."""
     _check_max_frames(max_frames)
     if stream_to is not None:
         try:
-            parse_target(stream_to)
+            resolve_target(stream_to)
         except ValueError as exc:
             raise HeadlessError(str(exc)) from exc
     outputs = output_paths(output, landmarks)

@@ -18,7 +18,7 @@ import pytest
 
 from core.detection import HaarDetector
 from core.geometry import Box
-from core.headless import HeadlessError, process_video
+from core.headless import HeadlessError, process_video, run_headless
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, load_model
 from core.session import OutputPaths
@@ -309,3 +309,46 @@ def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path
     assert "face_count = 0" in json.loads((tmp_path / "gap.json").read_text())["recording"]["csv_layout"]
     with pytest.raises(HeadlessError, match="at least 1"):
         process_video(str(clip), model, PipelineConfig(), outputs, max_frames=0, progress=False)
+
+
+# --- every option checked before any file is opened (issue 24) ------------------------------------
+
+def file_states(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Each file's bytes, mtime and inode: "untouched" means all three are equal afterwards."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino) for p in folder.iterdir()}
+
+
+UNRESOLVABLE = "no-such-host.invalid:9000"  # RFC 2606: .invalid never resolves
+
+
+@needs_model
+def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy: Path, capsys) -> None:
+    out = clip_copy.parent / "o.mp4"
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(out), "--max-frames", "3"]) == 0
+    capsys.readouterr()
+    before = file_states(clip_copy.parent)
+    assert set(before) == {"clip.mp4", "o.mp4", "o.csv", "o.json"}
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(out), "--overwrite",
+                 "--stream", UNRESOLVABLE]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: cannot resolve stream host 'no-such-host.invalid': ")
+    with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # the API checks it too
+        run_headless(str(clip_copy), str(out), overwrite=True, stream_to=UNRESOLVABLE, progress=False)
+    assert file_states(clip_copy.parent) == before
+    fresh = OutputPaths(clip_copy.parent / "new.csv", clip_copy.parent / "new.json", clip_copy.parent / "new.mp4")
+    with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # a batch job: stream before recording
+        process_video(str(clip_copy), load_model(DEFAULT_MODEL_PATH, device="cpu"), PipelineConfig(), fresh,
+                      stream_to=UNRESOLVABLE, progress=False)
+    assert file_states(clip_copy.parent) == before, "no output file created"
+
+
+@pytest.mark.parametrize("option", ["--output", "--landmarks"])
+def test_an_output_naming_a_folder_is_refused_before_any_file_is_created(clip_copy: Path, option: str,
+                                                                         capsys) -> None:
+    folder = clip_copy.parent / "taken.mp4"
+    folder.mkdir()
+    before = folder_listing(clip_copy.parent)
+    assert main(["--source", str(clip_copy), "--headless", option, str(folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: output {folder} is a folder; name a file to write"]
+    assert folder_listing(clip_copy.parent) == before and not any(folder.iterdir())
