@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -352,3 +353,37 @@ def test_an_output_naming_a_folder_is_refused_before_any_file_is_created(clip_co
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: output {folder} is a folder; name a file to write"]
     assert folder_listing(clip_copy.parent) == before and not any(folder.iterdir())
+
+
+def run_with_outputs_on_a_small_disk(tmp_path: Path, size: str, argv: list[str]) -> tuple[int, Path]:
+    """``python main.py ARGV`` with ``disk/`` a real tmpfs of ``size`` (a private mount namespace, so
+    nothing outside the run sees it); what it held is copied to ``after/`` before the mount goes away.
+    Skips where this user may not create mount namespaces."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) to mount a private tmpfs")
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "after").mkdir()
+    script = ('mount -t tmpfs -o size="$1" tmpfs disk || exit 97; shift; "$@"; code=$?; '
+              'cp -a disk/. after/; exit $code')
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", size, sys.executable,
+                           str(REPO_ROOT / "main.py"), *argv], cwd=tmp_path, capture_output=True, text=True)
+    if done.returncode == 97 or "unshare failed" in done.stderr:
+        pytest.skip(f"cannot mount a private tmpfs here: {done.stderr.strip()[-200:]}")
+    return done.returncode, tmp_path / "after"
+
+
+@needs_model
+def test_a_full_disk_leaves_a_complete_sidecar_and_no_temporary_file(shared_data: Path, tmp_path: Path) -> None:
+    """64 KiB fill up with the CSV (~1 kB a row) after about 58 frames: the sidecar is then written
+    where no new file fits any more."""
+    clip = shared_data / "video" / "pyfeat_single_face.mp4"
+    code, disk = run_with_outputs_on_a_small_disk(tmp_path, "64k", ["--source", str(clip), "--headless",
+                                                                    "--landmarks", "disk/o.csv"])
+    assert code == 3, "writing failed mid-run"
+    assert sorted(p.name for p in disk.iterdir()) == ["o.csv", "o.json"], "no o.json.tmp left behind"
+    recording = json.loads((disk / "o.json").read_text())["recording"]
+    assert recording["ended"] is not None, "a full disk is not a recording cut short"
+    assert "No space left on device" in recording["error"]
+    rows = read_rows(disk / "o.csv")
+    assert (disk / "o.csv").read_bytes().endswith(b"\n") and 0 < len(rows) < 72
+    assert recording["frames"] == recording["rows"] == len(rows), "the sidecar counts the rows kept"
