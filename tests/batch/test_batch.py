@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -23,6 +24,7 @@ from batch.inputs import STAGING_NAME, UsageError, discover, plan_outputs
 from batch.manifest import MANIFEST_NAME, JobResult, Manifest, ManifestRow, input_key
 from core.runtime import DEFAULT_MODEL_PATH
 from main import main
+from tests.conftest import REPO_ROOT
 
 ray = pytest.importorskip("ray", reason='Ray is the optional "batch" extra')
 pytestmark = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet")
@@ -335,3 +337,36 @@ def test_an_output_folder_inside_the_input_folder_is_not_processed_again(inputs:
     assert files_under(folder) == {"clip.avi", "results/clip.csv", "results/clip.json", "results/clip.mp4",
                                    f"results/{MANIFEST_NAME}"}
     assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+
+def hold_run_lock(staging: Path, run_id: str) -> subprocess.Popen:
+    """Another process (a batch still running) holding ``run_id``'s staging lock until its stdin closes."""
+    code = ("import sys; from pathlib import Path; from batch.staging import run_lock\n"
+            f"with run_lock(Path({str(staging)!r}), {run_id!r}):\n"
+            "    print('locked', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_later_run_removes_what_killed_runs_staged_and_keeps_live_runs_files(inputs: Path, first_batch: BatchRun,
+                                                                              tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_batch.out, out)
+    staging = out / STAGING_NAME
+    killed = staging / "anchorface-batch-0badc0de-w1.0123456789ab"  # a driver SIGKILLed: lock file, no lock
+    unlocked_era = staging / "anchorface-batch-00000000-w2.ba9876543210"  # left before runs took locks
+    live = staging / "anchorface-batch-1a2b3c4d-w1.aaaaaaaaaaaa"
+    for folder in (killed, unlocked_era, live):
+        folder.mkdir(parents=True)
+        shutil.copyfile(first_batch.out / "a" / "clip.csv", folder / "clip.csv")
+    (staging / "anchorface-batch-0badc0de.lock").touch()
+    holder = hold_run_lock(staging, "anchorface-batch-1a2b3c4d")
+    try:
+        assert main(["batch", str(inputs), "--out", str(out)]) == 1  # broken.avi fails again, as always
+        assert files_under(staging) == {"anchorface-batch-1a2b3c4d.lock", f"{live.name}/clip.csv"}
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert not staging.exists(), "the live run cleaned up after itself when it ended"
