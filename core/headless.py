@@ -29,6 +29,7 @@ from core.session import OutputPaths, Processed, Session
 from core.io.table import DEFAULT_GROUPS, WITH_UNCERTAINTY
 from core.stages import OrderedWriter, prefetch
 from core.io.streaming import resolve_target
+from core.io.probe import open_video
 from core.io.video import SourceError, VideoSource, parse_source
 
 log = logging.getLogger(__name__)
@@ -154,8 +155,9 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
 
 
 def _open_source(source: str) -> VideoSource:
+    """The source opened, a file only when it really is a video or image (:mod:`core.io.probe`)."""
     try:
-        return VideoSource(source)
+        return open_video(source)
     except SourceError as exc:
         raise HeadlessError(str(exc)) from exc
 

