@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from core.config import add_arguments, apply_arguments
+from core.config import OneLineErrorParser, add_arguments, apply_arguments
 from core.io.streaming import resolve_target
 from core.pipeline import PipelineConfig
 
@@ -27,7 +27,7 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="Realtime facial landmarks with AnchorFace.",
+    p = OneLineErrorParser(prog="python main.py", description="Realtime facial landmarks with AnchorFace.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--source", help="camera index (0, 1, …) or video file; default: camera 0, "
                                     "falling back to the bundled demo clip in the window")

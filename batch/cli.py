@@ -22,7 +22,7 @@ from batch.inputs import (STAGING_NAME, UsageError, VideoTask, check_output_fold
 from batch.job import Finished, JobSettings, one_line
 from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
 from batch.staging import remove_dead_runs, run_lock
-from core.config import add_arguments, apply_arguments
+from core.config import OneLineErrorParser, add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
 
@@ -30,7 +30,7 @@ INSTALL_HINT = 'batch processing needs Ray: pip install -e ".[batch]"'
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py batch", description=__doc__.split("\n\n")[0],
+    p = OneLineErrorParser(prog="python main.py batch", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders (searched recursively) or globs")
     p.add_argument("--out", required=True, type=Path, help="output folder; each input's relative path is kept under it")

@@ -284,6 +284,25 @@ def test_non_positive_max_frames_is_a_usage_error(clip_copy: Path, value: str, c
     assert not (clip_copy.parent / "x.csv").exists()
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--headless", "--source", "clip.mp4", "--detection-interval", "2.5"],
+     "error: argument --detection-interval: not a whole number: '2.5' (python main.py --help lists the options)"),
+    (["--headless", "--threshold", "abc"],
+     "error: argument --threshold: not a number: 'abc' (python main.py --help lists the options)"),
+    (["batch", "in", "--out", "out", "--kalman-process-noise", "1e9"],
+     "error: argument --kalman-process-noise: 1000000000.0 is outside 0.0001..1 "
+     "(python main.py batch --help lists the options)"),
+    (["--headless", "--no-such-option"],
+     "error: unrecognized arguments: --no-such-option (python main.py --help lists the options)"),
+])
+def test_every_option_error_is_one_plain_line(argv: list[str], line: str, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    captured = capsys.readouterr()
+    assert stopped.value.code == 2 and captured.out == ""
+    assert captured.err.splitlines() == [line], "no usage block, no Python int()/float() wording"
+
+
 def test_a_folder_as_source_says_it_is_a_folder(tmp_path: Path, capsys) -> None:
     assert main(["--source", str(tmp_path), "--headless"]) == 2
     assert "is a folder, not a video file" in capsys.readouterr().err
