@@ -29,7 +29,7 @@ def check_video_file(path: Path) -> None:
             fmt = container.format.name
             codecs = [stream.codec_context.name if stream.codec_context else None
                       for stream in container.streams.video]
-    except (av.FFmpegError, OSError, UnicodeDecodeError) as exc:
+    except (av.FFmpegError, OSError) as exc:
         raise SourceError(f"{path} is not a video or image file (FFmpeg cannot read it: {_reason(exc)})") from None
     if fmt in TEXT_FORMATS or any(codec in TEXT_CODECS for codec in codecs):
         raise SourceError(f"{path} is a text file, not a video or image file")
