@@ -10,8 +10,8 @@ import argparse
 import logging
 import sys
 
-from core.config import add_arguments, apply_arguments
-from core.io.streaming import parse_target
+from core.config import OneLineErrorParser, add_arguments, apply_arguments
+from core.io.streaming import resolve_target
 from core.pipeline import PipelineConfig
 
 
@@ -27,7 +27,7 @@ def positive_int(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py", description="Realtime facial landmarks with AnchorFace.",
+    p = OneLineErrorParser(prog="python main.py", description="Realtime facial landmarks with AnchorFace.",
                                 formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
     p.add_argument("--source", help="camera index (0, 1, …) or video file; default: camera 0, "
                                     "falling back to the bundled demo clip in the window")
@@ -83,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return batch_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.stream is not None:
+    if args.stream is not None:  # looked up before any window opens or any output file is created
         try:
-            parse_target(args.stream)
+            resolve_target(args.stream)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2

@@ -24,6 +24,7 @@ from typing import Protocol
 import cv2
 
 from core.rate import RateMeter
+from core.io.probe import open_video
 from core.io.video import Frame, SourceInfo, VideoSource
 
 log = logging.getLogger(__name__)
@@ -127,10 +128,11 @@ def _read_text(path: Path, default: str) -> str:
 
 
 def open_source(spec: SourceSpec) -> VideoSource:
-    """Open ``spec`` (raises :class:`core.io.video.SourceError` with a one-line message; OpenCV's own
-    camera-probe logging is silenced in :class:`core.io.video.VideoSource`)."""
+    """Open ``spec`` (raises :class:`core.io.video.SourceError` with a one-line message: a file that is
+    not a video or image is refused by :func:`core.io.probe.open_video`; OpenCV's own camera-probe
+    logging is silenced in :class:`core.io.video.VideoSource`)."""
     if not spec.is_camera:
-        return VideoSource(str(spec.target), spec.width or None, spec.height or None)
+        return open_video(str(spec.target))
     source = VideoSource(spec.target, spec.width or None, spec.height or None)
     if spec.fps:
         source.capture.set(cv2.CAP_PROP_FPS, spec.fps)  # a request: the camera picks its nearest mode

@@ -7,10 +7,8 @@ cannot be written, an invalid model, Ray not installed), each as one ``error:`` 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
-import shutil
 import sys
 import time
 from collections import defaultdict
@@ -19,10 +17,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from batch.inputs import UsageError, VideoTask, check_output_folder, discover, plan_outputs
-from batch.job import STAGING_NAME, Finished, JobSettings, one_line
+from batch.inputs import (STAGING_NAME, UsageError, VideoTask, check_output_folder, check_outputs_are_not_inputs,
+                          discover, plan_outputs)
+from batch.job import Finished, JobSettings, one_line
 from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
-from core.config import add_arguments, apply_arguments
+from batch.staging import remove_dead_runs, run_lock
+from core.config import OneLineErrorParser, add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
 
@@ -30,7 +30,7 @@ INSTALL_HINT = 'batch processing needs Ray: pip install -e ".[batch]"'
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python main.py batch", description=__doc__.split("\n\n")[0],
+    p = OneLineErrorParser(prog="python main.py batch", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="video files, folders (searched recursively) or globs")
     p.add_argument("--out", required=True, type=Path, help="output folder; each input's relative path is kept under it")
@@ -93,6 +93,7 @@ def _batch(args: argparse.Namespace, started: float) -> int:
     import ray
 
     settings, model_sha, tasks = _prepare(args)
+    remove_dead_runs(args.out.absolute() / STAGING_NAME)  # what killed batches left, even if all is done now
     manifest = Manifest(args.out)
     keys = {task.source: input_key(task.source, model_sha, settings.as_dict()) for task in tasks}
     todo = [t for t in tasks if args.force or not manifest.is_done(keys[t.source], t.outputs(settings.video))]
@@ -125,14 +126,16 @@ def _start_ray(address: str | None) -> float:
 
 
 def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask]]:
-    """Everything checked before Ray starts: inputs, output folder, model (one ``UsageError`` each)."""
+    """Everything checked before Ray starts: inputs, outputs (never an input), output folder, model (one
+    ``UsageError`` each)."""
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
     if args.max_frames is not None and args.max_frames < 1:
         raise UsageError("--max-frames must be at least 1")
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
-    tasks = plan_outputs(discover(args.inputs), args.out)
+    tasks = plan_outputs(discover(args.inputs, args.out), args.out)
+    check_outputs_are_not_inputs(tasks, args.video)  # before the output folder is even created
     check_output_folder(args.out)
     try:
         load_model(args.model, device="cpu", threads=1)  # the same "invalid model" line the headless command gives
@@ -155,25 +158,18 @@ def _run(args: argparse.Namespace, settings: JobSettings, model_sha: str, todo: 
     # Largest files first: a long video started last would leave every other worker idle at the end.
     largest_first = sorted(todo, key=lambda task: keys[task.source].size, reverse=True)
     began = time.perf_counter()
-    try:
-        with tqdm(total=len(todo), desc=f"batch ({plan.workers} workers)", unit="video") as bar:
-            for item in pool.run(largest_first, settings):
-                manifest.append(manifest_row(keys[item.task.source], item, settings.video))
-                tally.add(item)
-                bar.set_postfix_str(f"{tally.frames / (time.perf_counter() - began):.1f} frames/s")
-                bar.update(1)
-    finally:
-        pool.close()
-    _clear_staging(staging, pool.run_id)
-
-
-def _clear_staging(staging: Path, run_id: str) -> None:
-    """Remove what this run's killed workers left (never renamed into place, so never mistaken for an
-    output); another batch writing into the same folder at the same time keeps its own."""
-    for leftover in staging.glob(f"{run_id}-*"):
-        shutil.rmtree(leftover, ignore_errors=True)
-    with contextlib.suppress(OSError):
-        staging.rmdir()  # only when empty
+    # Locked before the first video is staged; on the way out this run's killed workers' leftovers go
+    # (another batch writing into the same folder at the same time keeps its own).
+    with run_lock(staging, pool.run_id):
+        try:
+            with tqdm(total=len(todo), desc=f"batch ({plan.workers} workers)", unit="video") as bar:
+                for item in pool.run(largest_first, settings):
+                    manifest.append(manifest_row(keys[item.task.source], item, settings.video))
+                    tally.add(item)
+                    bar.set_postfix_str(f"{tally.frames / (time.perf_counter() - began):.1f} frames/s")
+                    bar.update(1)
+        finally:
+            pool.close()
 
 
 def manifest_row(key: InputKey, item: Finished, video: bool) -> ManifestRow:

@@ -25,11 +25,6 @@ from core.runtime import LandmarkModel
 
 log = logging.getLogger(__name__)
 
-#: Folder under the output folder where videos being processed are written (same file system as the
-#: final outputs, so the rename is atomic).
-STAGING_NAME = ".batch-partial"
-
-
 @dataclass(frozen=True)
 class JobSettings:
     """Everything besides the input and the model that changes a video's outputs."""

@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NoReturn, Sequence
 
 from core.decode import STRATEGIES
 from core.detection import DETECTORS
@@ -67,7 +67,10 @@ class Setting:
             return text
         if isinstance(value, bool):
             raise ValueError(f"not a number: {value!r}")
-        number = self.kind(str(value).strip()) if not isinstance(value, (int, float)) else self.kind(value)
+        try:
+            number = self.kind(str(value).strip()) if not isinstance(value, (int, float)) else self.kind(value)
+        except ValueError:  # int()'s and float()'s own words ("invalid literal for int() with base 10") are Python's
+            raise ValueError(f"not a {'whole number' if self.kind is int else 'number'}: {value!r}") from None
         if not math.isfinite(number) or not self.minimum <= number <= self.maximum:
             raise ValueError(f"{number} is outside {self.minimum:g}..{self.maximum:g}")
         return number
@@ -129,6 +132,14 @@ PIPELINE_SETTINGS: tuple[Setting, ...] = (
             choices=lambda: list(DETECTORS), labels=DETECTOR_LABELS),
 )
 SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in PIPELINE_SETTINGS}
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An argument parser whose every error is one plain ``error:`` line (exit code 2), like the errors
+    the commands themselves print, instead of argparse's usage block followed by the message."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} ({self.prog} --help lists the options)\n")
 
 
 def add_arguments(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:

@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 from tqdm import tqdm
 
@@ -27,7 +28,8 @@ from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelEr
 from core.session import OutputPaths, Processed, Session
 from core.io.table import DEFAULT_GROUPS, WITH_UNCERTAINTY
 from core.stages import OrderedWriter, prefetch
-from core.io.streaming import parse_target
+from core.io.streaming import resolve_target
+from core.io.probe import open_video
 from core.io.video import SourceError, VideoSource, parse_source
 
 log = logging.getLogger(__name__)
@@ -67,11 +69,15 @@ class RunSummary:
 def output_paths(output: str | None, landmarks: str | None) -> OutputPaths:
     """``--output V`` writes V, V's CSV and V's JSON; ``--landmarks C`` alone writes C and C's JSON only.
 
-    Checks up front that the video container is one we write and that each folder is writable.
+    Checks up front that no output names a folder (opening the CSV first would leave it empty when the
+    video then fails), that the video container is one we write and that each folder is writable.
     """
     video = Path(output) if output else None
     table = Path(landmarks) if landmarks else (video.with_suffix(".csv") if video else None)
     outputs = OutputPaths(table, table.with_suffix(".json") if table else None, video)
+    for path in outputs.files():
+        if path.is_dir():
+            raise HeadlessError(f"output {path} is a folder; name a file to write")
     if video is not None:
         try:
             container_for(video)
@@ -86,28 +92,49 @@ def output_paths(output: str | None, landmarks: str | None) -> OutputPaths:
     return outputs
 
 
+#: A file as the file system knows it (see :func:`file_identity`).
+FileIdentity = tuple[int, int] | Path
+
+
+def file_identity(path: Path) -> FileIdentity:
+    """What makes two paths one file: device and inode (equal through symlinks and hard links), or the
+    resolved name for a file that does not exist yet (two such names are one file once written)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return path.resolve()
+    return stat.st_dev, stat.st_ino
+
+
 def check_outputs(source: str, outputs: OutputPaths, overwrite: bool = False) -> None:
     """Refuse outputs that are the source (by path, symlink or hard link), repeat each other, or exist
     already (unless ``overwrite``): opening an output truncates it, so this is the last line of defence."""
     target = parse_source(source)
     files = outputs.files()
-    for path in files:  # the gravest mistake is named first, whatever the order of the outputs
-        if isinstance(target, Path) and _same_file(path, target):
-            raise HeadlessError(f"output {path} is the source video {target}; choose another output name")
-    for i, path in enumerate(files):
-        if any(_same_file(path, other) for other in files[:i]):
+    if isinstance(target, Path):  # the gravest mistake is named first, whatever the order of the outputs
+        check_not_sources([target], files, "choose another output name")
+    seen: set[FileIdentity] = set()
+    for path in files:
+        identity = file_identity(path)
+        if identity in seen:
             raise HeadlessError(f"two outputs would be the same file: {path}")
+        seen.add(identity)
         if path.exists() and not overwrite:
             raise HeadlessError(f"output {path} already exists; pass --overwrite to replace it")
 
 
-def _same_file(a: Path, b: Path) -> bool:
-    """Same file on disk (through symlinks and hard links), or the same resolved name if either is missing."""
-    try:
-        sa, sb = os.stat(a), os.stat(b)
-    except OSError:
-        return a.resolve() == b.resolve()
-    return (sa.st_dev, sa.st_ino) == (sb.st_dev, sb.st_ino)
+def check_not_sources(sources: Iterable[Path], outputs: Iterable[Path], hint: str) -> None:
+    """Refuse the first output that is one of ``sources`` (same file through symlinks and hard links).
+
+    One lookup per output against a set of the sources' identities, so a batch of thousands of videos
+    checks every planned output against every input without comparing each pair. ``hint`` ends the
+    message: what the caller's user should change.
+    """
+    known = {file_identity(source): source for source in sources}
+    for path in outputs:
+        source = known.get(file_identity(path))
+        if source is not None:
+            raise HeadlessError(f"output {path} is the source video {source}; {hint}")
 
 
 def process_video(source: str, model: LandmarkModel, config: PipelineConfig, outputs: OutputPaths, *,
@@ -128,8 +155,9 @@ def process_video(source: str, model: LandmarkModel, config: PipelineConfig, out
 
 
 def _open_source(source: str) -> VideoSource:
+    """The source opened, a file only when it really is a video or image (:mod:`core.io.probe`)."""
     try:
-        return VideoSource(source)
+        return open_video(source)
     except SourceError as exc:
         raise HeadlessError(str(exc)) from exc
 
@@ -141,17 +169,17 @@ def _process_stream(stream: VideoSource, model: LandmarkModel, config: PipelineC
     info = stream.info
     session = Session(FramePipeline(model, config), DrawOptions(), show=False)
     try:
+        if stream_to is not None:  # before the recording: a stream that cannot start must not leave outputs
+            try:
+                session.start_streaming(stream_to)
+            except ValueError as exc:
+                raise HeadlessError(str(exc)) from exc
         if outputs.landmarks is not None:
             try:
                 session.start_recording(outputs, info.name, info.fps, (info.width, info.height),
                                         WITH_UNCERTAINTY if uncertainty_columns else DEFAULT_GROUPS)
             except (RecordingError, OSError) as exc:
                 raise HeadlessError(f"cannot write output: {exc}") from exc
-        if stream_to is not None:
-            try:
-                session.start_streaming(stream_to)
-            except ValueError as exc:
-                raise HeadlessError(str(exc)) from exc
         return _loop(stream, session, max_frames, progress, model.provider)
     finally:
         stream.release()
@@ -209,11 +237,12 @@ def run_headless(source: str, output: str | None = None, landmarks: str | None =
                  model_path: str | None = None, device: str = "auto", config: PipelineConfig = PipelineConfig(),
                  max_frames: int | None = None, progress: bool = True, overwrite: bool = False,
                  stream_to: str | None = None, uncertainty_columns: bool = False) -> RunSummary:
-    """The CLI's run: check the outputs, load the model, :func:`process_video`; raises :class:`HeadlessError`."""
+    """The CLI's run: check every option (the stream host looked up) and the outputs, load the model,
+    :func:`process_video`; raises :class:`HeadlessError`. Nothing is created or truncated before the checks pass."""
     _check_max_frames(max_frames)
     if stream_to is not None:
         try:
-            parse_target(stream_to)
+            resolve_target(stream_to)
         except ValueError as exc:
             raise HeadlessError(str(exc)) from exc
     outputs = output_paths(output, landmarks)

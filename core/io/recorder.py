@@ -24,7 +24,8 @@ the disk full — so every choice here is about what is on disk at any instant:
 * **Sidecar JSON** (``<CSV stem>.json`` unless given): the caller's dict (settings, model, provider,
   ...) plus a ``recording`` section with the start time, and on close the frame and row counts and
   the end time. A sidecar whose ``recording.ended`` is null belongs to a recording that was cut short.
-  Written atomically (temporary file + rename).
+  Written atomically (temporary file + rename); on a full disk, where the temporary file cannot be
+  written, the final version goes over the old one in the room it reserved (:data:`SIDECAR_SLACK`).
 
 Write errors (disk full, a vanished drive) raise :class:`RecordingError` after cutting both files back
 to their last consistent length (whole CSV rows, whole video fragments), so what was recorded stays
@@ -68,6 +69,9 @@ CONTAINERS: dict[str, tuple[str, dict[str, str]]] = {
 #: for about 2.2× the file size; its constrained-baseline H.264 plays in every common player.
 X264_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency", "crf": "23"}
 MPEG4_BIT_RATE = 4_000_000
+#: Spaces that end the sidecar while recording: room to write its final version in place on a full disk
+#: (the end time, counts and error replace nulls; the error names a path, so there is ample room).
+SIDECAR_SLACK = 1024
 #: Presentation-time unit of the video (the MPEG clock: exact for 24, 25, 30 and 30000/1001 fps).
 TIME_BASE = Fraction(1, 90_000)
 
@@ -340,13 +344,38 @@ class Recorder:
                              f"every whole CSV row and video fragment written before") from exc
 
     def _write_sidecar(self) -> None:
-        data = {**self._meta, "recording": self._recording}
+        """Write the sidecar atomically; on a full disk, complete it in the room it already holds.
+
+        While the recording runs the file ends in :data:`SIDECAR_SLACK` spaces (valid JSON
+        whitespace): when the disk fills, the final version (end time, counts, the error) no longer
+        fits in a new temporary file, but still fits over the old one, so a recording stopped by a
+        full disk never reads as cut short (``ended: null``), and no empty temporary file is left.
+        """
+        text = json.dumps({**self._meta, "recording": self._recording}, indent=2, default=str) + "\n"
+        data = (text + (" " * SIDECAR_SLACK if self._recording["ended"] is None else "")).encode("utf-8")
         tmp = self.sidecar_path.with_name(self.sidecar_path.name + ".tmp")
         try:
-            tmp.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
+            tmp.write_bytes(data)
             os.replace(tmp, self.sidecar_path)
         except OSError as exc:  # the sidecar is a convenience; never let it hide the data files' status
-            log.error("%s: cannot write the recording sidecar: %s", self.sidecar_path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            if not self._rewrite_sidecar_in_place(data.rstrip(b" ")):
+                log.error("%s: cannot write the recording sidecar: %s", self.sidecar_path, exc)
+
+    def _rewrite_sidecar_in_place(self, data: bytes) -> bool:
+        """Overwrite the existing sidecar with ``data`` if it fits in the file's current size (no new
+        blocks needed on a file system that overwrites in place); False when it cannot."""
+        try:
+            with open(self.sidecar_path, "r+b") as f:
+                if len(data) > os.fstat(f.fileno()).st_size:
+                    return False
+                f.write(data)
+                f.truncate()
+                os.fsync(f.fileno())
+        except OSError:
+            return False
+        return True
 
 
 def _now() -> str:

@@ -59,6 +59,21 @@ def parse_target(text: str) -> tuple[str, int]:
     return host, int(port)
 
 
+def resolve_target(text: str) -> tuple[socket.AddressFamily, tuple]:
+    """``HOST:PORT`` checked and its host looked up: ``(address family, socket address)``; a one-line
+    ``ValueError`` otherwise. Commands call it before they open any file, so a typo in the host name
+    cannot leave half-started outputs behind."""
+    return _lookup(*parse_target(text))
+
+
+def _lookup(host: str, port: int) -> tuple[socket.AddressFamily, tuple]:
+    try:
+        family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    except socket.gaierror as exc:
+        raise ValueError(f"cannot resolve stream host {host!r}: {exc.strerror or exc}") from None
+    return family, address
+
+
 def _message(address: str, values: Sequence[float | int]) -> OscMessageBuilder:
     builder = OscMessageBuilder(address)
     for v in values:
@@ -103,10 +118,7 @@ class OscStreamer:
     """
 
     def __init__(self, host: str, port: int, max_pending: int = MAX_PENDING) -> None:
-        try:
-            family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-        except socket.gaierror as exc:
-            raise ValueError(f"cannot resolve stream host {host!r}: {exc}") from None
+        family, address = _lookup(host, port)
         self.target = f"{host}:{port}"
         self._address = address
         self._socket = socket.socket(family, socket.SOCK_DGRAM)

@@ -23,7 +23,7 @@ from PyQt6.QtCore import QSettings, Qt
 
 import core.io.video
 from app.application import display_missing
-from app.capture import DEMO_CLIP
+from app.capture import DEMO_CLIP, SourceSpec
 from app.notices import MAX_NOTICES
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
@@ -246,6 +246,20 @@ def test_a_missing_camera_shows_a_message_and_offers_a_video(qtbot, window: Main
     assert window.capture is None and not window.start_action.isChecked()
     counter = FrameCounter(window)
     window.message.demo_button.click()
+    counter.wait_for(qtbot, 2)
+    assert window.stack.currentWidget() is window.view
+
+
+def test_a_text_file_shows_a_message_and_the_window_stays_up(qtbot, window: MainWindow, tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text((REPO_ROOT / "README.md").read_text())
+    assert not window.start_source(SourceSpec(notes))
+    assert window.stack.currentWidget() is window.message and window.isVisible()
+    assert window.message.text.splitlines() == [f"{notes} is a text file, not a video or image file.",
+                                                "Choose another file."]
+    assert window.capture is None and not window.start_action.isChecked()
+    counter = FrameCounter(window)
+    window.message.demo_button.click()  # and it goes on with a real video
     counter.wait_for(qtbot, 2)
     assert window.stack.currentWidget() is window.view
 

