@@ -1,6 +1,7 @@
 """``python main.py batch INPUT... --out DIR``: arguments, the run, the progress bar and the summary.
 
-Exit codes: 0 when every video is done (processed now or skipped as already done), 1 when some failed
+Exit codes: 0 when every video is done (processed now or skipped as already done; a video done with a
+warning — frames missing from the source, model output not finite — is listed but done), 1 when some failed
 (the summary lists them with their reasons), 2 for a usage error (no inputs, an output folder that
 cannot be written, an invalid model, Ray not installed), each as one ``error:`` line.
 """
@@ -56,6 +57,7 @@ class Tally:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    warned: list[tuple[str, str]] = field(default_factory=list)  # done, but the summary had a warning
     frames: int = 0
     per_worker: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0.0]))
 
@@ -64,6 +66,8 @@ class Tally:
         result = item.result
         if result.status == "done":
             self.done += 1
+            if result.warning:
+                self.warned.append((str(item.task.relative), result.warning))
         else:
             self.failed.append((str(item.task.relative), result.reason))
         self.frames += result.frames
@@ -184,8 +188,8 @@ def manifest_row(key: InputKey, item: Finished, video: bool) -> ManifestRow:
 
 def summary_lines(tally: Tally, total: int, wall: float, startup: float) -> list[str]:
     """The table printed at the end: counts, throughput overall and per worker, and what failed."""
-    lines = [f"videos: {total} (done {tally.done}, skipped as already done {tally.skipped}, "
-             f"failed {len(tally.failed)})",
+    lines = [f"videos: {total} (done {tally.done}, {len(tally.warned)} of them with warnings; skipped as already "
+             f"done {tally.skipped}, failed {len(tally.failed)})",
              f"frames: {tally.frames} in {wall:.1f} s wall time (Ray start-up {startup:.1f} s), "
              f"{tally.frames / wall if wall else 0:.1f} frames/s overall"]
     if tally.per_worker:
@@ -193,6 +197,9 @@ def summary_lines(tally: Tally, total: int, wall: float, startup: float) -> list
         for worker, (videos, frames, busy) in sorted(tally.per_worker.items()):
             lines.append(f"{worker:<28} {int(videos):>6} {int(frames):>7} {busy:>7.1f} "
                          f"{frames / busy if busy else 0:>8.1f}")
+    if tally.warned:
+        lines.append(f"done with warnings ({len(tally.warned)}):")
+        lines.extend(f"  {name}: {warning}" for name, warning in tally.warned)
     if tally.failed:
         lines.append(f"failed ({len(tally.failed)}):")
         lines.extend(f"  {name}: {reason}" for name, reason in tally.failed)
