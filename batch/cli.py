@@ -239,8 +239,9 @@ def manifest_row(key: InputKey, item: Finished, video: bool) -> ManifestRow:
 
 def summary_lines(tally: Tally, total: int, wall: float, startup: float) -> list[str]:
     """The table printed at the end: counts, throughput overall and per worker, and what failed."""
-    lines = [f"videos: {total} (done {tally.done}, {len(tally.warned)} of them with warnings; skipped as already "
-             f"done {tally.skipped}, failed {len(tally.failed)})",
+    warned = f", of them done with warnings {len(tally.warned)}" if tally.warned else ""
+    lines = [f"videos: {total} (done {tally.done}, skipped as already done {tally.skipped}, "
+             f"failed {len(tally.failed)}{warned})",
              f"frames: {tally.frames} in {wall:.1f} s wall time (Ray start-up {startup:.1f} s), "
              f"{tally.frames / wall if wall else 0:.1f} frames/s overall"]
     if tally.per_worker:

@@ -146,7 +146,7 @@ def test_an_incomplete_video_is_done_with_a_warning_in_the_summary_and_the_manif
     (row,) = manifest_rows(tmp_path / "out")
     assert row["status"] == "done" and row["warning"].startswith("incomplete source: stopped at frame ")
     assert " of 472; " in row["warning"] and 0 < row["frames"] < 472
-    assert "1 of them with warnings" in printed.getvalue()
+    assert "(done 1, skipped as already done 0, failed 0, of them done with warnings 1)" in printed.getvalue()
     assert f"cut.mp4: {row['warning']}" in printed.getvalue()
 
 
