@@ -49,6 +49,7 @@ from core.partial_imports import lazy_module
 from core.results import FaceResult
 from core.schemes import LandmarkScheme, get_scheme
 from core.io.table import DEFAULT_GROUPS, LAYOUT, ColumnGroup, LandmarkTable
+from core.io.video import SOURCE_FIELDS
 
 #: PyAV takes ~0.15 s to import and only a run that writes a video needs it (imported on first use).
 av = lazy_module("av")
@@ -258,6 +259,7 @@ class Recorder:
             "container": self._container_note(), "video_timing": "each frame at its real timestamp",
             "keyframe_interval_s": KEYFRAME_INTERVAL_S, "started": _now(), "ended": None, "frames": None,
             "rows": None, "non_finite_frames": None, "error": None,
+            "timestamps": None, **dict.fromkeys(SOURCE_FIELDS),  # the caller's to state (annotate)
         }
         self._write_sidecar()
         log.info("recording to %s, %s", ", ".join(str(f.path) for f in opened), self.sidecar_path)
@@ -275,8 +277,13 @@ class Recorder:
         self.close()
 
     def annotate(self, **fields: Any) -> None:
-        """Add facts only the caller knows (how the source's timestamps are made, how completely it was
-        read) to the sidecar's ``recording`` section, and write the sidecar at once."""
+        """State facts only the caller knows (how the source's timestamps are made, how completely it was
+        read: ``timestamps`` and :data:`core.io.video.SOURCE_FIELDS`) in the sidecar's ``recording``
+        section, and write the sidecar at once. Every recording has these keys (null until stated), so
+        window and headless sidecars keep the same keys."""
+        unknown = set(fields) - {"timestamps", *SOURCE_FIELDS}
+        if unknown:
+            raise ValueError(f"not a recording field a caller states: {sorted(unknown)}")
         self._recording.update(fields)
         self._write_sidecar()
 

@@ -57,6 +57,10 @@ class SourceInfo:
     stream_start: float = 0.0  # presentation time (s) where the file's video stream starts
 
 
+#: The recording sidecar's fields about how completely the source was read (null where not reported).
+SOURCE_FIELDS = ("frames_declared", "frames_read", "frames_missing", "stopped_early")
+
+
 @dataclass(frozen=True)
 class ReadReport:
     """How completely a file was read: what the run summary and the recording sidecar say about it."""
@@ -77,9 +81,8 @@ class ReadReport:
                 f"(unreadable or absent)")
 
     def sidecar(self) -> dict[str, int | bool | None]:
-        """The ``recording`` fields of the sidecar."""
-        return {"frames_declared": self.declared, "frames_read": self.read, "frames_missing": self.missing,
-                "stopped_early": self.stopped_early}
+        """The sidecar's :data:`SOURCE_FIELDS`."""
+        return dict(zip(SOURCE_FIELDS, (self.declared, self.read, self.missing, self.stopped_early)))
 
 
 @dataclass(frozen=True)
