@@ -1,19 +1,24 @@
 """``python main.py batch INPUT... --out DIR``: arguments, the run, the progress bar and the summary.
 
-Exit codes: 0 when every video is done (processed now or skipped as already done), 1 when some failed
+Exit codes: 0 when every video is done (processed now or skipped as already done; a video done with a
+warning — frames missing from the source, model output not finite — is listed but done), 1 when some failed
 (the summary lists them with their reasons), 2 for a usage error (no inputs, an output folder that
 cannot be written, an invalid model, Ray not installed), each as one ``error:`` line.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import ipaddress
 import os
+import secrets
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 from tqdm import tqdm
 
@@ -27,6 +32,12 @@ from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
 
 INSTALL_HINT = 'batch processing needs Ray: pip install -e ".[batch]"'
+#: Read by Ray when it is imported: "0" makes a new local node take the loopback address as its IP,
+#: so the GCS, raylet, workers and driver bind their gRPC servers to 127.0.0.1 and the runtime-env
+#: agent to that IP (Ray's default on macOS/Windows; on Linux they listen on every interface).
+LOOPBACK_ENV = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+#: Ray's token authentication (in Ray 2.60): every call to the GCS, raylet and workers must carry the token.
+AUTH_ENV = ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -56,6 +67,7 @@ class Tally:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    warned: list[tuple[str, str]] = field(default_factory=list)  # done, but the summary had a warning
     frames: int = 0
     per_worker: dict[str, list[float]] = field(default_factory=lambda: defaultdict(lambda: [0, 0, 0.0]))
 
@@ -64,6 +76,8 @@ class Tally:
         result = item.result
         if result.status == "done":
             self.done += 1
+            if result.warning:
+                self.warned.append((str(item.task.relative), result.warning))
         else:
             self.failed.append((str(item.task.relative), result.reason))
         self.frames += result.frames
@@ -77,16 +91,37 @@ def main(argv: list[str]) -> int:
     """Run a batch; returns the exit code (see the module docstring)."""
     started = time.perf_counter()
     args = build_parser().parse_args(argv)
+    with _local_ray_environment(args.address is None and "ray" not in sys.modules):
+        try:
+            import ray  # noqa: F401 - only to say how to install it where it is missing
+        except ImportError:
+            print(f"error: {INSTALL_HINT}", file=sys.stderr)
+            return 2
+        try:
+            return _batch(args, started)
+        except UsageError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+
+@contextlib.contextmanager
+def _local_ray_environment(local: bool) -> Iterator[None]:
+    """For a local cluster (``local``), the environment Ray must see when it is imported: loopback only
+    (:data:`LOOPBACK_ENV`) and token authentication with a random token made for this run; both are
+    read at import (the driver) and inherited by every process Ray starts. Restored afterwards, so
+    nothing this process starts later inherits the token."""
+    keys = (*LOOPBACK_ENV, *AUTH_ENV)
+    saved = {key: os.environ.get(key) for key in keys}
+    if local:
+        os.environ.update({**LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)})
     try:
-        import ray  # noqa: F401 - only to say how to install it where it is missing
-    except ImportError:
-        print(f"error: {INSTALL_HINT}", file=sys.stderr)
-        return 2
-    try:
-        return _batch(args, started)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _batch(args: argparse.Namespace, started: float) -> int:
@@ -99,21 +134,37 @@ def _batch(args: argparse.Namespace, started: float) -> int:
     todo = [t for t in tasks if args.force or not manifest.is_done(keys[t.source], t.outputs(settings.video))]
     tally = Tally(skipped=len(tasks) - len(todo))
     startup = 0.0
-    if todo:
-        we_started = not ray.is_initialized()  # a caller's cluster (tests, notebooks) is joined, not shut down
-        startup = _start_ray(args.address) if we_started else 0.0
-        try:
+    if todo and ray.is_initialized():  # a caller's cluster (tests, notebooks) is joined, not shut down
+        _run(args, settings, model_sha, todo, keys, manifest, tally)
+    elif todo:
+        with _ray_session(args.address) as startup:
             _run(args, settings, model_sha, todo, keys, manifest, tally)
-        finally:
-            if we_started:
-                ray.shutdown()
     for line in summary_lines(tally, len(tasks), time.perf_counter() - started, startup):
         print(line)
     return 1 if tally.failed else 0
 
 
+@contextlib.contextmanager
+def _ray_session(address: str | None) -> Iterator[float]:
+    """Ray started or joined for the block (yields the seconds that took) and shut down after it."""
+    import ray
+
+    startup = _start_ray(address)
+    try:
+        yield startup
+    finally:
+        ray.shutdown()
+
+
 def _start_ray(address: str | None) -> float:
-    """Start a local cluster (``address`` None) or join one; returns the seconds it took."""
+    """Start a local cluster (``address`` None) or join one; returns the seconds it took.
+
+    A local cluster listens on 127.0.0.1 only and requires a random token made for this run
+    (:func:`_local_ray_environment`), so neither the network nor another local user can submit jobs to
+    it (unauthenticated Ray runs whatever it is sent). If Ray was imported before that environment
+    could apply and the node took a routable address, the batch is refused rather than run exposed. Joining a cluster (``address``) is the user's explicit choice; its own security
+    settings apply (README: what a cluster exposes).
+    """
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")  # no network at run time: Ray would report usage
@@ -122,6 +173,11 @@ def _start_ray(address: str | None) -> float:
         ray.init(address=address, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UsageError(f"cannot start or join Ray at {address or 'a new local cluster'}: {one_line(exc)}") from exc
+    node_ip = ray.util.get_node_ip_address()
+    if address is None and not ipaddress.ip_address(node_ip).is_loopback:
+        ray.shutdown()
+        raise UsageError(f"the local Ray cluster would listen on {node_ip}, not only on 127.0.0.1 (Ray was "
+                         f"imported before {', '.join(LOOPBACK_ENV)} could be set); refused")
     return time.perf_counter() - began
 
 
@@ -180,8 +236,9 @@ def manifest_row(key: InputKey, item: Finished, video: bool) -> ManifestRow:
 
 def summary_lines(tally: Tally, total: int, wall: float, startup: float) -> list[str]:
     """The table printed at the end: counts, throughput overall and per worker, and what failed."""
+    warned = f", of them done with warnings {len(tally.warned)}" if tally.warned else ""
     lines = [f"videos: {total} (done {tally.done}, skipped as already done {tally.skipped}, "
-             f"failed {len(tally.failed)})",
+             f"failed {len(tally.failed)}{warned})",
              f"frames: {tally.frames} in {wall:.1f} s wall time (Ray start-up {startup:.1f} s), "
              f"{tally.frames / wall if wall else 0:.1f} frames/s overall"]
     if tally.per_worker:
@@ -189,6 +246,9 @@ def summary_lines(tally: Tally, total: int, wall: float, startup: float) -> list
         for worker, (videos, frames, busy) in sorted(tally.per_worker.items()):
             lines.append(f"{worker:<28} {int(videos):>6} {int(frames):>7} {busy:>7.1f} "
                          f"{frames / busy if busy else 0:>8.1f}")
+    if tally.warned:
+        lines.append(f"done with warnings ({len(tally.warned)}):")
+        lines.extend(f"  {name}: {warning}" for name, warning in tally.warned)
     if tally.failed:
         lines.append(f"failed ({len(tally.failed)}):")
         lines.extend(f"  {name}: {reason}" for name, reason in tally.failed)

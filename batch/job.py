@@ -79,7 +79,8 @@ def run_video(task: VideoTask, model: LandmarkModel, settings: JobSettings, stag
         return JobResult("failed", f"cannot write output: {exc}", seconds=_since(started), provider=model.provider)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    return JobResult("done", "", summary.frames, round(summary.faces_per_frame, 4), _since(started), summary.provider)
+    return JobResult("done", "", summary.frames, round(summary.faces_per_frame, 4), _since(started), summary.provider,
+                     "; ".join(summary.warnings()))
 
 
 def _since(started: float) -> float:

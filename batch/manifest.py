@@ -35,7 +35,9 @@ class InputKey:
 
 @dataclass(frozen=True)
 class JobResult:
-    """What one video produced; ``reason`` is the headless command's one-line error when it failed."""
+    """What one video produced; ``reason`` is the headless command's one-line error when it failed,
+    ``warning`` what a done video's summary warned about (frames missing from the source, model output
+    not finite), so an incomplete video is done but never silently."""
 
     status: str  # "done" | "failed"
     reason: str = ""
@@ -43,6 +45,7 @@ class JobResult:
     faces_per_frame: float = 0.0
     seconds: float = 0.0
     provider: str = ""
+    warning: str = ""
 
 
 @dataclass(frozen=True)

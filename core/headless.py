@@ -30,7 +30,7 @@ from core.io.table import DEFAULT_GROUPS, WITH_UNCERTAINTY
 from core.stages import OrderedWriter, prefetch
 from core.io.streaming import resolve_target
 from core.io.probe import open_video
-from core.io.video import SourceError, VideoSource, parse_source
+from core.io.video import ReadReport, SourceError, VideoSource, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,21 @@ class RunSummary:
     provider: str
     skipped_frames: int
     stage_ms: dict[str, float]  # mean milliseconds per frame per pipeline stage
+    source: ReadReport | None = None  # how completely the source was read (None: not reported)
+    non_finite_frames: int = 0  # frames where the model's output held NaN or inf
+
+    def warnings(self) -> list[str]:
+        """What a user must not miss: frames the source lacked, frames the model could not process."""
+        found = [self.source.line()] if self.source is not None and self.source.line() else []
+        if self.non_finite_frames:
+            found.append(f"model output not finite (NaN or inf) on {self.non_finite_frames} of {self.frames} "
+                         f"frames: no face could be tracked there (a broken model or export?)")
+        return found
 
     def lines(self) -> list[str]:
         stages = ", ".join(f"{k} {v:.2f}" for k, v in self.stage_ms.items())
         return [f"frames: {self.frames} (skipped corrupt: {self.skipped_frames})",
+                *(f"warning: {w}" for w in self.warnings()),
                 f"faces per frame: {self.faces_per_frame:.2f}",
                 f"processing: {self.processing_fps:.1f} frames/s ({self.wall_fps:.1f} frames/s wall clock, "
                 f"with decoding, drawing and writing)",
@@ -180,6 +191,7 @@ def _process_stream(stream: VideoSource, model: LandmarkModel, config: PipelineC
                                         WITH_UNCERTAINTY if uncertainty_columns else DEFAULT_GROUPS)
             except (RecordingError, OSError) as exc:
                 raise HeadlessError(f"cannot write output: {exc}") from exc
+            session.recorder.annotate(timestamps=stream.timestamps)
         return _loop(stream, session, max_frames, progress, model.provider)
     finally:
         stream.release()
@@ -196,7 +208,7 @@ def _loop(stream: VideoSource, session: Session, max_frames: int | None, progres
     """Decode (thread) → process and draw (here) → record (thread), in order; then the summary."""
     info = stream.info
     total = min(info.frame_count, max_frames) if info.frame_count and max_frames else (max_frames or info.frame_count)
-    frames = faces = 0
+    frames = faces = non_finite = 0
     busy = 0.0
     stage_totals: dict[str, float] = {}
     started = time.perf_counter()
@@ -212,11 +224,15 @@ def _loop(stream: VideoSource, session: Session, max_frames: int | None, progres
                     stage_totals[stage] = stage_totals.get(stage, 0.0) + seconds
                 frames += 1
                 faces += len(result.faces)
+                non_finite += result.non_finite > 0
                 writer.put(processed)
                 bar.update(1)
                 if max_frames and frames >= max_frames:
                     break
         writer.close()
+        report = stream.report()
+        if session.recorder is not None:
+            session.recorder.annotate(**report.sidecar())
         session.stop_recording()
     except (RecordingError, OSError) as exc:
         # The recorder's message carries the one frame count that matters: frames fully written.
@@ -230,7 +246,7 @@ def _loop(stream: VideoSource, session: Session, max_frames: int | None, progres
     if frames == 0:
         raise HeadlessError(f"no frame could be read from {info.name}")
     return RunSummary(frames, faces / frames, frames / busy if busy else 0.0, frames / wall, provider,
-                      stream.skipped, {k: 1000 * v / frames for k, v in stage_totals.items()})
+                      report.missing, {k: 1000 * v / frames for k, v in stage_totals.items()}, report, non_finite)
 
 
 def run_headless(source: str, output: str | None = None, landmarks: str | None = None,

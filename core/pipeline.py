@@ -58,13 +58,16 @@ class PipelineConfig:
 
 @dataclass
 class FrameResult:
-    """What one frame produced: visible faces, whether the detector ran, seconds per stage."""
+    """What one frame produced: visible faces, whether the detector ran, seconds per stage, and how
+    many crops the model answered with NaN or inf (those faces are lost for the frame; callers count
+    such frames so a broken model is reported instead of looking like an empty picture)."""
 
     index: int
     timestamp: float
     faces: list[FaceResult]
     detected: bool
     timings: dict[str, float]
+    non_finite: int = 0
 
     @property
     def total_seconds(self) -> float:
@@ -129,6 +132,7 @@ class FramePipeline:
         clock = time.perf_counter()
 
         boxes = None
+        non_finite = 0
         if self.cuts.is_cut(frame):
             self.tracker.end_shot()
         if self.tracker.needs_detection():
@@ -139,6 +143,7 @@ class FramePipeline:
             crops = np.stack([warp_to_crop(frame, r.matrix, info.input_size) for r in requests])
             clock = _lap(timings, "crop", clock)
             anchors, confidences = self.model.run(crops)
+            non_finite = count_non_finite(anchors, confidences)
             clock = _lap(timings, "infer", clock)
             decoded = aggregate(anchors, confidences, self.config.strategy, self.config.threshold)
             to_image = [invert_affine(r.matrix) for r in requests]
@@ -161,9 +166,15 @@ class FramePipeline:
                                     pose, info.scheme, track.uncertainty, state))
         self.face_states.keep({t.track_id for t in self.tracker.tracks})
         _lap(timings, "pose", clock)
-        result = FrameResult(self.frame_index, timestamp, faces, boxes is not None, timings)
+        result = FrameResult(self.frame_index, timestamp, faces, boxes is not None, timings, non_finite)
         self.frame_index += 1
         return result
+
+
+def count_non_finite(anchors: np.ndarray, confidences: np.ndarray) -> int:
+    """Crops of a batch (``[N, M, L, 2]`` landmarks, ``[N, M]`` confidences) with any NaN or inf output."""
+    finite = np.isfinite(anchors).all(axis=(1, 2, 3)) & np.isfinite(confidences).all(axis=1)
+    return int((~finite).sum())
 
 
 def _close(detector: FaceDetector) -> None:

@@ -117,7 +117,8 @@ class Session:
         """Write one processed frame to the attached recorder (nothing without one)."""
         if self.recorder is not None:
             frame = processed.frame
-            self.recorder.write(frame.index, frame.timestamp, processed.image, processed.result.faces)
+            self.recorder.write(frame.index, frame.timestamp, processed.image, processed.result.faces,
+                                model_output_finite=not processed.result.non_finite)
 
     def stop_recording(self) -> Recorder | None:
         """Detach and finalise the recorder (returns it for its counts); raises RecordingError if closing fails."""

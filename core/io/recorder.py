@@ -50,6 +50,7 @@ from core.partial_imports import lazy_module
 from core.results import FaceResult
 from core.schemes import LandmarkScheme, get_scheme
 from core.io.table import DEFAULT_GROUPS, LAYOUT, ColumnGroup, LandmarkTable
+from core.io.video import SOURCE_FIELDS
 
 #: PyAV takes ~0.15 s to import and only a run that writes a video needs it (imported on first use).
 av = lazy_module("av")
@@ -227,6 +228,7 @@ class Recorder:
         self.table = LandmarkTable(self.scheme.num_points, columns)
         self.frames = 0
         self.rows = 0
+        self.non_finite_frames = 0
         self._closed = False
         self._error: str | None = None
         self._meta = dict(sidecar or {})
@@ -260,7 +262,8 @@ class Recorder:
             "video_codec": self._video.codec if self._video else None,
             "container": self._container_note(), "video_timing": "each frame at its real timestamp",
             "keyframe_interval_s": KEYFRAME_INTERVAL_S, "started": _now(), "ended": None, "frames": None,
-            "rows": None, "error": None,
+            "rows": None, "non_finite_frames": None, "error": None,
+            "timestamps": None, **dict.fromkeys(SOURCE_FIELDS),  # the caller's to state (annotate)
         }
         self._write_sidecar()
         log.info("recording to %s, %s", ", ".join(str(f.path) for f in opened), self.sidecar_path)
@@ -277,9 +280,23 @@ class Recorder:
     def __exit__(self, *exc_info: object) -> None:
         self.close()
 
+    def annotate(self, **fields: Any) -> None:
+        """State facts only the caller knows (how the source's timestamps are made, how completely it was
+        read: ``timestamps`` and :data:`core.io.video.SOURCE_FIELDS`) in the sidecar's ``recording``
+        section, and write the sidecar at once. Every recording has these keys (null until stated), so
+        window and headless sidecars keep the same keys."""
+        unknown = set(fields) - {"timestamps", *SOURCE_FIELDS}
+        if unknown:
+            raise ValueError(f"not a recording field a caller states: {sorted(unknown)}")
+        self._recording.update(fields)
+        self._write_sidecar()
+
     def write(self, frame_index: int, timestamp: float, frame_bgr: np.ndarray | None,
-              faces: list[FaceResult]) -> None:
-        """Record one frame (the picture only when recording video) and its faces' rows."""
+              faces: list[FaceResult], *, model_output_finite: bool = True) -> None:
+        """Record one frame (the picture only when recording video) and its faces' rows.
+
+        ``model_output_finite`` False counts the frame in the sidecar's ``non_finite_frames``: its
+        model output held NaN or inf, so its rows say "no face" where the model, not the picture, failed."""
         if self._error is not None:
             raise RecordingError(f"recording already stopped: {self._error}")
         if self._closed:
@@ -303,6 +320,7 @@ class Recorder:
             self._fail(sink.path, exc)
         self.frames += 1
         self.rows += count
+        self.non_finite_frames += not model_output_finite
 
     def close(self) -> None:
         """Finish the video, close the files and complete the sidecar; safe to call again."""
@@ -320,7 +338,8 @@ class Recorder:
                 sink.close()
         except (OSError, av.FFmpegError) as exc:
             self._fail(sink.path, exc)
-        self._recording.update(ended=_now(), frames=self.frames, rows=self.rows)
+        self._recording.update(ended=_now(), frames=self.frames, rows=self.rows,
+                               non_finite_frames=self.non_finite_frames)
         self._write_sidecar()
         log.info("recorded %d frames (%d rows) to %s", self.frames, self.rows, self.csv_path)
 
@@ -337,7 +356,8 @@ class Recorder:
                 f.close()
             except OSError as close_exc:
                 log.debug("closing %s after a write error: %s", f.path, close_exc)
-        self._recording.update(ended=_now(), frames=self.frames, rows=self.rows, error=self._error)
+        self._recording.update(ended=_now(), frames=self.frames, rows=self.rows,
+                               non_finite_frames=self.non_finite_frames, error=self._error)
         self._write_sidecar()
         log.error("recording stopped after %d frames: %s", self.frames, self._error)
         raise RecordingError(f"recording stopped after {self.frames} frames: {self._error}; the files keep "

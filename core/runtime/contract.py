@@ -15,6 +15,12 @@ import onnxruntime as ort
 from core.model_metadata import ModelError, ModelMetadata
 from core.runtime.model_input import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, to_model_input
 from core.schemes import get_scheme
+from core.tracker import TrackerConfig
+
+#: Batch sizes the pipeline runs the model at: one crop per tracked or newly detected face, up to the
+#: tracker's face limit. A model can break at one size only (NaN at batch 1 from a statistic over the
+#: batch axis, e.g. BatchNorm exported in training mode), so the load check runs every one.
+PIPELINE_BATCH_SIZES = tuple(range(1, TrackerConfig().max_faces + 1))
 
 #: A real face crop (run-time crop policy, from the demo clip; ``python -m tools.probe_crop``).
 PROBE_CROP_PATH = Path(__file__).resolve().parents[2] / "assets" / "probe_face.png"
@@ -102,14 +108,15 @@ def probe_crop(input_size: int) -> np.ndarray:
     return crop
 
 
-def probe_batch(input_size: int) -> np.ndarray:
-    """The load-time probe: ``[2, 3, S, S]`` model input of the real face crop and a blank crop.
+def probe_batch(input_size: int, size: int = 2) -> np.ndarray:
+    """A load-time probe: ``[size, 3, S, S]`` model input of the real face crop, then a blank crop, and
+    so on alternately.
 
-    The blank alone hides models that break only on real pixels; two crops also prove the batch axis
-    is dynamic, as every frame with several faces needs.
+    The blank alone hides models that break only on real pixels; two crops and more also prove the
+    batch axis is dynamic, as every frame with several faces needs.
     """
     crop = probe_crop(input_size)
-    return to_model_input(np.stack([crop, np.zeros_like(crop)]))
+    return to_model_input(np.stack([crop if i % 2 == 0 else np.zeros_like(crop) for i in range(size)]))
 
 
 def _probe_outputs(session: ort.InferenceSession, input_size: int, outputs: dict,
@@ -142,4 +149,25 @@ def _probe_outputs(session: ort.InferenceSession, input_size: int, outputs: dict
         declared = outputs[name].shape
         if any(isinstance(d, int) and d != r for d, r in zip(declared[1:], real[1:])):
             problems.append(f"output {name!r} is declared {declared} but a batch of 2 gave {list(real)}")
+    if not problems:
+        _probe_batch_sizes(session, input_size, problems)
     return num_anchors, num_points
+
+
+def _probe_batch_sizes(session: ort.InferenceSession, input_size: int, problems: list[str]) -> None:
+    """Run every size of :data:`PIPELINE_BATCH_SIZES` but 2 (checked above) and name each that fails,
+    returns the wrong batch length or any NaN or inf."""
+    for size in PIPELINE_BATCH_SIZES:
+        if size == 2:
+            continue
+        try:
+            outputs = session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE], {INPUT_NAME: probe_batch(input_size, size)})
+        except Exception as exc:  # onnxruntime's own exception types
+            problems.append(f"running the graph on a batch of {size} failed: {str(exc).strip().splitlines()[0]}")
+            continue
+        if any(len(v) != size for v in outputs):
+            problems.append(f"a batch of {size} crops gave outputs of {[len(v) for v in outputs]} crops")
+        elif not all(np.isfinite(v).all() for v in outputs):
+            problems.append(f"outputs are not finite (NaN or inf) at batch size {size}, the pipeline's batch "
+                            f"for {size} face{'s' if size > 1 else ''} (a statistic over the batch axis, such as "
+                            "BatchNorm exported in training mode?); this model cannot track")

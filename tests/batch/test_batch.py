@@ -132,6 +132,25 @@ def test_corrupt_file_is_one_failed_row_with_the_headless_reason(inputs: Path, f
         assert row["settings"]["pipeline"]["smoothing"] == "kalman" and row["seconds"] > 0
 
 
+def test_an_incomplete_video_is_done_with_a_warning_in_the_summary_and_the_manifest(shared_data: Path,
+                                                                                   tmp_path: Path) -> None:
+    """A truncated file (the first 10 % of a real clip, whose header still declares 472 frames) is
+    processed as far as it goes and counted done, but never silently: its summary line and manifest
+    row carry the headless warning."""
+    clip = (shared_data / "video" / "pyfeat_WolfgangLanger_Pexels.mp4").read_bytes()
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "cut.mp4").write_bytes(clip[:len(clip) // 10])
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["batch", str(tmp_path / "in"), "--out", str(tmp_path / "out")])
+    assert code == 0
+    (row,) = manifest_rows(tmp_path / "out")
+    assert row["status"] == "done" and row["warning"].startswith("incomplete source: stopped at frame ")
+    assert " of 472; " in row["warning"] and 0 < row["frames"] < 472
+    assert "(done 1, skipped as already done 0, failed 0, of them done with warnings 1)" in printed.getvalue()
+    assert f"cut.mp4: {row['warning']}" in printed.getvalue()
+
+
 def test_same_file_name_in_two_folders_gives_two_outputs(first_batch: BatchRun) -> None:
     out = first_batch.out
     assert files_under(out) == {"a/clip.csv", "a/clip.json", "b/clip.csv", "b/clip.json", MANIFEST_NAME}
