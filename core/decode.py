@@ -13,11 +13,28 @@ errors. A direct-regression model (M = 1) has no spread to measure and reports `
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 STRATEGIES = ("weighted", "argmax", "mean")
 DEFAULT_THRESHOLD = 0.6
+
+
+def with_mirrored_pass(run: Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]], crops: np.ndarray,
+                       mirror: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Flip test-time averaging at the anchor level: run the model on the crops and on their mirror
+    images, map the mirrored pass's points back (``x → S − 1 − x``, 0-based pixel centres, and the
+    scheme's ``mirror`` permutation), and return both passes' anchors together (``[N, 2M, L, 2]``,
+    ``[N, 2M]``). Aggregation then averages the two passes with their confidences, and the spread of
+    the anchors (the uncertainty) covers both. Costs a second model pass.
+    """
+    landmarks, confidence = run(crops)
+    mirrored, mirrored_confidence = run(np.ascontiguousarray(crops[:, :, ::-1]))
+    back = np.array(mirrored[:, :, list(mirror)], dtype=np.float32)
+    back[..., 0] = crops.shape[2] - 1 - back[..., 0]
+    return (np.concatenate([np.asarray(landmarks, np.float32), back], axis=1),
+            np.concatenate([confidence, mirrored_confidence], axis=1))
 
 
 #: Fewest anchors a spread is measured over: with fewer passing C_th the spread is taken over all

@@ -2,14 +2,16 @@
 
     python -m training.evaluate --model FILE --data DIR [--split val|val_new|train|all]
                                 [--strategy weighted|argmax|mean] [--threshold 0.6] [--crops gt|auto|short|full|haar]
-                                [--json OUT] [--plot CED.png]
+                                [--flip-average] [--json OUT] [--plot CED.png]
 
 FILE is an exported ``.onnx`` (run through core.runtime, exactly as the app runs it) or a training
 checkpoint. The protocol itself is torch-free and lives in core.offline.evaluation: faces are cropped from their
 ground-truth landmark box (the standard protocol) with the crop policy recorded in the model;
 ``--crops auto|short|full|haar`` crops from the calibrated box of that detector instead, as the app does on a
 first frame (faces it misses are counted and left out). Prints N, NME (inter-ocular, %; faces without
-both outer eye corners fall back to the box diagonal and the table says how many), FR@0.1, AUC@0.1 and the
+both outer eye corners fall back to the box diagonal and the table says how many), FR@0.1, AUC@0.1, the
+mean signed error dx/dy (% of the normaliser: a systematic offset NME cannot show), the eyelid points'
+NME, and the
 Pearson correlation between anchor confidence and anchor error, per source, for the turned faces (with
 the share the tracker would keep) and overall; ``--plot`` writes a CED plot.
 """
@@ -24,7 +26,7 @@ from pathlib import Path
 from core.offline.datasets import SPLIT_PARTS, DatasetError
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES
 from core.detection import DETECTORS
-from core.offline.evaluation import DetectorCrops, evaluate, format_table, ground_truth_crop, load_records, plot_ced, report, \
+from core.offline.evaluation import DetectorCrops, FlipAveraged, evaluate, format_table, ground_truth_crop, load_records, plot_ced, report, \
     yaw_buckets
 from training.predictors import open_predictor
 
@@ -45,12 +47,15 @@ def main(argv: list[str] | None = None) -> int:
                         "of the app's detectors")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=32, help="faces per inference call")
+    p.add_argument("--flip-average", action="store_true",
+                   help="also run each mirrored crop and average both passes (flip test-time averaging; 2x the model time)")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N faces (quick checks)")
     p.add_argument("--json", help="write the numbers (n, nme, fr, auc, pearson, per_source) to this file")
     p.add_argument("--plot", help="write a CED plot to this PNG (default: no plot)")
     args = p.parse_args(argv)
     try:
         predictor = open_predictor(args.model, args.device)
+        predictor = FlipAveraged(predictor) if args.flip_average else predictor
         records = load_records(args.data, args.split, predictor.scheme)
         records = records[:args.limit] if args.limit else records
     except (DatasetError, ValueError, OSError) as exc:
@@ -62,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     crop = ground_truth_crop if args.crops == "gt" else DetectorCrops(args.crops)
     result = evaluate(predictor, records, args.strategy, args.threshold, args.batch_size, crop)
     numbers = report(result, yaw_buckets(args.data))
-    print(f"{args.model} on {args.data} ({args.split}, {args.strategy}, C_th {args.threshold}, {args.crops} crops)")
+    print(f"{args.model} on {args.data} ({args.split}, {args.strategy}, C_th {args.threshold}, {args.crops} crops"
+          f"{', flip-averaged' if args.flip_average else ''})")
     if result.missed:
         print(f"the {args.crops} detector missed {result.missed} of {len(records)} faces (left out below)")
     print(format_table(numbers))

@@ -22,7 +22,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core.offline.datasets import FaceRecord, FaceSample, read_dataset, select_split
-from core.decode import DEFAULT_THRESHOLD, aggregate
+from core.decode import DEFAULT_THRESHOLD, aggregate, with_mirrored_pass
 from core.geometry import Box, crop_from_box, crop_from_landmarks, invert_affine, landmark_box, transform_points, \
     warp_to_crop
 from core.offline.metrics import anchor_errors, auc, ced_curve, eyelid_nme, failure_rate, nme, normalisations, pearson, \
@@ -68,6 +68,21 @@ class OnnxPredictor:
 
     def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return self.runtime.run(crops_bgr)
+
+
+@dataclass
+class FlipAveraged:
+    """A predictor that also runs the mirrored crop and averages both (core.decode.with_mirrored_pass):
+    measures what flip test-time averaging buys, and shows where a model sits against its own mirror
+    image (a flip-trained network cannot learn a label set's horizontal offset)."""
+
+    inner: AnchorPredictor
+
+    def __post_init__(self) -> None:
+        self.scheme, self.input_size, self.crop_margin = self.inner.scheme, self.inner.input_size, self.inner.crop_margin
+
+    def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return with_mirrored_pass(self.inner.predict, crops_bgr, get_scheme(self.scheme).mirror)
 
 
 CropSource = Callable[[FaceSample, int, float], "np.ndarray | None"]

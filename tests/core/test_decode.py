@@ -144,3 +144,31 @@ def test_uncertainty_maps_to_image_pixels_with_the_crop_scale() -> None:
     to_crop = square_crop_transform((300.0, 200.0), 448.0, 224, angle_deg=30.0)
     np.testing.assert_allclose(uncertainty_to_image(np.array([1.5, 4.0]), invert_affine(to_crop)), [3.0, 8.0],
                                rtol=1e-5)
+
+
+def test_the_mirrored_pass_maps_back_onto_the_unmirrored_one() -> None:
+    """A mirror-consistent 'model' (each point at a bright pixel plus an offset whose mirror point has the
+    x-negated offset) must give identical points from both passes; a slip of the flip convention
+    (S − x instead of S − 1 − x) or of the permutation would pull them 1 px or more apart."""
+    from core.decode import with_mirrored_pass
+    from core.schemes import IBUG68
+
+    size = 32
+    offsets = np.random.default_rng(1).uniform(-4, 4, size=(68, 2))
+    for i, j in enumerate(IBUG68.mirror):  # mirror-consistent: a point's mirror partner has its x negated
+        if i < j:
+            offsets[j] = offsets[i] * [-1.0, 1.0]
+        elif i == j:
+            offsets[i, 0] = 0.0  # points on the axis stay on it
+
+    def bright_pixel_model(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        rows, cols = np.unravel_index(crops.max(axis=3).reshape(len(crops), -1).argmax(axis=1), (size, size))
+        points = np.stack([cols, rows], axis=1)[:, None, None, :] + offsets[None, None]
+        return np.repeat(points, 3, axis=1).astype(np.float32), np.full((len(crops), 3), 0.9, np.float32)
+
+    crops = np.zeros((2, size, size, 3), np.uint8)
+    crops[0, 7, 20] = crops[1, 25, 3] = 255
+    single, _ = bright_pixel_model(crops)
+    both, confidence = with_mirrored_pass(bright_pixel_model, crops, IBUG68.mirror)
+    assert both.shape == (2, 6, 68, 2) and confidence.shape == (2, 6)
+    np.testing.assert_allclose(both[:, 3:], single, atol=1e-5)
