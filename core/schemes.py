@@ -33,9 +33,15 @@ class LandmarkScheme:
     left_eye_corners: tuple[int, int]  # (outer, inner) of the eye on the image's left
     right_eye_corners: tuple[int, int]  # (outer, inner) of the eye on the image's right
     contours: tuple[Contour, ...]
-    #: The upper and lower eyelid points (not the corners): blinks live in them, so their error is
-    #: reported on its own (a model can be good on average and still miss every blink).
-    eyelids: tuple[int, ...] = ()
+    #: Per eye, ``(outer corner, inner corner, upper lid points, lower lid points)``, each lid listed from
+    #: the outer corner to the inner one. Blinks live in the lid points, so their error is reported on its
+    #: own (a model can be good on average and still miss every blink), and augmentation closes eyes with it.
+    eyes: tuple[tuple[int, int, tuple[int, ...], tuple[int, ...]], ...] = ()
+
+    @property
+    def eyelids(self) -> tuple[int, ...]:
+        """Every upper and lower lid point (not the corners)."""
+        return tuple(sorted(i for _, _, upper, lower in self.eyes for i in upper + lower))
 
     def __post_init__(self) -> None:
         if sorted(self.mirror) != list(range(self.num_points)):
@@ -80,7 +86,7 @@ IBUG68 = LandmarkScheme(
         Contour("outer_lips", _span(48, 59), closed=True),
         Contour("inner_lips", _span(60, 67), closed=True),
     ),
-    eyelids=(37, 38, 40, 41, 43, 44, 46, 47),
+    eyes=((36, 39, (37, 38), (41, 40)), (45, 42, (44, 43), (46, 47))),
 )
 
 _WFLW98_PAIRS = (
@@ -111,7 +117,7 @@ WFLW98 = LandmarkScheme(
         Contour("outer_lips", _span(76, 87), closed=True),
         Contour("inner_lips", _span(88, 95), closed=True),
     ),
-    eyelids=(61, 62, 63, 65, 66, 67, 69, 70, 71, 73, 74, 75),
+    eyes=((60, 64, (61, 62, 63), (67, 66, 65)), (72, 68, (71, 70, 69), (73, 74, 75))),
 )
 
 SCHEMES: dict[str, LandmarkScheme] = {s.name: s for s in (IBUG68, WFLW98)}

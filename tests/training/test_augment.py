@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
 from core.offline.datasets import read_pts, visible_mask
 from core.geometry import crop_from_landmarks, landmark_box, transform_points, warp_to_crop
-from core.schemes import get_scheme
+from core.schemes import IBUG68, get_scheme
 from training.augment import AugmentConfig, augment, crop_with_jitter, flip
 
 IBUG = get_scheme("ibug68")
@@ -66,3 +67,49 @@ def test_full_augmentation_keeps_every_point_on_its_content(face: tuple[np.ndarr
         crop, out = augment(image, pts, IBUG, np.random.default_rng(seed), AugmentConfig(), 128)
         assert crop.shape == (128, 128, 3) and crop.dtype == np.uint8
         assert visible_mask(out).all() and out.min() > -40 and out.max() < 168
+
+
+def _eye_picture() -> tuple[np.ndarray, np.ndarray]:
+    """A light face with two dark eyes, each the polygon through its 68-point lids (the other points far
+    below the eyes)."""
+    image = np.full((120, 200, 3), 200, np.uint8)
+    pts = np.tile([100.0, 110.0], (68, 1))
+    for (outer, inner, upper, lower), cx in zip(IBUG68.eyes, (60, 140)):
+        x_outer, x_inner = (cx - 24, cx + 24) if cx < 100 else (cx + 24, cx - 24)
+        pts[outer], pts[inner] = (x_outer, 50), (x_inner, 50)
+        step = (x_inner - x_outer) / 3
+        pts[list(upper)] = [(x_outer + step, 41), (x_outer + 2 * step, 41)]
+        pts[list(lower)] = [(x_outer + step, 59), (x_outer + 2 * step, 59)]
+        outline = pts[[outer, *upper, inner, *reversed(lower)]]
+        cv2.fillPoly(image, [np.round(outline).astype(np.int32)], (30, 30, 30))
+    return image, pts
+
+
+def test_closing_the_eyes_moves_the_upper_lids_and_the_pixels_under_them_together() -> None:
+    from training.augment import close_eyes
+
+    image, pts = _eye_picture()
+    closed, moved = close_eyes(image, pts, IBUG68, 1.0)
+    upper = [i for _, _, up, _ in IBUG68.eyes for i in up]
+    lower = [i for _, _, _, low in IBUG68.eyes for i in low]
+    np.testing.assert_allclose(moved[upper, 1], 59.0, atol=1e-6)  # shut: upper lids on the lower ones
+    np.testing.assert_array_equal(np.delete(moved, upper, axis=0), np.delete(pts, upper, axis=0))
+    dark_before, dark_after = (image[..., 0] < 100).sum(), (closed[..., 0] < 100).sum()
+    assert dark_after < 0.25 * dark_before  # the opening is squeezed to a line
+    assert (closed[61:] == image[61:]).all()  # nothing below the lower lids moves
+    half, half_pts = close_eyes(image, pts, IBUG68, 0.5)
+    np.testing.assert_allclose(half_pts[upper, 1], 50.0, atol=1e-6)
+    column = half[:, 60, 0]  # through the left eye's middle: dark from the lowered lid to the lower lid
+    dark_rows = np.nonzero(column < 100)[0]
+    assert abs(dark_rows.min() - 50) <= 2 and abs(dark_rows.max() - 59) <= 2
+
+
+def test_an_eye_with_a_hidden_point_is_left_open() -> None:
+    from training.augment import close_eyes
+
+    image, pts = _eye_picture()
+    pts[37] = np.nan
+    closed, moved = close_eyes(image, pts, IBUG68, 1.0)
+    assert np.isnan(moved[37]).all() and moved[38, 1] == pts[38, 1]  # that eye's lids as they were
+    assert moved[44, 1] == pytest.approx(59.0)  # the other eye closes
+    assert (closed[:, :100] == image[:, :100]).all()
