@@ -5,7 +5,7 @@ there, follow it as the same person with the same id. A cut changes the whole pi
 colour distribution of consecutive frames is compared: a hue–saturation histogram of a small copy of
 the frame, Bhattacharyya distance between neighbours. On the shared clips (a moving speaker, a moving
 head) the distance between neighbouring frames never exceeded 0.066; across a cut between the two
-clips it was 0.64–0.67 (``tests/core/test_shots.py``, ``benchmarks/coverage.py``). The default threshold,
+clips it was 0.64–0.67 (``tests/core/test_shots.py``, ``tools/make_clips.py``). The default threshold,
 0.3, sits between with a wide margin on both sides. A cut between two shots of one set with the same
 colours is not seen here; the tracker's box-jump rule (``TrackerConfig.max_jump``) catches the case
 where the face then lands somewhere no real motion takes it.

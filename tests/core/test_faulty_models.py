@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.coverage import read_frames, write_clip
+from tools.make_clips import read_frames, write_clip
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import load_model
 from main import main
