@@ -12,7 +12,8 @@ Rows: our pipeline (detect + track, :class:`core.pipeline.FramePipeline`) with e
 ``core.detection.DETECTORS`` (``auto`` = short range, then full range when no face was accepted),
 MediaPipe's own detectors run alone on every frame, and MediaPipe Face Mesh in video mode with
 ``max_num_faces`` = :data:`MESH_MAX_FACES` (at least the most faces of any clip). Coverage = frames with
-at least one face / frames; faces per frame = faces reported / frames. Time = mean milliseconds per
+at least one face / frames; faces per frame = faces reported / frames; detector runs = frames on which
+our pipeline ran a detector (the cost of finding faces). Time = mean milliseconds per
 frame of the whole pipeline (or of the detector or Face Mesh alone), measured in the same run, so
 compare the ratios (the rows run in turn on each frame, so a load change hits them all alike).
 """
@@ -53,12 +54,20 @@ class Runner:
     faces: int = 0
     seconds: float = 0.0
     ids: set[int] = field(default_factory=set)
+    detections: int | None = None  # frames on which our pipeline ran its detector (None: not ours)
 
 
 def pipeline_runner(model: LandmarkModel, detector: str) -> Runner:
     pipeline = FramePipeline(model, PipelineConfig(detector=detector))
-    return Runner(f"ours, --detector {detector}",
-                  lambda frame, t: {face.track_id for face in pipeline.process(frame, t).faces})
+    runner = Runner(f"ours, --detector {detector}", lambda frame, t: set(), detections=0)
+
+    def step(frame: np.ndarray, t: float) -> set[int]:
+        result = pipeline.process(frame, t)
+        runner.detections += result.detected
+        return {face.track_id for face in result.faces}
+
+    runner.step = step
+    return runner
 
 
 def detector_runner(full_range: bool) -> Runner:
@@ -117,11 +126,13 @@ def main(argv: list[str] | None = None) -> int:
                 ours = runner.label.startswith("ours")
                 rows.append([clip.name, runner.label, f"{len(frames)}", f"{100 * runner.covered / len(frames):.1f}",
                              f"{runner.faces / len(frames):.2f}", f"{1000 * runner.seconds / len(frames):.2f}",
-                             f"{len(runner.ids)}" if ours else "–"])
+                             f"{len(runner.ids)}" if ours else "–",
+                             "–" if runner.detections is None else f"{100 * runner.detections / len(frames):.1f}"])
     except (ModelError, SourceError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    table = markdown_table(["clip", "method", "frames", "coverage %", "faces / frame", "ms/frame", "track ids"], rows)
+    table = markdown_table(["clip", "method", "frames", "coverage %", "faces / frame", "ms/frame", "track ids",
+                            "detector runs % of frames"], rows)
     notes.append(f"model: {args.model} ({model.info.name}); ms/frame: whole pipeline for ours, the detector "
                  f"or Face Mesh alone for MediaPipe's rows")
     print(table)

@@ -125,10 +125,10 @@ PIPELINE_SETTINGS: tuple[Setting, ...] = (
             enabled_when=("strategy", "weighted")),
     Setting("detection_interval", "tracker.detection_interval", int, "Detect new faces every",
             "frames between two searches for new faces", 1, MAX_DETECTION_INTERVAL, suffix=" frames"),
-    Setting("search_delay", "tracker.search_delay", float, "While no face is tracked, look every",
-            "seconds between two searches while no face is tracked: the longest wait before a new face is "
-            "picked up (full range for small faces: 3x as long; 0 = every frame)", 0.0, 2.0, decimals=2, step=0.05,
-            suffix=" s"),
+    Setting("search_delay", "tracker.search_delay", float, "Look for new faces within",
+            "seconds: while no face is tracked, the time between two searches (full range for small faces: 3x "
+            "as long; 0 = every frame); while faces are tracked, the soonest a search runs when the picture "
+            "changes away from them", 0.0, 2.0, decimals=2, step=0.05, suffix=" s"),
     Setting("detector", "detector", str, "Face detector", "finds faces to start tracks on",
             choices=lambda: list(DETECTORS), labels=DETECTOR_LABELS),
 )

@@ -20,7 +20,7 @@ from core.geometry import invert_affine, landmark_box, transform_points, warp_to
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
-from core.shots import ShotCutDetector
+from core.shots import NewcomerWatch, ShotCutDetector
 from core.smoothing import SMOOTHERS, KalmanConfig, NoSmoothingConfig, OneEuroConfig, SmootherConfig
 from core.tracker import CropRequest, SearchSchedule, Tracker, TrackerConfig
 
@@ -99,6 +99,8 @@ class FramePipeline:
 
     def _new_schedule(self) -> None:
         self.schedule = SearchSchedule(self.config.tracker.search_delay, len(detector_stages(self.detector)))
+        self.newcomers = NewcomerWatch()
+        self._last_detection: float | None = None
 
     def reconfigure(self, config: PipelineConfig) -> None:
         """Apply new settings live, keeping the faces being followed wherever the change allows.
@@ -150,7 +152,10 @@ class FramePipeline:
         if self.cuts.is_cut(frame):
             self.tracker.end_shot()
             self.schedule.reset()
-        stages = self._stages_due(timestamp)
+        stages = self._stages_due(frame, timestamp)
+        if stages:
+            self.newcomers.seen(frame)
+            self._last_detection = timestamp
         estimates: dict[bytes, Estimate] = {}
         requests = [] if stages else self.tracker.plan(None, info.input_size, info.crop_margin)
         clock = _lap(timings, "detect", clock)  # the cut check and the plan count as detect-or-track
@@ -187,15 +192,28 @@ class FramePipeline:
         return result
 
 
-    def _stages_due(self, timestamp: float) -> list[tuple[int, FaceDetector]]:
+    def _stages_due(self, frame: np.ndarray, timestamp: float) -> list[tuple[int, FaceDetector]]:
         """The detector stages to try this frame, in order: all of them when a track needs detection
-        (one is lost, or the periodic sweep for new faces is due); while nothing is tracked, those the
-        search schedule says are due (``TrackerConfig.search_delay``)."""
+        (one is lost, or the periodic sweep for new faces is due) or when someone may have come in
+        (:meth:`_newcomer_due`); while nothing is tracked, those the search schedule says are due
+        (``TrackerConfig.search_delay``)."""
         stages = list(enumerate(detector_stages(self.detector)))
         if not self.tracker.tracks:
             due = set(self.schedule.due(timestamp))
             return [(k, stage) for k, stage in stages if k in due]
-        return stages if self.tracker.needs_detection() else []
+        return stages if self.tracker.needs_detection() or self._newcomer_due(frame, timestamp) else []
+
+    def _newcomer_due(self, frame: np.ndarray, timestamp: float) -> bool:
+        """Sweep for new faces before the periodic sweep when the picture changed away from the tracked
+        faces (``core.shots.NewcomerWatch``), at most once per ``search_delay``: a face coming in is
+        picked up within about that delay, as on a faceless frame, and a busy scene costs at most a
+        detection per ``search_delay``."""
+        tracks = self.tracker.tracks
+        if len(tracks) >= self.config.tracker.max_faces or self._last_detection is None:
+            return False
+        if 0 <= timestamp - self._last_detection < self.config.tracker.search_delay:
+            return False
+        return self.newcomers.changed(frame, [t.box for t in tracks])
 
     def _infer(self, frame: np.ndarray, requests: list[CropRequest], estimates: dict[bytes, Estimate],
                timings: dict[str, float], clock: float) -> float:

@@ -58,7 +58,9 @@ class TrackerConfig:
     #: timestamps, so the interval in frames follows the source's frame rate: every 3rd frame at 30 fps),
     #: not on every frame: most of a faceless frame's cost was detection. A face that appears is picked
     #: up within ``search_delay`` (by the next run); a cascade's later, slower stages (full range) run
-    #: every ``SEARCH_SLOWDOWN``-th interval. 0 = every frame.
+    #: every ``SEARCH_SLOWDOWN``-th interval. 0 = every frame. While faces are tracked, it is also the
+    #: soonest the pipeline sweeps for a newcomer when the picture changed away from them
+    #: (``core.shots.NewcomerWatch``), instead of waiting for the periodic sweep.
     search_delay: float = 0.1
 
 

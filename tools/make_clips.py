@@ -13,6 +13,9 @@ The shared clips all show one face in every frame; real footage does not. From t
   detector (MediaPipe short and full range) finds a face in any background frame, and refuses otherwise;
 * ``side_by_side_2.mp4``, ``side_by_side_3.mp4`` — several faces: two or three clips scaled to one
   height and placed side by side, each sampled at the output's frame times (the first clip's rate);
+  ``side_by_side_3_staggered.mp4`` (``STAGGERED_SOURCES``): three clips, the second and third panels
+  showing their own background (as above) until ``STAGGER`` and 2 × ``STAGGER`` seconds: people coming
+  in, no cut;
 * ``small_face.mp4`` — a person across a room: the first clip scaled so its face is ``--face-px`` wide
   (measured with MediaPipe full range) and pasted in the middle of a black frame of its own size;
 * ``cut.mp4`` — two shots of different people, the second framed so its face starts where the first
@@ -43,6 +46,10 @@ FACELESS_PATTERN = (2.0, None, 2.0, None, 1.0)
 #: Clips placed side by side (the first two, then all three), each with one face throughout.
 SIDE_BY_SIDE_SOURCES = ("pyfeat_WolfgangLanger_Pexels.mp4", "openface_default.wmv", "liveportrait_d3_expressions.mp4")
 SIDE_BY_SIDE_HEIGHT = 360
+#: In ``side_by_side_3_staggered.mp4`` the second face comes in after this many seconds, the third after
+#: twice; its panels: a face there from the start (30 fps), then two clips that leave a background band.
+STAGGER = 1.5
+STAGGERED_SOURCES = ("liveportrait_d3_expressions.mp4", "pyfeat_WolfgangLanger_Pexels.mp4", "openface_default.wmv")
 #: Clips joined by a cut for ``cut.mp4``.
 CUT_SOURCES = ("pyfeat_WolfgangLanger_Pexels.mp4", "pyfeat_single_face.mp4")
 #: A face box is widened by this fraction of its size on each side before the background band is cut.
@@ -136,18 +143,23 @@ def make_faceless_clip(source: Path, out: Path, limit: int | None = None) -> tup
 
 
 def make_side_by_side_clip(sources: list[Path], out: Path, limit: int | None = None,
-                           height: int = SIDE_BY_SIDE_HEIGHT) -> Path:
+                           height: int = SIDE_BY_SIDE_HEIGHT, stagger: float = 0.0) -> Path:
     """``sources`` (at most ``limit`` frames of each) scaled to ``height`` and placed left to right,
-    sampled at the first clip's frame times for as long as the shortest."""
+    sampled at the first clip's frame times for as long as the shortest. With ``stagger`` > 0, panel k
+    shows its own clip's background (:func:`background`) for its first k · ``stagger`` seconds, so the
+    faces come in one after another without a cut, as people walk into a room."""
     clips = [read_frames(s, limit) for s in sources]
+    regions = [background_region(frames) if k and stagger else None for k, (frames, _) in enumerate(clips)]
     fps = clips[0][1]
     duration = min(len(frames) / rate for frames, rate in clips)
     frames_out = []
-    for k in range(int(duration * fps)):
-        t = k / fps
+    for index in range(int(duration * fps)):
+        t = index / fps
         parts = []
-        for frames, rate in clips:
+        for k, ((frames, rate), region) in enumerate(zip(clips, regions)):
             frame = frames[min(int(t * rate), len(frames) - 1)]
+            if region is not None and t < k * stagger:
+                frame = background(frame, region)
             scale = height / frame.shape[0]
             parts.append(cv2.resize(frame, (round(frame.shape[1] * scale), height), interpolation=cv2.INTER_AREA))
         frames_out.append(np.hstack(parts))
@@ -207,6 +219,7 @@ def make_all(videos: Path, out: Path, limit: int | None = None, face_px: float =
     out.mkdir(parents=True, exist_ok=True)
     jobs = [*((f"faceless_{Path(name).stem}.mp4", name) for name in FACELESS_SOURCES),
             ("side_by_side_2.mp4", SIDE_BY_SIDE_SOURCES[:2]), ("side_by_side_3.mp4", SIDE_BY_SIDE_SOURCES),
+            ("side_by_side_3_staggered.mp4", STAGGERED_SOURCES),
             ("small_face.mp4", FACELESS_SOURCES[0]), ("cut.mp4", CUT_SOURCES)]
     lines = []
     for name, using in tqdm(jobs, desc="making clips", unit="clip"):
@@ -217,8 +230,10 @@ def make_all(videos: Path, out: Path, limit: int | None = None, face_px: float =
                          f"({' + '.join('half' if s is None else f'{s:g} s' for s in FACELESS_PATTERN)}; "
                          f"{faceless} background frames)")
         elif name.startswith("side_by_side_"):
-            make_side_by_side_clip([videos / n for n in using], target, limit)
-            lines.append(f"{name}: {' | '.join(using)} side by side at {SIDE_BY_SIDE_HEIGHT} px high")
+            stagger = STAGGER if name.endswith("_staggered.mp4") else 0.0
+            make_side_by_side_clip([videos / n for n in using], target, limit, stagger=stagger)
+            lines.append(f"{name}: {' | '.join(using)} side by side at {SIDE_BY_SIDE_HEIGHT} px high"
+                         + (f", panel k showing its background for its first {stagger:g} k s" if stagger else ""))
         elif name == "small_face.mp4":
             _, width = make_small_face_clip(videos / using, target, face_px, limit)
             lines.append(f"{name}: {using} shrunk into a black frame of its size, face {width:.0f} px wide")

@@ -3,7 +3,9 @@
 * the ``auto`` cascade goes on to full range when no face is *accepted* by the landmark model, not only
   when short range returns no box (issue 23, item 1);
 * while nothing is tracked the detector runs on a schedule from the frames' timestamps, and a face that
-  appears is picked up within ``search_delay`` (item 3).
+  appears is picked up within ``search_delay`` (item 3);
+* while faces are tracked, one that comes in is picked up within about ``search_delay`` too, not at the
+  next periodic sweep (item 4).
 """
 from __future__ import annotations
 
@@ -17,7 +19,8 @@ from core.geometry import Box
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, load_model
 from core.tracker import SEARCH_SLOWDOWN, SearchSchedule, TrackerConfig
-from tools.make_clips import FACELESS_PATTERN, make_faceless_clip, read_frames
+from core.shots import NewcomerWatch
+from tools.make_clips import FACELESS_PATTERN, make_faceless_clip, make_side_by_side_clip, read_frames
 
 pytestmark = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built")
 
@@ -62,6 +65,21 @@ def model() -> LandmarkModel:
 @pytest.fixture(scope="module")
 def clip_frames(shared_data: Path) -> tuple[list[np.ndarray], float]:
     return read_frames(shared_data / "video" / SOURCE, 12)
+
+
+#: Two panels: a face from the start (30 fps) and one that comes in after ``ENTERS`` seconds (frame 36),
+#: between two periodic sweeps (every 10 frames: 30 and 40).
+STAGGERED_SOURCES, ENTERS = ("liveportrait_d3_expressions.mp4", "pyfeat_WolfgangLanger_Pexels.mp4"), 1.2
+
+
+@pytest.fixture(scope="module")
+def staggered(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[list[np.ndarray], float, int]:
+    """The made clip: two faces side by side, the second coming in (no cut); its frames, fps and the
+    first frame of the second face."""
+    path = make_side_by_side_clip([shared_data / "video" / n for n in STAGGERED_SOURCES],
+                                  tmp_path_factory.mktemp("made") / "staggered.mp4", 60, stagger=ENTERS)
+    frames, fps = read_frames(path)
+    return frames, fps, int(np.ceil(ENTERS * fps))
 
 
 @pytest.fixture(scope="module")
@@ -148,3 +166,27 @@ def test_schedule_follows_timestamps_and_restarts() -> None:
     schedule.reset()
     assert schedule.due(0.01) == [0, 1]
 
+
+
+def test_a_face_coming_in_is_picked_up_within_the_search_delay_not_at_the_next_sweep(model, staggered) -> None:
+    frames, fps, enters = staggered
+    config = PipelineConfig(detector="short")
+    pipeline = FramePipeline(model, config)
+    counts = run(pipeline, frames, fps)
+    assert counts[:enters] == [1] * enters, "the second panel must show only background before it comes in"
+    found = next(k for k in range(enters, len(frames)) if counts[k] == 2)
+    interval = config.tracker.detection_interval
+    assert (found - enters) / fps <= config.tracker.search_delay < (-enters % interval) / fps  # sweep: frame 40
+    pipeline.close()
+
+
+def test_newcomer_watch_ignores_the_tracked_faces_surroundings_and_sees_a_face_come_in(staggered) -> None:
+    frames, _, enters = staggered
+    first = MediaPipeDetector()
+    (face,) = first.detect(frames[0])
+    first.close()
+    watch = NewcomerWatch()
+    watch.seen(frames[0])
+    assert not watch.changed(frames[enters - 2], [face.box])  # her expressions, in her own panel
+    assert watch.changed(frames[enters - 2], [])  # without leaving her out, they count
+    assert watch.changed(frames[enters + 2], [face.box])  # the second face came in
