@@ -164,7 +164,7 @@ def test_coverage_smoke(model_path: Path, videos: dict[str, Path], tmp_path: Pat
     text = section_of(results, "Coverage: frames with a face per detector")
     assert "faces / frame" in text and "detector runs % of frames" in text
     for detector in coverage.PIPELINE_DETECTORS:
-        assert f"| ours, --detector {detector}" in text
+        assert f"ours, --detector {detector} |" in text
     assert "MediaPipe Face Mesh (max_num_faces 3)" in text
 
 
