@@ -10,7 +10,7 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from benchmarks.coverage import read_frames, write_clip
+from tools.make_clips import read_frames, write_clip
 from core.model_metadata import ModelError
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import load_model
