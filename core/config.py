@@ -126,6 +126,9 @@ PIPELINE_SETTINGS: tuple[Setting, ...] = (
     Setting("threshold", "threshold", float, "Confidence threshold",
             "anchors below this confidence are left out of the weighted mean", 0.0, 1.0, decimals=2, step=0.05,
             enabled_when=("strategy", "weighted")),
+    Setting("model_passes", "model_passes", int, "Model passes per face",
+            "2: also run the mirrored crop and average both (measured lower landmark error for twice the model "
+            "time; for recordings and batch rather than the live view)", 1, 2, suffix=" passes"),
     Setting("detection_interval", "tracker.detection_interval", int, "Detect new faces every",
             "frames between two searches for new faces", 1, MAX_DETECTION_INTERVAL, suffix=" frames"),
     Setting("search_delay", "tracker.search_delay", float, "Look for new faces within",
