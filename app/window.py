@@ -215,15 +215,13 @@ class MainWindow(QMainWindow):
         self.model = model
         if self.worker is None:
             pipeline = FramePipeline(model, self.settings.pipeline)
-            self.worker = ProcessingWorker(pipeline, self.settings.draw, self.max_frames)
+            self.worker = ProcessingWorker(pipeline, self.settings.draw, self.max_frames, outputs=self.settings.outputs)
             self.worker.frameReady.connect(self._on_frame_ready)
             self.worker.sessionEnded.connect(self._on_session_ended)
             self.worker.recordingStarted.connect(self._on_recording_started)
             self.worker.recordingFinished.connect(self._on_recording_finished)
             self.worker.recordingFailed.connect(self._on_recording_failed)
             self.worker.start()
-            if self.settings.stream_target:
-                self.worker.set_stream(self.settings.stream_target)
         else:
             self.worker.set_model(model)
         self.model_label.setText(f"Model: {model.info.name}")
@@ -520,8 +518,8 @@ class MainWindow(QMainWindow):
                 self.worker.reconfigure(settings.pipeline)
             if settings.draw != old.draw:
                 self.worker.set_draw_options(settings.draw)
-            if settings.stream_target != old.stream_target:
-                self.worker.set_stream(settings.stream_target)
+            if settings.outputs != old.outputs:
+                self.worker.set_outputs(settings.outputs)
         if settings.camera_index != old.camera_index:
             self._save_view(camera_name="")  # chosen by index in the dialog: the remembered name no longer applies
         if (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution):

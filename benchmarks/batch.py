@@ -80,7 +80,7 @@ def ray_costs(model: str, scratch: Path) -> dict[str, float]:
     from batch.job import JobSettings
     from batch.manifest import file_sha256
     from batch.pool import WorkerPool, plan_pool
-    from core.pipeline import PipelineConfig
+    from core.run_options import RunOptions
 
     started = time.perf_counter()
     ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -88,7 +88,7 @@ def ray_costs(model: str, scratch: Path) -> dict[str, float]:
     try:
         pool = WorkerPool(plan_pool(ray.cluster_resources(), 1, "cpu"), Path(model), file_sha256(Path(model)), scratch)
         missing = VideoTask(scratch / "missing.mp4", Path("missing.mp4"), scratch / "missing")
-        settings = JobSettings(PipelineConfig())
+        settings = JobSettings(RunOptions(""))
         actor = pool.actors[0][1]
         started = time.perf_counter()
         ray.get(actor.process.remote(missing, settings))

@@ -18,3 +18,13 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "manifest.csv").exists():
         pytest.skip(f"shared data not found at {SHARED_DATA} (only present on the project's machines)")
     return SHARED_DATA
+
+
+@pytest.fixture
+def receiver():
+    """A real OSC receiver on a free localhost port (:class:`tests.helpers_outputs.Receiver`)."""
+    from tests.helpers_outputs import Receiver
+
+    listening = Receiver()
+    yield listening
+    listening.close()

@@ -29,7 +29,9 @@ from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
 from core.io.table import LandmarkTable
+from core.run_options import SINK_OPTIONS, SinkOptions
 from core.runtime import DEFAULT_MODEL_PATH
+from tests.helpers_outputs import OUTPUT_CASES
 from tests.helpers_onnx import make_model
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -463,3 +465,49 @@ def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
     assert headless.returncode == 2
     assert "error: no camera at index 7" in headless.stderr
     assert "WARN" not in headless.stderr and "obsensor" not in headless.stderr, headless.stderr
+
+
+# --- every output option, from the window's settings (tests/helpers_outputs.py) ---------------------------
+
+@pytest.mark.parametrize("key", OUTPUT_CASES)
+def test_the_window_offers_every_output_option(key: str, qtbot, store: QSettings, receiver, tmp_path: Path) -> None:
+    window = MainWindow(store, {"recording_folder": str(tmp_path / "recordings"), key: OUTPUT_CASES[key].value(receiver)})
+    qtbot.addWidget(window)
+    window.show()
+    counter = play_demo(qtbot, window)
+    with qtbot.waitSignal(window.worker.recordingStarted, timeout=FRAME_TIMEOUT_MS):
+        window.record_action.trigger()
+    counter.wait_for(qtbot, 5)
+    with qtbot.waitSignal(window.worker.recordingFinished, timeout=FRAME_TIMEOUT_MS) as finished:
+        window.record_action.trigger()
+    assert finished.args[0].error == ""
+    OUTPUT_CASES[key].check(receiver, finished.args[0].csv)
+
+
+def test_the_settings_dialog_has_a_row_per_output_option_and_refuses_a_bad_target(qtbot, window: MainWindow) -> None:
+    dialog = window.open_settings()
+    assert list(dialog.output_fields) == [option.key for option in SINK_OPTIONS]
+    dialog.output_fields["uncertainty_columns"].setChecked(True)
+    dialog.output_fields["stream"].setText("localhost")
+    dialog.accept()
+    assert dialog.isVisible() and "HOST:PORT" in dialog.output_error.text()
+    dialog.output_fields["stream"].setText("")
+    dialog.accept()
+    assert not dialog.isVisible() and window.settings.outputs == SinkOptions(uncertainty_columns=True)
+    assert load_settings(window.store)[0].outputs == SinkOptions(uncertainty_columns=True)
+
+
+def test_the_window_stops_streaming_when_the_setting_is_cleared(qtbot, store: QSettings, receiver,
+                                                                tmp_path: Path) -> None:
+    window = MainWindow(store, {"recording_folder": str(tmp_path / "rec"), "stream": f"127.0.0.1:{receiver.port}"})
+    qtbot.addWidget(window)
+    window.show()
+    assert window.play_demo()
+    qtbot.waitUntil(lambda: len([m for m in receiver.messages if m[0] == "/anchorface/frame"]) >= 3,
+                    timeout=FRAME_TIMEOUT_MS)
+    window.apply_settings(replace(window.settings, outputs=replace(window.settings.outputs, stream="")))
+    assert load_settings(store)[0].outputs.stream == ""  # persisted as off
+    qtbot.wait(500)  # the worker applies the change between frames
+    before = len(receiver.messages)
+    qtbot.wait(500)
+    assert len(receiver.messages) == before

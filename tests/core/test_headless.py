@@ -19,13 +19,14 @@ import pytest
 
 from core.detection import HaarDetector
 from core.geometry import Box
-from core.headless import HeadlessError, process_video, run_headless
+from core.headless import HeadlessError, process_video, run
 from core.pipeline import PipelineConfig
+from core.run_options import OutputPaths, RunOptions, SinkOptions
 from core.runtime import DEFAULT_MODEL_PATH, load_model
-from core.session import OutputPaths
 from core.io.table import LandmarkTable
-from main import main
+from main import main, output_paths
 from tests.conftest import REPO_ROOT
+from tests.helpers_outputs import OUTPUT_CASES, option_argv
 
 needs_model = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(),
                                  reason=f"default model {DEFAULT_MODEL_PATH} not built yet")
@@ -239,7 +240,7 @@ def test_existing_outputs_are_kept_without_overwrite(clip_copy: Path, capsys) ->
     table = clip_copy.parent / "old.csv"
     table.write_text("precious\n")
     assert main(["--source", str(clip_copy), "--headless", "--landmarks", str(table)]) == 2
-    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert "already exists; overwriting was not asked for" in capsys.readouterr().err
     assert table.read_text() == "precious\n"
     assert main(["--source", str(clip_copy), "--headless", "--output", str(clip_copy.parent / "o.mp4"),
                  "--landmarks", str(clip_copy.parent / "o.mp4")]) == 2
@@ -338,7 +339,7 @@ def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path
     writer.release()
     model = load_model(DEFAULT_MODEL_PATH, device="cpu")
     outputs = OutputPaths(tmp_path / "gap.csv", tmp_path / "gap.json", None)
-    summary = process_video(str(clip), model, PipelineConfig(), outputs, progress=False)
+    summary = process_video(RunOptions(str(clip), outputs), model, progress=False)
     rows = read_rows(tmp_path / "gap.csv")
     assert summary.frames == 15 and [int(r["frame"]) for r in rows] == list(range(15))
     blank = [r for r in rows if 5 <= int(r["frame"]) < 10]
@@ -347,7 +348,7 @@ def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path
     assert all(r["face_count"] == "1" and r["success"] == "1" and r["face"] == "0" for r in seen)
     assert "face_count = 0" in json.loads((tmp_path / "gap.json").read_text())["recording"]["csv_layout"]
     with pytest.raises(HeadlessError, match="at least 1"):
-        process_video(str(clip), model, PipelineConfig(), outputs, max_frames=0, progress=False)
+        process_video(RunOptions(str(clip), outputs, max_frames=0), model, progress=False)
 
 
 # --- every option checked before any file is opened (issue 24) ------------------------------------
@@ -372,12 +373,13 @@ def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy:
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: cannot resolve stream host 'no-such-host.invalid': ")
     with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # the API checks it too
-        run_headless(str(clip_copy), str(out), overwrite=True, stream_to=UNRESOLVABLE, progress=False)
+        run(RunOptions(str(clip_copy), output_paths(str(out), None), SinkOptions(stream=UNRESOLVABLE), overwrite=True),
+            progress=False)
     assert file_states(clip_copy.parent) == before
     fresh = OutputPaths(clip_copy.parent / "new.csv", clip_copy.parent / "new.json", clip_copy.parent / "new.mp4")
     with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # a batch job: stream before recording
-        process_video(str(clip_copy), load_model(DEFAULT_MODEL_PATH, device="cpu"), PipelineConfig(), fresh,
-                      stream_to=UNRESOLVABLE, progress=False)
+        process_video(RunOptions(str(clip_copy), fresh, SinkOptions(stream=UNRESOLVABLE)),
+                      load_model(DEFAULT_MODEL_PATH, device="cpu"), progress=False)
     assert file_states(clip_copy.parent) == before, "no output file created"
 
 
@@ -425,3 +427,31 @@ def test_a_full_disk_leaves_a_complete_sidecar_and_no_temporary_file(shared_data
     rows = read_rows(disk / "o.csv")
     assert (disk / "o.csv").read_bytes().endswith(b"\n") and 0 < len(rows) < 72
     assert recording["frames"] == recording["rows"] == len(rows), "the sidecar counts the rows kept"
+
+
+# --- every output option, from the command line (tests/helpers_outputs.py) ------------------------------
+
+@needs_model
+@pytest.mark.parametrize("key", OUTPUT_CASES)
+def test_the_headless_command_offers_every_output_option(key: str, receiver, shared_data: Path,
+                                                         tmp_path: Path) -> None:
+    table = tmp_path / "out.csv"
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), "--headless", "--source",
+                           str(shared_data / "video" / "pyfeat_single_face.mp4"), "--landmarks", str(table),
+                           "--max-frames", "5", *option_argv(key, receiver)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    OUTPUT_CASES[key].check(receiver, table)
+
+
+@needs_model
+def test_the_csv_carries_head_position_and_face_state(shared_data: Path, tmp_path: Path) -> None:
+    table = tmp_path / "out.csv"
+    assert main(["--headless", "--source", str(shared_data / "video" / "pyfeat_single_face.mp4"),
+                 "--landmarks", str(table), "--max-frames", "5"]) == 0
+    rows = read_rows(table)
+    assert len(rows) == 5
+    for row in rows:
+        assert 300 < float(row["head_z_mm"]) < 3000  # a face a fraction of a 640-px frame: decimetres away
+        assert 0.1 < float(row["eye_left"]) < 0.5 and 0.0 <= float(row["mouth"]) < 0.5
+    assert "focal_length_px" in json.loads(table.with_suffix(".json").read_text())["camera_model"]

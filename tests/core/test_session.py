@@ -20,7 +20,9 @@ from core.draw import DrawOptions
 from core.headless import process_video
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, load_model
-from core.session import OutputPaths, Session
+from core.run_options import OutputPaths, RunOptions
+from core.session import Session
+from core.sinks import RecorderSink
 from core.stages import OrderedWriter, prefetch
 from core.io.video import Frame, SourceInfo
 
@@ -48,18 +50,20 @@ def outputs(folder: Path, video: bool) -> OutputPaths:
 @needs_model
 def test_a_csv_only_session_does_not_draw_and_a_video_session_records_the_overlay(model, frames, tmp_path) -> None:
     session = Session(FramePipeline(model, PipelineConfig(detector="haar")), DrawOptions(), show=False)
-    session.start_recording(outputs(tmp_path, video=False), "clip", 30.0, (640, 360))
+    run = session.run_start("clip", 30.0, (640, 360))
+    recording = RecorderSink(outputs(tmp_path, video=False))
+    session.open_sink(recording, run)
     plain = frames[0].copy()
     processed = session.process(Frame(0, 0.0, plain))
-    session.record(processed)
     assert processed.image is None and np.array_equal(plain, frames[0])
-    session.stop_recording()
+    session.close_sink(recording)
+    assert recording.frames == 1, "closing waits for the writer thread"
 
     session.reset()
-    session.start_recording(outputs(tmp_path, video=True), "clip", 30.0, (640, 360))
+    session.open_sink(RecorderSink(outputs(tmp_path, video=True)), run)
     processed = session.process(Frame(0, 0.0, frames[0].copy()))
-    session.record(processed)
-    session.stop_recording()
+    session.close_sinks()
+    session.close()
     (face,) = processed.result.faces
     decoded = next(av.open(str(tmp_path / "s.mp4")).decode(video=0)).to_ndarray(format="bgr24").astype(float)
     box = face.box
@@ -101,7 +105,7 @@ class StandInCamera:
 def test_a_window_recording_plays_for_as_long_as_it_lasted_and_has_the_headless_sidecar_keys(
         qtbot, model, frames, shared_data: Path, tmp_path: Path) -> None:
     worker = ProcessingWorker(FramePipeline(model, PipelineConfig(detector="haar")), DrawOptions())
-    camera = StandInCamera(frames, lambda: worker.session.recorder is not None and worker.session.recorder.frames > 0)
+    camera = StandInCamera(frames, lambda: worker._recording is not None and worker._recording.sink.frames > 0)
     worker.start()
     capture = CaptureThread(camera, SourceSpec(0), worker)
     try:
@@ -133,7 +137,7 @@ def test_a_window_recording_plays_for_as_long_as_it_lasted_and_has_the_headless_
 
     headless = tmp_path / "headless"
     headless.mkdir()
-    process_video(str(shared_data / CLIP), model, PipelineConfig(), outputs(headless, video=True), max_frames=3,
+    process_video(RunOptions(str(shared_data / CLIP), outputs(headless, video=True), max_frames=3), model,
                   progress=False)
     headless_keys = json.loads((headless / "s.json").read_text())
     assert set(window_keys) == set(headless_keys)
