@@ -33,8 +33,9 @@ from tqdm import tqdm
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
 from core.headless import process_video
 from core.runtime import ModelError, load_model
-from core.runtime.contract import probe_crop
-from core.runtime.model_input import INPUT_NAME, to_model_input
+from core.runtime.verify import probe_crop
+from core.runtime.contract import INPUT_NAME
+from core.runtime.model_input import to_model_input
 from core.runtime.threads import physical_cores, session_options
 from core.run_options import OutputPaths, RunOptions
 

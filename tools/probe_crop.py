@@ -3,7 +3,7 @@
     python -m tools.probe_crop
 
 A blank crop hides models that break only on real pixels (NaN from a bad normalisation or a broken
-weight that zeros cancel out), so :mod:`core.runtime.contract` probes with this crop as well. It is
+weight that zeros cancel out), so :mod:`core.runtime.verify` probes with this crop as well. It is
 the first face the Haar cascade finds in the demo clip, cut with the run-time crop policy
 (calibrated detector box → :func:`core.geometry.crop_from_box`), so it looks like a frame's crop.
 """
@@ -18,7 +18,7 @@ import numpy as np
 
 from core.detection import HaarDetector, calibrated_box
 from core.geometry import INPUT_SIZE, crop_from_box, warp_to_crop
-from core.runtime.contract import PROBE_CROP_PATH
+from core.runtime.verify import PROBE_CROP_PATH
 
 DEMO_VIDEO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"
 

@@ -14,7 +14,7 @@ from core.offline.datasets import read_dataset
 from core.detection import BoxCalibration, load_calibration
 from core.geometry import Box
 from core.pose import MODEL_FILE, angles_to_rotation, load_mean_face
-from core.runtime.contract import PROBE_CROP_PATH
+from core.runtime.verify import PROBE_CROP_PATH
 from tools.calibrate_detector import fit_calibration
 from tools.mean_face import derive_mean_face, main, pose_training_shapes
 from tools.probe_crop import probe_crop
