@@ -18,17 +18,20 @@ from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QSplitter, QStackedWidget, QStyle,
                              QToolBar, QToolButton, QVBoxLayout, QWidget)
 
-from app.capture import DEMO_CLIP, CameraDevice, CaptureThread, SourceSpec, list_cameras, open_source
+from app.cameras import CameraDevice, list_cameras
+from app.capture import CaptureThread, SourceSpec, open_source
+from app.file_names import timestamped_stem, unused_path
 from app.notices import NoticeStack
 from app.plots import PosePlot, sample_of
 from app.settings import RESOLUTIONS, AppSettings, load_settings, save_settings
 from app.settings_dialog import SettingsDialog
 from app.view import MessagePanel, TransportBar, VideoView
 from app.view_settings import FRAME_RATES, ViewSettings, load_view_settings, save_view_settings
-from app.worker import FrameStats, ProcessingWorker, RecordingSummary, timestamped_stem, unused_path
+from app.worker import FrameStats, ProcessingWorker, RecordingSummary
 from core.pipeline import FramePipeline
 from core.runtime import LandmarkModel, ModelError, load_model
 from core.io.video import SourceError, parse_source
+from core.paths import DEMO_CLIP
 
 log = logging.getLogger(__name__)
 

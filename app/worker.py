@@ -9,7 +9,6 @@ go back the same way: one pending image at most, so a busy UI skips stale frames
 from __future__ import annotations
 
 import contextlib
-import datetime
 import logging
 import threading
 import time
@@ -22,6 +21,7 @@ from PyQt6.QtCore import QThread, pyqtSignal
 from PyQt6.QtGui import QImage
 
 from app.capture import CaptureThread
+from app.file_names import timestamped_stem, unused_path
 from core.draw import DrawOptions
 from core.pipeline import FramePipeline, PipelineConfig
 from core.io.recorder import RecordingError
@@ -32,10 +32,6 @@ from core.session import Session
 from core.sinks import RecorderSink, RunStart, Sink, live_sinks
 
 log = logging.getLogger(__name__)
-
-#: Recordings are named ``anchorface_<date>_<time>`` (sortable, no characters any file system rejects).
-RECORDING_PREFIX = "anchorface"
-
 
 @dataclass(frozen=True)
 class FrameStats:
@@ -71,20 +67,6 @@ class RecordingSummary:
 class _Recording:
     sink: RecorderSink
     started: float = field(default_factory=time.monotonic)
-
-
-def timestamped_stem(now: datetime.datetime | None = None) -> str:
-    """``anchorface_2026-11-28_17-30-05``: the base name of a recording or snapshot taken ``now``."""
-    return f"{RECORDING_PREFIX}_{(now or datetime.datetime.now()):%Y-%m-%d_%H-%M-%S}"
-
-
-def unused_path(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path:
-    """``folder/stem`` (without suffix), made unique so that no file with any of ``suffixes`` exists."""
-    candidate, n = folder / stem, 1
-    while any(candidate.with_suffix(s).exists() for s in suffixes):
-        n += 1
-        candidate = folder / f"{stem}_{n}"
-    return candidate
 
 
 def to_qimage(image: np.ndarray) -> QImage:

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
+from core.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VIDEO = REPO_ROOT / "assets" / "demo.mp4"
 #: Round trips timed for the scheduling overhead (after the first, which includes actor start-up).
 ROUND_TRIPS = 50

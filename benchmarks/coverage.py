@@ -30,13 +30,13 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
+from core.paths import SHARED_VIDEOS
 from core.detection import MediaPipeDetector, calibrated_box
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
 from core.io.video import SourceError, VideoSource
 
 MODULE = "benchmarks.coverage"
-SHARED_VIDEOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"
 DEFAULT_VIDEOS = (SHARED_VIDEOS / "pyfeat_WolfgangLanger_Pexels.mp4", SHARED_VIDEOS / "pyfeat_single_face.mp4")
 PIPELINE_DETECTORS = ("short", "full", "auto")
 

@@ -31,6 +31,7 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
+from core.paths import REPO_ROOT, SHARED_VIDEOS
 from core.headless import process_video
 from core.runtime import ModelError, load_model
 from core.runtime.verify import probe_crop
@@ -39,8 +40,7 @@ from core.runtime.model_input import to_model_input
 from core.runtime.threads import physical_cores, session_options
 from core.run_options import OutputPaths, RunOptions
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "pyfeat_WolfgangLanger_Pexels.mp4"
+SHARED_VIDEO = SHARED_VIDEOS / "pyfeat_WolfgangLanger_Pexels.mp4"
 DEFAULT_VIDEO = SHARED_VIDEO if SHARED_VIDEO.is_file() else REPO_ROOT / "assets" / "demo.mp4"
 
 

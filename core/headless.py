@@ -5,7 +5,7 @@ engine of ``python main.py --headless`` and of every batch video.
 (the batch runner calls it once per video); :func:`run` is the whole run around it: it checks every
 option and the outputs (never the source, never an existing file unless overwriting is allowed, a
 container we can write) before any file is opened, loads the model, and calls it. Decoding, inference
-+ drawing and writing overlap on three threads (:mod:`core.stages`); frames stay in order.
++ drawing and writing overlap on three threads (:mod:`core.background`); frames stay in order.
 
 Every failure a user can cause (bad source, bad model, unwritable output, disk full) becomes one
 :class:`HeadlessError` line; outputs written so far stay valid. The command line around it is
@@ -32,12 +32,12 @@ from core.run_options import RunOptions
 from core.runtime import DeviceError, LandmarkModel, ModelError, load_model
 from core.session import QUEUE_DEPTH, Session
 from core.sinks import run_sinks
-from core.stages import prefetch
+from core.background import prefetch
 
 log = logging.getLogger(__name__)
 
 class HeadlessError(RuntimeError):
-    """A run could not start or could not finish; ``exit_code`` is what the CLI returns."""
+    """A run could not start or could not finish; ``exit_code`` is what a command exits with for it."""
 
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)

@@ -19,7 +19,7 @@ from core.pose import CAMERA_MODEL
 from core.rate import RateMeter
 from core.runtime import LandmarkModel
 from core.sinks import Processed, RunStart, Sink
-from core.stages import OrderedWriter
+from core.background import OrderedWriter
 
 #: Processed frames waiting for the sinks' writer thread (also the depth of headless decoding ahead).
 QUEUE_DEPTH = 4

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from core.paths import REPO_ROOT, SHARED_DATA
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

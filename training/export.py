@@ -33,6 +33,7 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from core.paths import DEMO_CLIP, SHARED_DATA
 from core.geometry import CROP_MARGIN, crop_from_landmarks, warp_to_crop
 from core.runtime.contract import (DYNAMIC_AXES, INPUT_NAME, MIN_OPSET, OUTPUT_NAMES, ModelMetadata, code_version,
                                    export_arguments, write_props)
@@ -43,9 +44,6 @@ from training.checkpoint import CheckpointError, load_model_from_checkpoint, rea
 
 log = logging.getLogger("training.export")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-DEMO_VIDEO = REPO_ROOT / "assets" / "demo.mp4"
 
 
 class ExportError(RuntimeError):
@@ -63,7 +61,7 @@ def real_crops(config: ModelConfig, count: int = 16) -> np.ndarray:
         return np.stack([warp_to_crop(s.image, crop_from_landmarks(s.landmarks, size), size) for s in samples])
     import cv2
 
-    capture = cv2.VideoCapture(str(DEMO_VIDEO))
+    capture = cv2.VideoCapture(str(DEMO_CLIP))
     frames = []
     while len(frames) < count:
         ok, frame = capture.read()
@@ -73,7 +71,7 @@ def real_crops(config: ModelConfig, count: int = 16) -> np.ndarray:
         frames.append(cv2.resize(frame[:side, :side], (size, size)))
     capture.release()
     if not frames:
-        raise ExportError(f"no real crops to check against: neither {SHARED_DATA} nor {DEMO_VIDEO} is readable")
+        raise ExportError(f"no real crops to check against: neither {SHARED_DATA} nor {DEMO_CLIP} is readable")
     return np.stack(frames)
 
 

@@ -6,7 +6,7 @@
 - :mod:`.providers` — CPU / CUDA / TensorRT choice, probing what really works here;
 - :mod:`.threads` — the intra-op thread count;
 - :mod:`.verify` — a loaded session checked against the contract: metadata, graph signature, probe runs;
-- :mod:`.session` — :func:`load_model` and :class:`LandmarkModel`, which ties them together.
+- :mod:`.loader` — :func:`load_model` and :class:`LandmarkModel`, which ties them together.
 
 This package is the facade the rest of the code imports from.
 """
@@ -14,7 +14,7 @@ from core.runtime.contract import ModelError
 from core.runtime.verify import ModelInfo
 from core.runtime.model_input import to_model_input
 from core.runtime.providers import DEVICES, DeviceError
-from core.runtime.session import DEFAULT_MODEL_PATH, LandmarkModel, load_model
+from core.runtime.loader import DEFAULT_MODEL_PATH, LandmarkModel, load_model
 
 __all__ = ["DEFAULT_MODEL_PATH", "DEVICES", "DeviceError", "LandmarkModel", "ModelError", "ModelInfo",
            "load_model", "to_model_input"]

@@ -23,6 +23,7 @@ from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any, Mapping, Protocol
 
+from core.paths import REPO_ROOT
 from core.schemes import SCHEMES
 
 #: The graph's one input: float32 RGB ``[N, 3, S, S]`` in 0..1 (``core.runtime.model_input``).
@@ -141,7 +142,7 @@ def write_props(graph: _HasProps, meta: ModelMetadata) -> None:
         graph.metadata_props.add(key=key, value=value)
 
 
-def code_version(repo: Path = Path(__file__).resolve().parents[2]) -> str:
+def code_version(repo: Path = REPO_ROOT) -> str:
     """What code this is: ``git describe --always --dirty`` of the checkout, else the installed package's
     version, else "unknown" (recorded in every exported file)."""
     try:

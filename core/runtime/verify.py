@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 import onnxruntime as ort
 
+from core.paths import PROBE_CROP_PATH
 from core.runtime.contract import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, ModelError, ModelMetadata
 from core.runtime.model_input import to_model_input
 from core.schemes import get_scheme
@@ -23,7 +24,6 @@ from core.tracker import TrackerConfig
 PIPELINE_BATCH_SIZES = tuple(range(1, TrackerConfig().max_faces + 1))
 
 #: A real face crop (run-time crop policy, from the demo clip; ``python -m tools.probe_crop``).
-PROBE_CROP_PATH = Path(__file__).resolve().parents[2] / "assets" / "probe_face.png"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -23,12 +23,13 @@ from PyQt6.QtCore import QSettings, Qt
 
 import core.io.video
 from app.application import display_missing
-from app.capture import DEMO_CLIP, SourceSpec
+from app.capture import SourceSpec
 from app.notices import MAX_NOTICES
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
 from core.io.table import LandmarkTable
+from core.paths import DEMO_CLIP
 from core.run_options import SINK_OPTIONS, SinkOptions
 from core.runtime import DEFAULT_MODEL_PATH
 from tests.helpers_outputs import OUTPUT_CASES

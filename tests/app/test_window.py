@@ -18,13 +18,16 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QByteArray, QSettings
 
+import app.cameras
 import app.window
 import core.io.video
 from app.application import WINDOW_SIZE
-from app.capture import DEMO_CLIP, CameraDevice, SourceSpec, cameras_from_qt, fallback_cameras, list_cameras
+from app.cameras import CameraDevice, cameras_from_qt, fallback_cameras, list_cameras
+from app.capture import SourceSpec
 from app.plots import HISTORY_SECONDS, PlotSample, PosePlot, sample_of
 from app.view_settings import ViewSettings, load_view_settings, save_view_settings
 from app.window import MainWindow
+from core.paths import DEMO_CLIP
 from test_app import FRAME_TIMEOUT_MS, REPO_ROOT, FrameCounter, UnpluggableCamera, as_array, store, window  # noqa: F401
 
 pytestmark = pytest.mark.skipif(not DEMO_CLIP.is_file(), reason=f"the demo clip {DEMO_CLIP} is missing")
@@ -257,7 +260,7 @@ def test_without_qt_multimedia_cameras_come_from_sysfs(monkeypatch, tmp_path: Pa
         (tmp_path / node).mkdir()
         (tmp_path / node / "index").write_text(index + "\n")
         (tmp_path / node / "name").write_text(name + "\n")
-    monkeypatch.setattr(app.capture, "V4L2_SYSFS", tmp_path)
+    monkeypatch.setattr(app.cameras, "V4L2_SYSFS", tmp_path)
     monkeypatch.setattr(sys, "platform", "linux")
     expected = [CameraDevice(0, "Integrated Camera (/dev/video0)"), CameraDevice(10, "USB Cam (/dev/video10)")]
     assert list_cameras() == fallback_cameras() == expected  # video1 is the webcam's metadata node

@@ -23,7 +23,7 @@ from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, load_model
 from core.run_options import OutputPaths, RunOptions
 from core.session import Session
 from core.sinks import RecorderSink
-from core.stages import OrderedWriter, prefetch
+from core.background import OrderedWriter, prefetch
 from core.io.video import Frame, SourceInfo
 
 CLIP = "video/pyfeat_single_face.mp4"  # 72 frames, 640x360, 30 fps

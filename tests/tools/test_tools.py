@@ -13,8 +13,8 @@ import pytest
 from core.offline.datasets import read_dataset
 from core.detection import BoxCalibration, load_calibration
 from core.geometry import Box
-from core.pose import MODEL_FILE, angles_to_rotation, load_mean_face
-from core.runtime.verify import PROBE_CROP_PATH
+from core.paths import MEAN_FACE_3D, PROBE_CROP_PATH
+from core.pose import angles_to_rotation, load_mean_face
 from tools.calibrate_detector import fit_calibration
 from tools.mean_face import derive_mean_face, main, pose_training_shapes
 from tools.probe_crop import probe_crop
@@ -31,7 +31,7 @@ def test_shipped_model_is_regenerated_exactly_by_the_cli(tmp_path, shared_data, 
     out = tmp_path / "mean_face.npy"
     main(["--data", str(shared_data), "--out", str(out)])
     regenerated = np.load(out, allow_pickle=False)
-    np.testing.assert_allclose(regenerated, np.load(MODEL_FILE, allow_pickle=False), atol=1e-6)
+    np.testing.assert_allclose(regenerated, np.load(MEAN_FACE_3D, allow_pickle=False), atol=1e-6)
     np.testing.assert_allclose(derive_mean_face(train_shapes), regenerated, atol=1e-9)
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from core.paths import DEFAULT_MODEL_PATH
 from core.decode import DEFAULT_THRESHOLD, Aggregated, aggregate
 from core.runtime.contract import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, ModelError
 from core.runtime.model_input import to_model_input
@@ -22,10 +23,6 @@ from core.runtime.threads import AdaptiveSession, session_options, thread_candid
 from core.schemes import LandmarkScheme, get_scheme
 
 log = logging.getLogger(__name__)
-
-#: The model the app ships with (written by the training export).
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "assets" / "anchorface_ibug68.onnx"
-
 
 class LandmarkModel:
     """One model's ONNX Runtime session(s), created once and reused for every batch of crops.

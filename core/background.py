@@ -1,4 +1,5 @@
-"""Overlap the stages of the frame loop on threads, with bounded queues that keep order and errors.
+"""Work behind the frame loop on background threads — read ahead, write behind — with bounded queues
+that keep order and errors (not to be confused with the pipeline's timing labels, ``STAGES``).
 
 Decoding a frame, running the model and encoding the video are independent enough to run at the same
 time (OpenCV's decoder, ONNX Runtime and x264 all release the GIL). :func:`prefetch` reads ahead on one
