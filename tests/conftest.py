@@ -1,12 +1,17 @@
-"""Shared test fixtures: where the shared data lives, and the Qt platform for headless runs."""
+"""Shared test fixtures: where the shared data lives, the bundled model and real frames (loaded once for
+the whole run instead of once per module), an OSC receiver, the ``slow`` marker, and the Qt platform
+for headless runs."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import cv2
+import numpy as np
 import pytest
 
-from core.paths import REPO_ROOT, SHARED_DATA
+from core.paths import SHARED_DATA
+from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, load_model
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -28,3 +33,28 @@ def receiver():
     listening = Receiver()
     yield listening
     listening.close()
+
+
+@pytest.fixture(scope="session")
+def single_face_clip(shared_data: Path) -> Path:
+    """The shared clip most tests run on: 72 frames of one face, 640x360, 30 fps."""
+    return shared_data / "video" / "pyfeat_single_face.mp4"
+
+
+@pytest.fixture(scope="session")
+def clip_frames(single_face_clip: Path) -> list[np.ndarray]:
+    """The first 30 frames of :func:`single_face_clip`, decoded once; read-only, so a test that draws on
+    one must copy it first (a shared frame changed in place would change every later test)."""
+    capture = cv2.VideoCapture(str(single_face_clip))
+    frames = [capture.read()[1] for _ in range(30)]
+    capture.release()
+    for frame in frames:
+        frame.flags.writeable = False
+    return frames
+
+
+@pytest.fixture(scope="session")
+def bundled_model() -> LandmarkModel:
+    """The bundled model (assets/) on the CPU, loaded once: ONNX Runtime sessions are safe to share, and
+    each test builds its own pipeline around it."""
+    return load_model(DEFAULT_MODEL_PATH, device="cpu")

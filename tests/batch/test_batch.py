@@ -24,11 +24,11 @@ from batch.inputs import STAGING_NAME, UsageError, discover, plan_outputs
 from batch.manifest import MANIFEST_NAME, JobResult, Manifest, ManifestRow, input_key
 from core.runtime import DEFAULT_MODEL_PATH
 from main import main
-from tests.conftest import REPO_ROOT
+from core.paths import REPO_ROOT
 from tests.helpers_outputs import OUTPUT_CASES, option_argv
 
 ray = pytest.importorskip("ray", reason='Ray is the optional "batch" extra')
-pytestmark = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet")]
 
 CLIP_FRAMES = 20
 

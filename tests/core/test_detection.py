@@ -62,6 +62,7 @@ def test_mediapipe_finds_each_val_face_and_calibration_matches_the_landmark_box(
         assert calibrated_box(match, mediapipe_detector.name).iou(truth) > 0.7, face.path.name
 
 
+@pytest.mark.slow
 def test_calibration_corrects_the_haar_box_centre(haar_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
     """Haar boxes sit ~14 % of their height above the landmark box (they include the forehead).
 
@@ -91,6 +92,7 @@ def test_calibrated_crop_reproduces_the_training_crop(mediapipe_detector: FaceDe
         assert np.abs(from_detector[:, 2] - from_truth[:, 2]).max() < 0.1 * 224  # shift, in crop pixels
 
 
+@pytest.mark.slow
 def test_haar_finds_most_val_faces(haar_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
     ious = []
     for face in val_faces:

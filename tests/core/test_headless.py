@@ -22,10 +22,10 @@ from core.geometry import Box
 from core.headless import HeadlessError, process_video, run
 from core.pipeline import PipelineConfig
 from core.run_options import OutputPaths, RunOptions, SinkOptions
-from core.runtime import DEFAULT_MODEL_PATH, load_model
+from core.runtime import DEFAULT_MODEL_PATH
 from core.io.table import LandmarkTable
 from main import main, output_paths
-from tests.conftest import REPO_ROOT
+from core.paths import REPO_ROOT
 from tests.helpers_outputs import OUTPUT_CASES, option_argv
 
 needs_model = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(),
@@ -46,6 +46,7 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 @needs_model
 def test_headless_run_writes_video_and_landmarks_on_the_face(shared_data: Path, tmp_path: Path, capsys) -> None:
     clip = shared_data / "video" / "pyfeat_single_face.mp4"
@@ -167,6 +168,7 @@ def test_corrupt_frame_in_the_middle_is_skipped(shared_data: Path, tmp_path: Pat
     assert frames + skipped == 20 and frames >= 19
 
 
+@pytest.mark.slow
 @needs_model
 def test_killed_headless_recording_keeps_what_was_written(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed.mp4"
@@ -256,6 +258,7 @@ def test_overwrite_replaces_an_existing_output(clip_copy: Path, capsys) -> None:
     assert table.read_text().startswith("frame,timestamp,face_count,face,success,")
 
 
+@pytest.mark.slow
 @needs_model
 @pytest.mark.parametrize("suffix", [".mov", ".mkv"])
 def test_the_container_follows_the_extension(clip_copy: Path, suffix: str) -> None:
@@ -328,7 +331,7 @@ def test_every_setting_of_the_dialog_is_a_headless_option(clip_copy: Path) -> No
 
 
 @needs_model
-def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path) -> None:
+def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path, bundled_model) -> None:
     """Frames 5..9 blanked: each has one row with face_count 0 and success 0, so "no face" is not "lost"."""
     capture = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
     clip = tmp_path / "gap.avi"
@@ -337,7 +340,7 @@ def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path
         frame = capture.read()[1]
         writer.write(np.zeros_like(frame) if 5 <= i < 10 else frame)
     writer.release()
-    model = load_model(DEFAULT_MODEL_PATH, device="cpu")
+    model = bundled_model
     outputs = OutputPaths(tmp_path / "gap.csv", tmp_path / "gap.json", None)
     summary = process_video(RunOptions(str(clip), outputs), model, progress=False)
     rows = read_rows(tmp_path / "gap.csv")
@@ -362,7 +365,7 @@ UNRESOLVABLE = "no-such-host.invalid:9000"  # RFC 2606: .invalid never resolves
 
 
 @needs_model
-def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy: Path, capsys) -> None:
+def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy: Path, capsys, bundled_model) -> None:
     out = clip_copy.parent / "o.mp4"
     assert main(["--source", str(clip_copy), "--headless", "--output", str(out), "--max-frames", "3"]) == 0
     capsys.readouterr()
@@ -379,7 +382,7 @@ def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy:
     fresh = OutputPaths(clip_copy.parent / "new.csv", clip_copy.parent / "new.json", clip_copy.parent / "new.mp4")
     with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # a batch job: stream before recording
         process_video(RunOptions(str(clip_copy), fresh, SinkOptions(stream=UNRESOLVABLE)),
-                      load_model(DEFAULT_MODEL_PATH, device="cpu"), progress=False)
+                      bundled_model, progress=False)
     assert file_states(clip_copy.parent) == before, "no output file created"
 
 
@@ -412,6 +415,7 @@ def run_with_outputs_on_a_small_disk(tmp_path: Path, size: str, argv: list[str])
     return done.returncode, tmp_path / "after"
 
 
+@pytest.mark.slow
 @needs_model
 def test_a_full_disk_leaves_a_complete_sidecar_and_no_temporary_file(shared_data: Path, tmp_path: Path) -> None:
     """64 KiB fill up with the CSV (~1 kB a row) after about 58 frames: the sidecar is then written

@@ -113,6 +113,7 @@ def test_kalman_follows_fast_translation_within_one_frame(face, freq):
     assert abs(fitted_delay(KalmanSmoother(), translating(face, freq), NOISE * inter_ocular(face))) <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("freq", [1.0, 2.0])
 def test_kalman_follows_an_out_of_plane_head_shake_within_one_frame(freq):
     path = head_shake(freq)

@@ -27,6 +27,7 @@ def train_shapes(shared_data: Path) -> np.ndarray:
     return pose_training_shapes(read_dataset(shared_data))
 
 
+@pytest.mark.slow
 def test_shipped_model_is_regenerated_exactly_by_the_cli(tmp_path, shared_data, train_shapes):
     out = tmp_path / "mean_face.npy"
     main(["--data", str(shared_data), "--out", str(out)])
@@ -69,6 +70,7 @@ def test_fit_recovers_a_known_mapping_despite_outliers() -> None:
         assert spread[name] < 1e-6
 
 
+@pytest.mark.slow
 def test_calibrate_cli_writes_a_loadable_file(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "calibration.json"
     done = subprocess.run([sys.executable, "-m", "tools.calibrate_detector", "--data", str(shared_data),

@@ -14,6 +14,8 @@ from core.runtime.contract import MIN_OPSET, code_version
 from training import evaluate, export, train
 from training.checkpoint import CheckpointError, load_model_from_checkpoint
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: left out of the quick run
+
 
 @pytest.fixture(scope="module")
 def tiny_run(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -12,7 +12,7 @@ import pytest
 from core.runtime.contract import (INPUT_NAME, MIN_OPSET, OPTIONAL_KEYS, OUTPUT_NAMES, REQUIRED_KEYS, ModelError,
                                    ModelMetadata, check_format_version, code_version, export_arguments)
 from core.runtime.onnx_file import check_onnx_file
-from tests.conftest import REPO_ROOT
+from core.paths import REPO_ROOT
 from tests.helpers_onnx import make_model
 
 CONTRACT = Path("core/runtime/contract.py")
