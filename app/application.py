@@ -6,6 +6,7 @@ saves ``window.grab()`` and exits, so the README's picture is the app itself rat
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
 import os
 import sys
@@ -29,6 +30,28 @@ NO_DISPLAY = "error: no display found — use --headless, or xvfb-run -a python 
 _DISPLAY_PLATFORMS = ("xcb", "wayland")
 
 
+#: The shared libraries Qt's xcb platform plugin (``libqxcb.so`` and ``libQt6XcbQpa.so.6``, Qt 6.5+) links
+#: against beyond Qt itself, by soname, each with the Debian/Ubuntu package that ships it. A desktop
+#: install has most of them; ``libxcb-cursor0`` (new in Qt 6.5), ``libxcb-icccm4`` and ``libxcb-keysyms1``
+#: are often absent, and then Qt aborts (exit 134) with a page pointing into OpenCV's plugin folder.
+#: tests/app/test_app.py checks this table against what ``ldd`` lists for the installed plugin.
+XCB_LIBRARIES: dict[str, str] = {
+    "libxcb.so.1": "libxcb1", "libX11.so.6": "libx11-6", "libX11-xcb.so.1": "libx11-xcb1",
+    "libxcb-cursor.so.0": "libxcb-cursor0", "libxcb-icccm.so.4": "libxcb-icccm4",
+    "libxcb-image.so.0": "libxcb-image0", "libxcb-keysyms.so.1": "libxcb-keysyms1",
+    "libxcb-randr.so.0": "libxcb-randr0", "libxcb-render.so.0": "libxcb-render0",
+    "libxcb-render-util.so.0": "libxcb-render-util0", "libxcb-shape.so.0": "libxcb-shape0",
+    "libxcb-shm.so.0": "libxcb-shm0", "libxcb-sync.so.1": "libxcb-sync1", "libxcb-util.so.1": "libxcb-util1",
+    "libxcb-xfixes.so.0": "libxcb-xfixes0", "libxcb-xkb.so.1": "libxcb-xkb1",
+    "libxkbcommon.so.0": "libxkbcommon0", "libxkbcommon-x11.so.0": "libxkbcommon-x11-0",
+}
+
+
+def _wanted_platforms(env: Mapping[str, str]) -> list[str]:
+    """The Qt platform plugins ``QT_QPA_PLATFORM`` asks for, in order (empty: Qt's default)."""
+    return [p.split(":")[0].strip() for p in env.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+
+
 def display_missing(env: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
     """Would Qt abort for want of a display? On Linux and the BSDs, Qt's default platform (and
     ``QT_QPA_PLATFORM=xcb``/``wayland``) needs ``DISPLAY`` or ``WAYLAND_DISPLAY``; without one it
@@ -36,18 +59,55 @@ def display_missing(env: Mapping[str, str] = os.environ, platform: str = sys.pla
     Other platforms (``offscreen``, ``vnc``, ``eglfs``, Windows, macOS) need no such variable."""
     if platform.startswith(("win", "darwin")):
         return False
-    wanted = [p.split(":")[0].strip() for p in env.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+    wanted = _wanted_platforms(env)
     if wanted and not any(p in _DISPLAY_PLATFORMS for p in wanted):
         return False
     return not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))
 
 
+def uses_xcb(env: Mapping[str, str] = os.environ, platform: str = sys.platform) -> bool:
+    """Will Qt start its xcb (X11) plugin? On Linux when ``QT_QPA_PLATFORM`` names xcb first, or names
+    nothing and there is an X display outside a Wayland session (where Qt picks its Wayland plugin)."""
+    if not platform.startswith("linux"):
+        return False
+    wanted = _wanted_platforms(env)
+    if wanted:
+        return wanted[0] == "xcb"
+    wayland_session = env.get("XDG_SESSION_TYPE") == "wayland" and bool(env.get("WAYLAND_DISPLAY"))
+    return bool(env.get("DISPLAY")) and not wayland_session
+
+
+def missing_libraries(libraries: Mapping[str, str] = XCB_LIBRARIES) -> dict[str, str]:
+    """The sonames of ``libraries`` the dynamic loader cannot load, with their packages. Loading them
+    is what Qt's plugin is about to do anyway; doing it first turns Qt's abort into a clear message."""
+    missing = {}
+    for soname, package in libraries.items():
+        try:
+            ctypes.CDLL(soname)
+        except OSError:
+            missing[soname] = package
+    return missing
+
+
+def missing_libraries_message(missing: Mapping[str, str]) -> str:
+    """One line naming the missing libraries and the apt command that installs them."""
+    packages = " ".join(sorted(set(missing.values())))
+    return (f"error: Qt's X11 (xcb) plugin needs {', '.join(missing)}, not installed — install them with "
+            f"`sudo apt install {packages}` (Debian/Ubuntu), or use --headless")
+
+
 def run_app(args: argparse.Namespace) -> int:
     """Show the window (reusing a running QApplication) and return the exit code of its event loop;
-    2 with one line, before Qt starts, when there is no display to show it on."""
-    if QApplication.instance() is None and display_missing():
-        print(NO_DISPLAY, file=sys.stderr)
-        return 2
+    2 with one line, before Qt starts, when there is no display to show it on or the X11 plugin's
+    libraries are missing."""
+    if QApplication.instance() is None:
+        if display_missing():
+            print(NO_DISPLAY, file=sys.stderr)
+            return 2
+        missing = missing_libraries() if uses_xcb() else {}
+        if missing:
+            print(missing_libraries_message(missing), file=sys.stderr)
+            return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)

@@ -61,14 +61,16 @@ class FaceMeshPeer:
         self._mesh = mediapipe_solution("face_mesh").FaceMesh(static_image_mode=static_image_mode,
                                                               max_num_faces=max_faces, refine_landmarks=False)
 
-    def landmarks(self, frame_bgr: np.ndarray) -> np.ndarray | None:
-        """``[468, 2]`` image pixels of the first face, or None when it finds none."""
+    def faces(self, frame_bgr: np.ndarray) -> list[np.ndarray]:
+        """``[468, 2]`` image pixels of every face it reports (at most ``max_faces``)."""
         height, width = frame_bgr.shape[:2]
         result = self._mesh.process(cv2.cvtColor(frame_bgr, cv2.COLOR_BGR2RGB))
-        if not result.multi_face_landmarks:
-            return None
-        points = result.multi_face_landmarks[0].landmark
-        return np.array([(p.x * width, p.y * height) for p in points], dtype=np.float64)
+        return [np.array([(p.x * width, p.y * height) for p in face.landmark], dtype=np.float64)
+                for face in result.multi_face_landmarks or []]
+
+    def landmarks(self, frame_bgr: np.ndarray) -> np.ndarray | None:
+        """``[468, 2]`` image pixels of the first face, or None when it finds none."""
+        return next(iter(self.faces(frame_bgr)), None)
 
     def close(self) -> None:
         self._mesh.close()

@@ -95,7 +95,7 @@ def _replace_path(obj: Any, parts: list[str], value: Any) -> Any:
 SMOOTHING_LABELS = {"kalman": "Kalman (adaptive)", "one-euro": "One-Euro", "none": "None (raw model output)"}
 STRATEGY_LABELS = {"weighted": "Confidence-weighted mean", "argmax": "Most confident anchor",
                    "mean": "Plain mean of all anchors"}
-DETECTOR_LABELS = {"auto": "Automatic (short range, full range when it finds nothing)",
+DETECTOR_LABELS = {"auto": "Automatic (short range, full range when no face is accepted)",
                    "short": "MediaPipe short range", "full": "MediaPipe full range (small, distant faces)",
                    "haar": "OpenCV Haar cascade"}
 MAX_DETECTION_INTERVAL = 300
@@ -128,6 +128,10 @@ PIPELINE_SETTINGS: tuple[Setting, ...] = (
             enabled_when=("strategy", "weighted")),
     Setting("detection_interval", "tracker.detection_interval", int, "Detect new faces every",
             "frames between two searches for new faces", 1, MAX_DETECTION_INTERVAL, suffix=" frames"),
+    Setting("search_delay", "tracker.search_delay", float, "Look for new faces within",
+            "seconds: while no face is tracked, the time between two searches (full range for small faces: 3x "
+            "as long; 0 = every frame); while faces are tracked, the soonest a search runs when the picture "
+            "changes away from them", 0.0, 2.0, decimals=2, step=0.05, suffix=" s"),
     Setting("detector", "detector", str, "Face detector", "finds faces to start tracks on",
             choices=lambda: list(DETECTORS), labels=DETECTOR_LABELS),
 )

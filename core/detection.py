@@ -2,9 +2,10 @@
 
 Detectors behind one small protocol: MediaPipe's BlazeFace in its short-range and full-range models
 (both ship inside the 0.10.21 wheel) and, where mediapipe is missing, OpenCV's Haar cascade (ships
-inside cv2). The default, ``auto``, runs short range and falls back to full range on frames where it
-finds nothing: short range is the webcam case and misses faces under ~60 px (a person across a room or
-on a stage), which full range finds. Detectors return their boxes *raw*: a detector's idea of a face box (forehead to chin, or a square around the eyes
+inside cv2). The default, ``auto``, is a cascade: short range, then full range on frames where no face
+was accepted (decided by the pipeline, which runs the landmark model on short range's boxes first):
+short range is the webcam case and misses faces under ~60 px (a person across a room or on a stage),
+or returns boxes there the model rejects; full range finds them. Detectors return their boxes *raw*: a detector's idea of a face box (forehead to chin, or a square around the eyes
 and mouth) is not the crop policy's landmark bounding box. :func:`calibrated_box` maps a raw box to
 a landmark-style box with a per-detector fit stored in ``assets/detector_calibration.json``, so
 ``crop_from_box(calibrated_box(d, kind))`` cuts the crop the model was trained on.
@@ -44,7 +45,7 @@ CALIBRATION_PAD = 0.25
 @dataclass(frozen=True)
 class Detection:
     """A face as the detector saw it: its raw ``box`` in frame pixels, a ``score`` in [0, 1] and the
-    ``detector`` that found it (its calibration key; a fallback detector mixes two)."""
+    ``detector`` that found it (its calibration key; a cascade mixes two)."""
 
     box: Box
     score: float
@@ -115,24 +116,37 @@ class HaarDetector:
                 for (x, y, w, h), n in zip(np.reshape(rects, (-1, 4)), np.ravel(hits))]
 
 
-class FallbackDetector:
-    """``primary`` on every frame; ``fallback`` only on frames where the primary finds nothing.
+class DetectorCascade:
+    """Detectors tried in turn, cheapest first: short range, then full range.
 
-    Short range then full range: frames with a near face cost one detector, frames with only a small
-    face (or none) cost both. Each detection keeps its own ``detector`` name, so it is calibrated
-    with its own detector's fit.
+    The pipeline (:class:`core.pipeline.FramePipeline`) walks :attr:`stages` itself and goes on to the
+    next stage when no face was *accepted* on the frame — short range also returns boxes the landmark
+    model then rejects (a crowd, a stage), and only the model can tell. :meth:`detect`, for a caller
+    without a model, goes on only when a stage finds no box. Each detection keeps its own ``detector``
+    name, so it is calibrated with its own detector's fit.
     """
 
-    def __init__(self, primary: FaceDetector, fallback: FaceDetector) -> None:
-        self.primary, self.fallback = primary, fallback
-        self.name = f"{primary.name}+{fallback.name}"
+    def __init__(self, *stages: FaceDetector) -> None:
+        if len(stages) < 2:
+            raise ValueError("a cascade needs at least two detectors")
+        self.stages = stages
+        self.name = "+".join(stage.name for stage in stages)
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
-        return self.primary.detect(frame_bgr) or self.fallback.detect(frame_bgr)
+        for stage in self.stages:
+            found = stage.detect(frame_bgr)
+            if found:
+                return found
+        return []
 
     def close(self) -> None:
-        for detector in (self.primary, self.fallback):
+        for detector in self.stages:
             getattr(detector, "close", lambda: None)()
+
+
+def detector_stages(detector: FaceDetector) -> tuple[FaceDetector, ...]:
+    """The detectors to try in turn: a cascade's stages, or the one detector."""
+    return detector.stages if isinstance(detector, DetectorCascade) else (detector,)
 
 
 def make_detector(kind: str = "auto", min_confidence: float = 0.5) -> FaceDetector:
@@ -150,7 +164,7 @@ def make_detector(kind: str = "auto", min_confidence: float = 0.5) -> FaceDetect
                 raise RuntimeError(f"mediapipe face detection is not available: {exc}") from exc
             log.info("mediapipe not importable (%s); using OpenCV's Haar cascade", exc)
             return HaarDetector()
-        detector = FallbackDetector(*parts) if len(parts) == 2 else parts[0]
+        detector = DetectorCascade(*parts) if len(parts) == 2 else parts[0]
     log.info("face detector: %s", detector.name)
     return detector
 

@@ -14,15 +14,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from core.decode import DEFAULT_THRESHOLD, aggregate, uncertainty_to_image
-from core.detection import FaceDetector, calibrated_box, make_detector
+from core.detection import FaceDetector, calibrated_box, detector_stages, make_detector
 from core.face_state import FaceStates
 from core.geometry import invert_affine, landmark_box, transform_points, warp_to_crop
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
-from core.shots import ShotCutDetector
+from core.shots import NewcomerWatch, ShotCutDetector
 from core.smoothing import SMOOTHERS, KalmanConfig, NoSmoothingConfig, OneEuroConfig, SmootherConfig
-from core.tracker import Tracker, TrackerConfig
+from core.tracker import CropRequest, SearchSchedule, Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,16 @@ class PipelineConfig:
     def smoother(self) -> SmootherConfig:
         """The active smoother's configuration."""
         return {"kalman": self.kalman, "one-euro": self.one_euro, "none": NoSmoothingConfig()}[self.smoothing]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """The model's answer for one crop, in image pixels: landmarks, face confidence, per-point spread."""
+
+    landmarks: np.ndarray
+    confidence: float
+    uncertainty: np.ndarray | None
+    finite: bool = True  # False: the model answered this crop with NaN or inf (the face is lost for the frame)
 
 
 @dataclass
@@ -88,12 +98,19 @@ class FramePipeline:
 
     def _new_tracker(self) -> Tracker:
         self.face_states = FaceStates()
+        self._new_schedule()
         return Tracker(self.config.tracker, self.config.smoother.build)
+
+    def _new_schedule(self) -> None:
+        self.schedule = SearchSchedule(self.config.tracker.search_delay, len(detector_stages(self.detector)))
+        self.newcomers = NewcomerWatch()
+        self._last_detection: float | None = None
 
     def reconfigure(self, config: PipelineConfig) -> None:
         """Apply new settings live, keeping the faces being followed wherever the change allows.
 
-        * strategy, threshold, pose, detection interval: take effect on the next frame; tracks stay.
+        * strategy, threshold, pose, detection interval, search delay: take effect on the next frame;
+          tracks stay.
         * detector: the new one is built and the old one closed; tracks stay (only finding faces changes).
         * the active smoother's configuration or any other tracker setting: tracks restart, because
           their filters (or matching rules) were built for the old settings.
@@ -102,8 +119,9 @@ class FramePipeline:
         if config.detector != old.detector:
             previous, self.detector = self.detector, make_detector(config.detector)
             _close(previous)
-        if config.smoother != old.smoother or replace(config.tracker, detection_interval=0) != replace(
-                old.tracker, detection_interval=0):
+        self._new_schedule()
+        searching = {"detection_interval": 0, "search_delay": 0.0}  # when to detect: no reason to restart
+        if config.smoother != old.smoother or replace(config.tracker, **searching) != replace(old.tracker, **searching):
             self.tracker = self._new_tracker()
         else:
             self.tracker.config = config.tracker
@@ -125,36 +143,43 @@ class FramePipeline:
         self.frame_index = 0
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> FrameResult:
-        """Run one BGR frame through the pipeline and return its visible faces in image pixels."""
+        """Run one BGR frame through the pipeline and return its visible faces in image pixels.
+
+        Detection, when due (:meth:`_stages_due`), walks the detector's stages: each stage's boxes and
+        the tracks' crops go through the model, and the next stage runs only when no face was accepted
+        (``Tracker.accepts``). Each crop is inferred once per frame and each track updated once."""
         timings = dict.fromkeys(STAGES, 0.0)
         timestamp = time.monotonic() if timestamp is None else timestamp
         info = self.model.info
         clock = time.perf_counter()
 
-        boxes = None
-        non_finite = 0
         if self.cuts.is_cut(frame):
             self.tracker.end_shot()
-        if self.tracker.needs_detection():
-            boxes = [calibrated_box(d) for d in self.detector.detect(frame)]
-        clock = _lap(timings, "detect", clock)  # the cut check counts as part of detect-or-track
-        requests = self.tracker.plan(boxes, info.input_size, info.crop_margin)
+            self.schedule.reset()
+        stages = self._stages_due(frame, timestamp)
+        if stages:
+            self.newcomers.seen(frame)
+            self._last_detection = timestamp
+        estimates: dict[bytes, Estimate] = {}
+        requests = [] if stages else self.tracker.plan(None, info.input_size, info.crop_margin)
+        clock = _lap(timings, "detect", clock)  # the cut check and the plan count as detect-or-track
+        for index, stage in stages:
+            boxes = [calibrated_box(d) for d in stage.detect(frame)]
+            if not self.tracker.tracks:
+                self.schedule.ran(index, timestamp)
+            requests = self.tracker.plan(boxes, info.input_size, info.crop_margin)
+            clock = self._infer(frame, requests, estimates, timings, _lap(timings, "detect", clock))
+            if any(self.tracker.accepts(estimates[_key(r)].landmarks, estimates[_key(r)].confidence)
+                   for r in requests):
+                break
+        clock = self._infer(frame, requests, estimates, timings, clock)  # tracking only: no stage ran
         if requests:
-            crops = np.stack([warp_to_crop(frame, r.matrix, info.input_size) for r in requests])
-            clock = _lap(timings, "crop", clock)
-            anchors, confidences = self.model.run(crops)
-            non_finite = count_non_finite(anchors, confidences)
-            clock = _lap(timings, "infer", clock)
-            decoded = aggregate(anchors, confidences, self.config.strategy, self.config.threshold)
-            to_image = [invert_affine(r.matrix) for r in requests]
-            image_points = [transform_points(lm, m) for lm, m in zip(decoded.landmarks, to_image)]
-            spreads = ([None] * len(requests) if decoded.uncertainty is None else
-                       [uncertainty_to_image(u, m) for u, m in zip(decoded.uncertainty, to_image)])
-            clock = _lap(timings, "decode", clock)
-            for request, points, score, spread in zip(requests, image_points, decoded.confidence, spreads):
-                self.tracker.update(request, points.astype(np.float32), float(score), timestamp, spread)
+            for request in requests:
+                found = estimates[_key(request)]
+                self.tracker.update(request, found.landmarks, found.confidence, timestamp, found.uncertainty)
             self.tracker.prune()
             clock = _lap(timings, "smooth", clock)
+        detected = bool(stages)
         faces = []
         height, width = frame.shape[:2]
         for track in self.tracker.tracks:
@@ -166,15 +191,62 @@ class FramePipeline:
                                     pose, info.scheme, track.uncertainty, state))
         self.face_states.keep({t.track_id for t in self.tracker.tracks})
         _lap(timings, "pose", clock)
-        result = FrameResult(self.frame_index, timestamp, faces, boxes is not None, timings, non_finite)
+        non_finite = sum(not estimate.finite for estimate in estimates.values())
+        result = FrameResult(self.frame_index, timestamp, faces, detected, timings, non_finite)
         self.frame_index += 1
         return result
 
 
-def count_non_finite(anchors: np.ndarray, confidences: np.ndarray) -> int:
-    """Crops of a batch (``[N, M, L, 2]`` landmarks, ``[N, M]`` confidences) with any NaN or inf output."""
-    finite = np.isfinite(anchors).all(axis=(1, 2, 3)) & np.isfinite(confidences).all(axis=1)
-    return int((~finite).sum())
+    def _stages_due(self, frame: np.ndarray, timestamp: float) -> list[tuple[int, FaceDetector]]:
+        """The detector stages to try this frame, in order: all of them when a track needs detection
+        (one is lost, or the periodic sweep for new faces is due) or when someone may have come in
+        (:meth:`_newcomer_due`); while nothing is tracked, those the search schedule says are due
+        (``TrackerConfig.search_delay``)."""
+        stages = list(enumerate(detector_stages(self.detector)))
+        if not self.tracker.tracks:
+            due = set(self.schedule.due(timestamp))
+            return [(k, stage) for k, stage in stages if k in due]
+        return stages if self.tracker.needs_detection() or self._newcomer_due(frame, timestamp) else []
+
+    def _newcomer_due(self, frame: np.ndarray, timestamp: float) -> bool:
+        """Sweep for new faces before the periodic sweep when the picture changed away from the tracked
+        faces (``core.shots.NewcomerWatch``), at most once per ``search_delay``: a face coming in is
+        picked up within about that delay, as on a faceless frame, and a busy scene costs at most a
+        detection per ``search_delay``."""
+        tracks = self.tracker.tracks
+        if len(tracks) >= self.config.tracker.max_faces or self._last_detection is None:
+            return False
+        if 0 <= timestamp - self._last_detection < self.config.tracker.search_delay:
+            return False
+        return self.newcomers.changed(frame, [t.box for t in tracks])
+
+    def _infer(self, frame: np.ndarray, requests: list[CropRequest], estimates: dict[bytes, Estimate],
+               timings: dict[str, float], clock: float) -> float:
+        """Run the model on the crops of ``requests`` not yet in ``estimates`` (one batch) and add them;
+        returns the clock after the last timed step."""
+        todo = list({_key(r): r for r in requests if _key(r) not in estimates}.values())
+        if not todo:
+            return clock
+        info = self.model.info
+        crops = np.stack([warp_to_crop(frame, r.matrix, info.input_size) for r in todo])
+        clock = _lap(timings, "crop", clock)
+        anchors, confidences = self.model.run(crops)
+        finite = np.isfinite(anchors).all(axis=(1, 2, 3)) & np.isfinite(confidences).all(axis=1)
+        clock = _lap(timings, "infer", clock)
+        decoded = aggregate(anchors, confidences, self.config.strategy, self.config.threshold)
+        to_image = [invert_affine(r.matrix) for r in todo]
+        spreads = ([None] * len(todo) if decoded.uncertainty is None else
+                   [uncertainty_to_image(u, m) for u, m in zip(decoded.uncertainty, to_image)])
+        for request, landmarks, m, score, spread, ok in zip(todo, decoded.landmarks, to_image, decoded.confidence,
+                                                            spreads, finite):
+            estimates[_key(request)] = Estimate(transform_points(landmarks, m).astype(np.float32), float(score), spread,
+                                                bool(ok))
+        return _lap(timings, "decode", clock)
+
+
+def _key(request: CropRequest) -> bytes:
+    """Two requests with the same crop need one inference: the crop's matrix identifies it."""
+    return np.asarray(request.matrix, dtype=np.float64).tobytes()
 
 
 def _close(detector: FaceDetector) -> None:

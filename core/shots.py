@@ -5,7 +5,7 @@ there, follow it as the same person with the same id. A cut changes the whole pi
 colour distribution of consecutive frames is compared: a hue–saturation histogram of a small copy of
 the frame, Bhattacharyya distance between neighbours. On the shared clips (a moving speaker, a moving
 head) the distance between neighbouring frames never exceeded 0.066; across a cut between the two
-clips it was 0.64–0.67 (``tests/core/test_shots.py``, ``benchmarks/coverage.py``). The default threshold,
+clips it was 0.64–0.67 (``tests/core/test_shots.py``, ``tools/make_clips.py``). The default threshold,
 0.3, sits between with a wide margin on both sides. A cut between two shots of one set with the same
 colours is not seen here; the tracker's box-jump rule (``TrackerConfig.max_jump``) catches the case
 where the face then lands somewhere no real motion takes it.
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+
+from core.geometry import Box
 
 #: Bhattacharyya distance between neighbouring frames' hue–saturation histograms that counts as a cut.
 CUT_THRESHOLD = 0.3
@@ -56,3 +58,52 @@ class ShotCutDetector:
     def reset(self) -> None:
         """Forget the previous frame (a new source starts without a cut)."""
         self._previous = None
+
+
+class NewcomerWatch:
+    """Has the picture changed outside the tracked faces since the last detection? Then someone may
+    have come in, and the sweep for new faces should not wait for its turn.
+
+    Between sweeps (``TrackerConfig.detection_interval`` frames) a new face went unseen for up to that
+    many frames; MediaPipe Face Mesh looks for faces on every frame while it follows fewer than its
+    maximum. Looking costs far less than detecting: a grey ``WATCH_SIZE`` copy of the frame against the
+    copy at the last detection; a cell counts as changed when it differs by more than ``level`` grey
+    levels. The tracked faces' own surroundings (each face box grown ``reach`` times about its centre:
+    the head turning, the shoulders, the hands near the face) are left out, since their motion is no
+    newcomer. Changed cells over ``fraction`` of the rest: something new is there. The default 3 % (25
+    grey levels) is a trade: at 1 % the shared webcam clips (light and motion away from the face) made
+    the detector run on 19–23 % of frames instead of the periodic 10–11 %, at 10 % on 11–15 %; a face
+    coming into the made staggered clip was seen at every setting from 1 % to 10 % (measurements in
+    ``benchmarks/RESULTS.md``, issue 23 item 4).
+    """
+
+    WATCH_SIZE = (80, 45)
+
+    def __init__(self, level: float = 25.0, fraction: float = 0.03, reach: float = 3.0) -> None:
+        self.level, self.fraction, self.reach = level, fraction, reach
+        self._reference: np.ndarray | None = None
+
+    def _small(self, frame_bgr: np.ndarray) -> np.ndarray:
+        return cv2.cvtColor(cv2.resize(frame_bgr, self.WATCH_SIZE, interpolation=cv2.INTER_AREA),
+                            cv2.COLOR_BGR2GRAY).astype(np.int16)
+
+    def seen(self, frame_bgr: np.ndarray) -> None:
+        """A detection ran on ``frame``: it is what later frames are compared with."""
+        self._reference = self._small(frame_bgr)
+
+    def changed(self, frame_bgr: np.ndarray, faces: list[Box]) -> bool:
+        """Did the picture change, away from ``faces``, since :meth:`seen`? (True before any.)"""
+        if self._reference is None:
+            return True
+        small = self._small(frame_bgr)
+        outside = np.ones(small.shape, dtype=bool)
+        sx, sy = small.shape[1] / frame_bgr.shape[1], small.shape[0] / frame_bgr.shape[0]
+        for box in faces:
+            cx, cy = box.center
+            half_w, half_h = self.reach * box.width / 2, self.reach * box.height / 2
+            outside[max(0, int((cy - half_h) * sy)):max(0, int(np.ceil((cy + half_h) * sy))),
+                    max(0, int((cx - half_w) * sx)):max(0, int(np.ceil((cx + half_w) * sx)))] = False
+        if not outside.any():
+            return False
+        moved = np.abs(small - self._reference) > self.level
+        return bool(moved[outside].mean() > self.fraction)

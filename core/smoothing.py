@@ -97,6 +97,10 @@ class KalmanSmoother:
       deviation ``√R``: such a small change is smoothed as noise, whatever its shape. A real movement
       exceeds it within a frame, and the lag this can leave is smaller than √R itself.
 
+    * Start: the first measurement is the position, as uncertain as one measurement (``R``), and the
+      velocity starts with the variance the filter settles to (:func:`steady_state_covariance`), so a
+      new face is steady within its first frames instead of after the ~3 s a wide prior takes.
+
     The names above are the fields of :class:`KalmanConfig`.
     """
 
@@ -105,6 +109,7 @@ class KalmanSmoother:
         self._x = np.zeros((2, 0))  # [position, velocity] × coordinate
         self._p = np.zeros((2, 2, 0))  # covariance per coordinate
         self._started = False
+        self._velocity_set = False
         self._t = 0.0
         self._shape: tuple[int, ...] = ()
         self._last_innovation: np.ndarray | None = None
@@ -121,14 +126,22 @@ class KalmanSmoother:
         r = (self.config.measurement_noise * size / max(float(confidence), MIN_CONFIDENCE)) ** 2
         r = r * np.repeat(self._point_noise_ratio(uncertainty, len(pts)) ** 2, 2)
         if not self._started:
-            self._start(z, r, size, t, pts.shape)
+            self._start(z, r, t, pts.shape)
             return pts
         if pts.shape != self._shape:
             raise ValueError(f"landmarks changed shape from {self._shape} to {pts.shape} without reset()")
         dt = _time_step(t, self._t)
         self._t = t
+        accel_std = self.config.process_noise * size
+        if not self._velocity_set:
+            # The velocity the filter will know once settled, not a wide "unknown" prior: a wide one makes
+            # the filter fit a line through a growing window (the gain falls like 4/k, about 3 s to settle
+            # at 30 fps); a settled one averages positions from the start (gain ~1/k). A face that is
+            # moving when found is caught by the motion adaptation, as any start of motion is.
+            self._p[1, 1] = steady_state_covariance(dt, accel_std, np.sqrt(r))[1, 1]
+            self._velocity_set = True
         f = np.array([[1.0, dt], [0.0, 1.0]])
-        q = white_noise_acceleration(dt, (self.config.process_noise * size) ** 2)
+        q = white_noise_acceleration(dt, accel_std ** 2)
         self._x = f @ self._x
         self._p = np.einsum("ij,jkn,lk->iln", f, self._p, f) + q[:, :, None]
         self._adapt_to_motion(z - self._x[0], self._x[0].reshape(pts.shape), r)
@@ -170,12 +183,14 @@ class KalmanSmoother:
             factor = np.maximum(factor, wanted / self._p[0, 0])
         self._p = self._p * np.maximum(factor, 1.0)
 
-    def _start(self, z: np.ndarray, r: np.ndarray, size: float, t: float, shape: tuple[int, ...]) -> None:
+    def _start(self, z: np.ndarray, r: np.ndarray, t: float, shape: tuple[int, ...]) -> None:
+        """Start from one measurement: the position is as uncertain as that measurement (``R``); the
+        velocity's variance is set on the next frame (:meth:`update`), when the time step it depends on
+        is known."""
         self._x = np.vstack([z, np.zeros_like(z)])
-        # Position as uncertain as one measurement; velocity unknown, up to about a face size per second.
         self._p = np.zeros((2, 2, len(z)))
-        self._p[0, 0], self._p[1, 1] = r, size ** 2
-        self._started, self._t, self._shape = True, t, shape
+        self._p[0, 0] = r
+        self._started, self._velocity_set, self._t, self._shape = True, False, t, shape
 
 
 def white_noise_acceleration(dt: float, var: float) -> np.ndarray:
@@ -183,6 +198,22 @@ def white_noise_acceleration(dt: float, var: float) -> np.ndarray:
     filterpy's ``Q_discrete_white_noise(dim=2, dt, var)`` (tests/core/test_startup.py checks they agree),
     written out because importing ``filterpy.common`` imports scipy (about 1.4 s of start-up)."""
     return np.array([[.25 * dt ** 4, .5 * dt ** 3], [.5 * dt ** 3, dt ** 2]]) * var
+
+
+def steady_state_covariance(dt: float, accel_std: float, noise_std: np.ndarray) -> np.ndarray:
+    """Posterior covariance ``[2, 2, n]`` that a constant-velocity filter with white acceleration of
+    standard deviation ``accel_std`` and measurement noise ``noise_std [n]``, updated every ``dt``,
+    settles to: the closed form of the alpha-beta filter (Kalata's tracking index
+    λ = accel_std · dt² / noise_std; Bar-Shalom, Li & Kirubarajan 2001, §6.5.3), so the filter can start
+    settled instead of iterating the Riccati equation."""
+    sigma = np.asarray(noise_std, dtype=np.float64)
+    lam = accel_std * dt ** 2 / sigma
+    root = np.sqrt(lam ** 2 + 8 * lam)
+    alpha = -(lam ** 2 + 8 * lam - (lam + 4) * root) / 8
+    beta = (lam ** 2 + 4 * lam - lam * root) / 4
+    var = sigma ** 2
+    cross = beta / dt * var
+    return np.array([[alpha * var, cross], [cross, beta * (alpha - beta / 2) / (1 - alpha) / dt ** 2 * var]])
 
 
 def _coherent_motion_ratio(innovation: np.ndarray, points: np.ndarray, weights: np.ndarray | None = None) -> float:

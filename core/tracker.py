@@ -25,6 +25,9 @@ from core.geometry import Box, crop_from_box, landmark_box
 from core.shots import CUT_THRESHOLD
 from core.smoothing import Smoother
 
+#: While nothing is tracked, each later stage of a detector cascade runs this many times less often
+#: than the one before it (``TrackerConfig.search_delay``): full range's small faces within 0.3 s.
+SEARCH_SLOWDOWN = 3
 #: A landmark box whose longer side is below this many pixels is a collapsed output, not a face (the
 #: smallest faces MediaPipe full range finds have landmark boxes of about 30 px).
 MIN_FACE_PX = 8.0
@@ -51,6 +54,14 @@ class TrackerConfig:
     #: fraction of the box size. On the shared clips real motion reached 0.04 (centre) and 0.03 (size);
     #: a jump beyond this is a different face (a cut the colours did not show) and gets a new id.
     max_jump: float = 0.35
+    #: While nothing is tracked, the detector runs every ``search_delay`` seconds (of the frames' own
+    #: timestamps, so the interval in frames follows the source's frame rate: every 3rd frame at 30 fps),
+    #: not on every frame: most of a faceless frame's cost was detection. A face that appears is picked
+    #: up within ``search_delay`` (by the next run); a cascade's later, slower stages (full range) run
+    #: every ``SEARCH_SLOWDOWN``-th interval. 0 = every frame. While faces are tracked, it is also the
+    #: soonest the pipeline sweeps for a newcomer when the picture changed away from them
+    #: (``core.shots.NewcomerWatch``), instead of waiting for the periodic sweep.
+    search_delay: float = 0.1
 
 
 @dataclass
@@ -143,7 +154,7 @@ class Tracker:
             if track is not None:
                 self.tracks.remove(track)
             return None
-        believed = confidence >= self.config.lost_confidence
+        believed = self.accepts(landmarks, confidence)
         if track is not None and believed and not request.from_detection and self._jumped(track, landmarks):
             self.tracks.remove(track)
             track = None
@@ -165,6 +176,12 @@ class Tracker:
         track.landmarks, track.uncertainty = landmarks, uncertainty
         track.smoothed = track.smoother.update(landmarks, confidence, timestamp, uncertainty)
         return track
+
+    def accepts(self, landmarks: np.ndarray, confidence: float) -> bool:
+        """Is this model output a face the tracker keeps (finite, not collapsed, confident enough)? The
+        pipeline asks it to decide whether a detector cascade must try its next stage."""
+        return bool(np.isfinite(confidence) and confidence >= self.config.lost_confidence
+                    and np.isfinite(landmarks).all() and not is_degenerate(landmarks))
 
     def prune(self) -> None:
         """Drop tracks lost too long and the younger of two tracks that converged on one face."""
@@ -195,3 +212,32 @@ def is_degenerate(landmarks: np.ndarray, min_size: float = MIN_FACE_PX) -> bool:
     """Landmarks collapsed to a few pixels (or with no extent): not a face, and poison for the pose fit."""
     box = landmark_box(landmarks)
     return not box.size >= min_size or min(box.width, box.height) <= 0
+
+
+@dataclass
+class SearchSchedule:
+    """When each stage of the detector runs while nothing is tracked (``TrackerConfig.search_delay``).
+
+    Stage k runs when ``search_delay · SEARCH_SLOWDOWN^k`` seconds have passed since its last run, so a
+    faceless stretch costs a detection every few frames instead of every frame; :meth:`reset` (a new
+    shot, a new source) makes every stage due at once."""
+
+    delay: float
+    stages: int
+    _last: list[float | None] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._last = [None] * self.stages
+
+    def due(self, timestamp: float) -> list[int]:
+        """The stages whose interval has passed at ``timestamp`` (a timestamp going backwards, a seek,
+        counts as passed)."""
+        tolerance = 1e-6  # frame times like k / 30 do not add up exactly
+        return [k for k, last in enumerate(self._last)
+                if last is None or not 0 <= timestamp - last < self.delay * SEARCH_SLOWDOWN ** k - tolerance]
+
+    def ran(self, stage: int, timestamp: float) -> None:
+        self._last[stage] = timestamp

@@ -20,7 +20,7 @@ import pytest
 from PyQt6.QtCore import QSettings, Qt
 
 import core.io.video
-from app.application import display_missing
+from app.application import XCB_LIBRARIES, display_missing, missing_libraries, uses_xcb
 from app.capture import SourceSpec
 from app.notices import MAX_NOTICES
 from app.settings import AppSettings, load_settings
@@ -375,6 +375,48 @@ def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> N
     assert display_missing({"QT_QPA_PLATFORM": "xcb"}, "linux")
     assert not display_missing({"QT_QPA_PLATFORM": "offscreen"}, "linux")
     assert not display_missing({"DISPLAY": ":0"}, "linux") and not display_missing({}, "win32")
+
+
+def test_missing_xcb_library_is_one_line_with_the_apt_command_and_exit_2_before_qt_starts() -> None:
+    """With an X display but a library the xcb plugin needs missing, main.py says which package to
+    install instead of letting Qt abort (134). The missing library is a name no system has, put in the
+    table the check reads; the loader itself (ctypes) runs for real, so a present one (libc) is not named."""
+    env = {k: v for k, v in os.environ.items() if k not in ("QT_QPA_PLATFORM", "XDG_SESSION_TYPE")}
+    env["DISPLAY"] = ":97"
+    code = ("import sys, main, app.application as a\n"
+            "a.XCB_LIBRARIES.clear()\n"
+            "a.XCB_LIBRARIES.update({'libanchorface-absent.so.7': 'anchorface-absent7', 'libc.so.6': 'libc6'})\n"
+            f"sys.exit(main.main(['--source', {str(DEMO_CLIP)!r}]))\n")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert "libanchorface-absent.so.7" in lines[0] and "sudo apt install anchorface-absent7" in lines[0]
+    assert "libc" not in lines[0].replace("libanchorface", "")
+    assert uses_xcb({"DISPLAY": ":0"}, "linux") and uses_xcb({"QT_QPA_PLATFORM": "xcb"}, "linux")
+    assert not uses_xcb({"DISPLAY": ":0", "QT_QPA_PLATFORM": "offscreen"}, "linux")
+    assert not uses_xcb({"DISPLAY": ":0", "WAYLAND_DISPLAY": "wayland-0", "XDG_SESSION_TYPE": "wayland"}, "linux")
+    assert not uses_xcb({"DISPLAY": ":0"}, "darwin")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the xcb plugin and ldd are Linux's")
+def test_xcb_library_table_matches_what_the_installed_plugin_links() -> None:
+    """The table names every X11 library the installed plugin links (ldd), and the loader check finds
+    missing exactly the ones ldd cannot resolve on this machine."""
+    import PyQt6
+
+    qt = Path(PyQt6.__file__).parent / "Qt6"
+    linked, unresolved = set(), set()
+    for library in (qt / "plugins" / "platforms" / "libqxcb.so", qt / "lib" / "libQt6XcbQpa.so.6"):
+        out = subprocess.run(["ldd", str(library)], capture_output=True, text=True, check=True).stdout
+        for name, target in re.findall(r"^\s*(\S+) => (.+)$", out, re.M):
+            if re.match(r"lib(xcb|xkb|X11)", name):
+                linked.add(name)
+                if "not found" in target:
+                    unresolved.add(name)
+    assert linked and linked <= set(XCB_LIBRARIES), linked - set(XCB_LIBRARIES)
+    assert set(missing_libraries()) == unresolved
 
 
 def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:

@@ -152,7 +152,22 @@ def test_stability_smoke(model_path: Path, videos: dict[str, Path], tmp_path: Pa
     text = section_of(results, "Stability")
     for label in (*stability.SMOOTHERS.values(), stability.MESH_LABEL):
         assert text.count(f"| {label}") == 2  # synthetic table and real-clip table
-    assert sum(line.startswith("- target ") for line in text.splitlines()) == 3
+    assert sum(line.startswith("- target ") for line in text.splitlines()) == 4  # steady, settling, lag, One-Euro
+
+
+def test_coverage_smoke(model_path: Path, videos: dict[str, Path], tmp_path: Path) -> None:
+    """Every detector choice, MediaPipe's detectors alone and Face Mesh, with faces per frame and the
+    share of frames our pipeline ran a detector on."""
+    from benchmarks import coverage
+
+    results = tmp_path / "RESULTS.md"
+    argv = ["--model", str(model_path), "--video", str(videos["short"]), "--frames", "6", "--results", str(results)]
+    assert coverage.main(argv) == 0
+    text = section_of(results, "Coverage: frames with a face per detector")
+    assert "faces / frame" in text and "detector runs % of frames" in text
+    for detector in coverage.PIPELINE_DETECTORS:
+        assert f"ours, --detector {detector} |" in text
+    assert "MediaPipe Face Mesh (max_num_faces 3)" in text
 
 
 def sway_sequence(reference: np.ndarray, motion: stability.Motion, centre: tuple[float, float], size: float,

@@ -10,11 +10,11 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmarks.coverage import shrink_into_frame
+from tools.make_clips import shrink_into_frame
 from core.offline.datasets import FaceSample, read_dataset, select_split
 from core.config import DETECTOR_LABELS
 from core.detection import (CALIBRATION_PATH, DETECTORS, BoxCalibration, Detection, FaceDetector,
-                            FallbackDetector, HaarDetector, best_match, calibrated_box, load_calibration,
+                            DetectorCascade, HaarDetector, best_match, calibrated_box, load_calibration,
                             make_detector)
 from core.geometry import Box, crop_from_box, landmark_box, warp_to_crop
 
@@ -149,8 +149,8 @@ def test_make_detector_kinds() -> None:
 
 def test_auto_is_short_range_with_full_range_fallback(mediapipe_detector: FaceDetector) -> None:
     auto = make_detector("auto")
-    assert isinstance(auto, FallbackDetector)
-    assert (auto.primary.name, auto.fallback.name) == ("mediapipe", "mediapipe_full")
+    assert isinstance(auto, DetectorCascade)
+    assert [stage.name for stage in auto.stages] == ["mediapipe", "mediapipe_full"]
     assert make_detector("full").name == "mediapipe_full"
     assert set(DETECTOR_LABELS) == set(DETECTORS) and "haar" in DETECTORS
 

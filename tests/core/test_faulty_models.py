@@ -10,8 +10,8 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
-from benchmarks.coverage import read_frames, write_clip
 from core.runtime.contract import ModelError
+from tools.make_clips import read_frames, write_clip
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import load_model
 from core.runtime.verify import PIPELINE_BATCH_SIZES, probe_batch

@@ -35,19 +35,20 @@ def tracking(model: LandmarkModel, frames: list[np.ndarray]) -> FramePipeline:
 
 
 @pytest.mark.parametrize("change", [
-    {"tracker_interval": 3}, {"threshold": 0.3}, {"strategy": "argmax"}, {"estimate_pose": False},
+    {"tracker": {"detection_interval": 3}}, {"tracker": {"search_delay": 0.5}}, {"threshold": 0.3}, {"strategy": "argmax"}, {"estimate_pose": False},
     {"one_euro": OneEuroConfig(beta=3.0)},  # not the active smoother
 ])
 def test_changes_that_keep_the_tracks(bundled_model, clip_frames, change: dict) -> None:
     pipeline = tracking(bundled_model, clip_frames)
     tracker, track = pipeline.tracker, pipeline.tracker.tracks[0]
-    if "tracker_interval" in change:
-        config = replace(pipeline.config, tracker=replace(pipeline.config.tracker, detection_interval=3))
+    if "tracker" in change:
+        config = replace(pipeline.config, tracker=replace(pipeline.config.tracker, **change["tracker"]))
     else:
         config = replace(pipeline.config, **change)
     pipeline.reconfigure(config)
     assert pipeline.tracker is tracker and pipeline.tracker.tracks[0] is track
-    assert pipeline.tracker.config == config.tracker  # the new interval is the one used from now on
+    assert pipeline.tracker.config == config.tracker  # the new interval or delay is the one used from now on
+    assert pipeline.schedule.delay == config.tracker.search_delay
     result = pipeline.process(clip_frames[4].copy(), 4 / 30)
     assert [f.track_id for f in result.faces] == [1]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.coverage import make_cut_clip, read_frames
+from tools.make_clips import make_cut_clip, read_frames
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, load_model
 from core.shots import CUT_THRESHOLD, ShotCutDetector

@@ -78,7 +78,7 @@ def test_the_kalman_smoother_is_filterpys_kalman_filter() -> None:
     from filterpy.kalman import KalmanFilter
 
     from core.geometry import landmark_box
-    from core.smoothing import KalmanConfig, KalmanSmoother
+    from core.smoothing import KalmanConfig, KalmanSmoother, steady_state_covariance
 
     config = KalmanConfig(noise_gate=1e9)
     ours = KalmanSmoother(config)
@@ -95,11 +95,13 @@ def test_the_kalman_smoother_is_filterpys_kalman_filter() -> None:
             reference = KalmanFilter(dim_x=2, dim_z=1)
             reference.x = np.vstack([pts.ravel(), np.zeros(pts.size)])
             reference.H = np.array([[1.0, 0.0]])
-            reference.P = np.diag([r, size ** 2])
+            reference.P = np.diag([r, 0.0])
             previous = t
             np.testing.assert_allclose(got, pts)
             continue
         dt, previous = t - previous, t
+        if k == 1:  # the velocity starts settled, for the first time step (core.smoothing.KalmanSmoother._start)
+            reference.P[1, 1] = steady_state_covariance(dt, config.process_noise * size, np.sqrt([r]))[1, 1, 0]
         reference.F = np.array([[1.0, dt], [0.0, 1.0]])
         reference.Q = Q_discrete_white_noise(dim=2, dt=dt, var=(config.process_noise * size) ** 2)
         reference.predict()
