@@ -256,7 +256,7 @@ def setting_widget(setting: Setting) -> QWidget:
     if setting.choices is not None:
         widget: QWidget = QComboBox()
         for option in setting.options():
-            widget.addItem(setting.labels.get(option, option), option)
+            widget.addItem(setting.option_label(option), option)
     elif setting.kind is int:
         widget = QSpinBox(minimum=int(setting.minimum), maximum=int(setting.maximum), suffix=setting.suffix)
     else:

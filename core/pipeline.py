@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
-from core.decode import DEFAULT_THRESHOLD, aggregate, uncertainty_to_image
-from core.detection import FaceDetector, calibrated_box, detector_stages, make_detector
+from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate, uncertainty_to_image
+from core.detection import DETECTORS, FaceDetector, calibrated_box, detector_stages, make_detector
 from core.face_state import FaceStates
 from core.geometry import invert_affine, landmark_box, transform_points, warp_to_crop
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
 from core.shots import NewcomerWatch, ShotCutDetector
-from core.smoothing import SMOOTHERS, KalmanConfig, NoSmoothingConfig, OneEuroConfig, SmootherConfig
+from core.smoothing import SMOOTHERS, KalmanConfig, OneEuroConfig, SmootherConfig
 from core.tracker import CropRequest, SearchSchedule, Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -47,13 +47,17 @@ class PipelineConfig:
     estimate_pose: bool = True
 
     def __post_init__(self) -> None:
-        if self.smoothing not in SMOOTHERS:
-            raise ValueError(f"unknown smoother {self.smoothing!r}; choose one of {', '.join(SMOOTHERS)}")
+        # An unknown name fails here, where the configuration is written, not in a processing thread.
+        for registry, name in ((SMOOTHERS, self.smoothing), (STRATEGIES, self.strategy), (DETECTORS, self.detector)):
+            registry.check(name)
 
     @property
     def smoother(self) -> SmootherConfig:
-        """The active smoother's configuration."""
-        return {"kalman": self.kalman, "one-euro": self.one_euro, "none": NoSmoothingConfig()}[self.smoothing]
+        """The active smoother's configuration: the field holding its tuning, or its defaults when it has
+        none (``none``)."""
+        kind = SMOOTHERS[self.smoothing].make
+        held = [value for f in fields(self) if isinstance(value := getattr(self, f.name), kind)]
+        return held[0] if held else kind()
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ import pytest
 
 from tools.make_clips import shrink_into_frame
 from core.offline.datasets import FaceSample, read_dataset, select_split
-from core.config import DETECTOR_LABELS
 from core.detection import (CALIBRATION_PATH, DETECTORS, BoxCalibration, Detection, FaceDetector,
                             DetectorCascade, HaarDetector, best_match, calibrated_box, load_calibration,
                             make_detector)
@@ -152,7 +151,7 @@ def test_auto_is_short_range_with_full_range_fallback(mediapipe_detector: FaceDe
     assert isinstance(auto, DetectorCascade)
     assert [stage.name for stage in auto.stages] == ["mediapipe", "mediapipe_full"]
     assert make_detector("full").name == "mediapipe_full"
-    assert set(DETECTOR_LABELS) == set(DETECTORS) and "haar" in DETECTORS
+    assert list(DETECTORS) == ["auto", "short", "full", "haar"] and all(DETECTORS[name].label for name in DETECTORS)
 
 
 @pytest.fixture(scope="module")
