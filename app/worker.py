@@ -1,8 +1,11 @@
 """The processing thread around :class:`core.session.Session`: newest frame → session → image for the view.
 
-The session (pipeline → overlay → recorder, the same one the headless CLI loops over) runs only here, so the UI thread never waits on
-inference or disk writes, and the pipeline (tracks, smoothers) needs no locks. The UI talks to the
-worker through commands (closures run between frames: settings, model swaps, recording, sessions);
+The session (pipeline → overlay → sinks, the same one headless and batch runs loop over) runs only here,
+so the UI thread never waits on inference, and the pipeline (tracks, smoothers) needs no locks; the
+sinks — the recording while one runs, the OSC stream while a source runs — are written on the
+session's own writer thread, so encoding never holds up processing either. The UI talks to the
+worker through commands (closures run between frames: settings, output options, model swaps,
+recording, sessions);
 the capture thread talks to it through a one-frame mailbox that keeps only the newest frame. Results
 go back the same way: one pending image at most, so a busy UI skips stale frames instead of queueing.
 """

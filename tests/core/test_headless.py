@@ -41,6 +41,15 @@ def count_frames(path: Path) -> int:
     return n
 
 
+def mjpeg_clip(path: Path, frames: list[np.ndarray]) -> Path:
+    """``frames`` as a 30 fps MJPEG AVI: every frame a JPEG of its own, so one can be damaged alone."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
@@ -146,14 +155,9 @@ def test_unwritable_output_folder(shared_data: Path, tmp_path: Path, capsys) -> 
 
 
 @needs_model
-def test_corrupt_frame_in_the_middle_is_skipped(shared_data: Path, tmp_path: Path, capsys) -> None:
+def test_corrupt_frame_in_the_middle_is_skipped(clip_frames: list[np.ndarray], tmp_path: Path, capsys) -> None:
     """An MJPEG file whose 10th frame's JPEG data is destroyed: processing goes on past it."""
-    source = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 360))
-    for _ in range(20):
-        writer.write(source.read()[1])
-    writer.release()
+    clip = mjpeg_clip(tmp_path / "clip.avi", clip_frames[:20])
     data = bytearray(clip.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
     assert len(starts) >= 20
@@ -331,15 +335,9 @@ def test_every_setting_of_the_dialog_is_a_headless_option(clip_copy: Path) -> No
 
 
 @needs_model
-def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path, bundled_model) -> None:
+def test_frames_without_a_face_still_get_a_row(clip_frames: list[np.ndarray], tmp_path: Path, bundled_model) -> None:
     """Frames 5..9 blanked: each has one row with face_count 0 and success 0, so "no face" is not "lost"."""
-    capture = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
-    clip = tmp_path / "gap.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 360))
-    for i in range(15):
-        frame = capture.read()[1]
-        writer.write(np.zeros_like(frame) if 5 <= i < 10 else frame)
-    writer.release()
+    clip = mjpeg_clip(tmp_path / "gap.avi", [np.zeros_like(f) if 5 <= i < 10 else f for i, f in enumerate(clip_frames[:15])])
     model = bundled_model
     outputs = OutputPaths(tmp_path / "gap.csv", tmp_path / "gap.json", None)
     summary = process_video(RunOptions(str(clip), outputs), model, progress=False)
