@@ -6,12 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import cv2
-import numpy as np
 import pytest
 
 from core.paths import SHARED_DATA
-from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, load_model
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -42,9 +39,13 @@ def single_face_clip(shared_data: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def clip_frames(single_face_clip: Path) -> list[np.ndarray]:
-    """The first 30 frames of :func:`single_face_clip`, decoded once; read-only, so a test that draws on
-    one must copy it first (a shared frame changed in place would change every later test)."""
+def clip_frames(single_face_clip: Path) -> list:
+    """The first 30 frames of :func:`single_face_clip` (BGR arrays), decoded once; read-only, so a test
+    that draws on one must copy it first (a shared frame changed in place would change every later test).
+    OpenCV and ONNX Runtime are imported by the fixtures, not here: conftest.py is imported before any
+    test, and the window's tests must find Qt as the app does, loaded before OpenCV."""
+    import cv2
+
     capture = cv2.VideoCapture(str(single_face_clip))
     frames = [capture.read()[1] for _ in range(30)]
     capture.release()
@@ -54,7 +55,9 @@ def clip_frames(single_face_clip: Path) -> list[np.ndarray]:
 
 
 @pytest.fixture(scope="session")
-def bundled_model() -> LandmarkModel:
-    """The bundled model (assets/) on the CPU, loaded once: ONNX Runtime sessions are safe to share, and
-    each test builds its own pipeline around it."""
+def bundled_model():
+    """The bundled model (assets/) on the CPU, a :class:`core.runtime.LandmarkModel` loaded once: ONNX
+    Runtime sessions are safe to share, and each test builds its own pipeline around it."""
+    from core.runtime import DEFAULT_MODEL_PATH, load_model
+
     return load_model(DEFAULT_MODEL_PATH, device="cpu")
