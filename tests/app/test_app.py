@@ -365,6 +365,7 @@ def test_binary_garbage_settings_file_gives_a_warning(qtbot, tmp_path: Path) -> 
     assert window.notice.isVisible() and "not a text file" in window.notice.text
 
 
+@pytest.mark.slow
 def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     done = subprocess.run([sys.executable, "main.py", "--source", str(DEMO_CLIP)], cwd=REPO_ROOT, env=env,
@@ -377,6 +378,7 @@ def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> N
     assert not display_missing({"DISPLAY": ":0"}, "linux") and not display_missing({}, "win32")
 
 
+@pytest.mark.slow
 def test_missing_xcb_library_is_one_line_with_the_apt_command_and_exit_2_before_qt_starts() -> None:
     """With an X display but a library the xcb plugin needs missing, main.py says which package to
     install instead of letting Qt abort (134). The missing library is a name no system has, put in the
@@ -419,6 +421,7 @@ def test_xcb_library_table_matches_what_the_installed_plugin_links() -> None:
     assert set(missing_libraries()) == unresolved
 
 
+@pytest.mark.slow
 def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
     """OpenCV's V4L2 and obsensor backends log to the C stderr when a camera index is not there; the
     window's source and the headless command say it in one line of their own instead."""

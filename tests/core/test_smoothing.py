@@ -115,6 +115,7 @@ def test_kalman_is_steady_within_the_first_three_seconds(face):
     assert np.mean(ratios) >= 5.0
 
 
+@pytest.mark.slow
 def test_steady_state_covariance_is_the_riccati_fixed_point():
     """The closed form the filter starts from equals iterating filterpy's predict/update to convergence."""
     from filterpy.common import Q_discrete_white_noise

@@ -89,6 +89,7 @@ def test_probe_crop_tool_reproduces_the_shipped_face_crop() -> None:
     assert np.abs(shipped.astype(int) - regenerated).mean() < 1.0  # decoders may differ by a grey level
 
 
+@pytest.mark.slow
 def test_make_clips_cli_writes_every_derived_clip_as_documented(shared_data: Path, tmp_path: Path) -> None:
     """The tool's clips, from 30 frames of each source: side by side shows two and three faces on one
     frame (MediaPipe short range, run here on a middle frame), the small face is about 40 px wide, the
