@@ -10,20 +10,12 @@ import argparse
 import logging
 import sys
 
+from pathlib import Path
+
 from core.config import OneLineErrorParser, add_arguments, apply_arguments
-from core.io.streaming import resolve_target
 from core.pipeline import PipelineConfig
-
-
-def positive_int(text: str) -> int:
-    """argparse type: a whole number of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+from core.run_options import OutputPaths, RunOptions, add_sink_arguments, positive_int, sink_options
+from core.runtime import DEFAULT_MODEL_PATH
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,29 +36,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames (at least 1)")
     p.add_argument("--screenshot", help="window: save a PNG of the window after --frames frames, then exit")
     p.add_argument("--frames", type=int, default=60, help="window: frames to process before --screenshot")
-    p.add_argument("--stream", metavar="HOST:PORT",
-                   help="send every frame's faces (landmarks, pose, position, face state, uncertainty) as OSC "
-                        "over UDP to HOST:PORT, e.g. 127.0.0.1:9000 (README: Live streaming)")
-    p.add_argument("--uncertainty-columns", action="store_true",
-                   help="headless: add each landmark's uncertainty (u0, u1, ... in pixels) to the CSV")
     p.add_argument("--verbose", action="store_true", help="log debug details")
+    add_sink_arguments(p.add_argument_group(
+        "output options", "the settings dialog's Recording tab; in the window they override the saved settings "
+                          "for this run"))
     add_arguments(p.add_argument_group(
         "processing settings", "the settings dialog's Processing tab; in the window they override the saved "
                                "settings for this run"))
     return p
 
 
-def run_headless_cli(args: argparse.Namespace) -> int:
-    from core.headless import HeadlessError, run_headless
+def output_paths(output: str | None, landmarks: str | None) -> OutputPaths:
+    """``--output V`` writes V, V's CSV and V's JSON; ``--landmarks C`` alone writes C and C's JSON only."""
+    video = Path(output) if output else None
+    table = Path(landmarks) if landmarks else (video.with_suffix(".csv") if video else None)
+    return OutputPaths(table, table.with_suffix(".json") if table else None, video)
 
-    if args.source is None:
-        print("error: --headless needs --source (a video file or a camera index)", file=sys.stderr)
-        return 2
+
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The run the command line asks for (the window takes only what was given, over its saved settings)."""
+    return RunOptions(args.source or "0", output_paths(args.output, args.landmarks), sink_options(args),
+                      args.overwrite, args.max_frames, Path(args.model) if args.model else DEFAULT_MODEL_PATH,
+                      args.device or "auto", apply_arguments(PipelineConfig(), args))
+
+
+def run_headless_cli(options: RunOptions) -> int:
+    """``--headless``: the run, its summary printed, or one ``error:`` line and the run's exit code."""
+    from core.headless import HeadlessError, run
+
     try:
-        summary = run_headless(args.source, args.output, args.landmarks, args.model, args.device or "auto",
-                               apply_arguments(PipelineConfig(), args), args.max_frames,
-                               overwrite=args.overwrite, stream_to=args.stream,
-                               uncertainty_columns=args.uncertainty_columns)
+        summary = run(options)
     except HeadlessError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -83,14 +82,17 @@ def main(argv: list[str] | None = None) -> int:
         return batch_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.stream is not None:  # looked up before any window opens or any output file is created
-        try:
-            resolve_target(args.stream)
-        except ValueError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    if args.headless and args.source is None:
+        print("error: --headless needs --source (a video file or a camera index)", file=sys.stderr)
+        return 2
+    options = run_options(args)
+    try:  # every option checked (the stream host looked up) before any window opens or any file is created
+        options.check()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if args.headless:
-        return run_headless_cli(args)
+        return run_headless_cli(options)
     from app.application import run_app
 
     return run_app(args)

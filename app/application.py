@@ -20,6 +20,7 @@ from app.settings import APPLICATION, ORGANIZATION
 from app.window import MainWindow
 from app.worker import FrameStats
 from core.config import given_arguments
+from core.run_options import given_sink_arguments
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +134,8 @@ def session_overrides(args: argparse.Namespace) -> dict:
         overrides["model_path"] = str(Path(args.model).resolve())
     if getattr(args, "device", None):
         overrides["device"] = args.device
-    if getattr(args, "stream", None):
-        overrides["stream_target"] = args.stream
     overrides.update(given_arguments(args))  # processing settings (core.config), by key
+    overrides.update(given_sink_arguments(args))  # output options (core.run_options), by field
     return overrides
 
 

@@ -19,9 +19,10 @@ from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY
 from core.draw import DrawOptions
 from core.pipeline import PipelineConfig
 from core.runtime import DEFAULT_MODEL_PATH, DEVICES
-from core.io.streaming import parse_target
+from core.run_options import SINK_OPTIONS, SinkOptions, as_bool
 
 ORGANIZATION = "AnchorFace"
+SINK_OPTIONS_BY_KEY = {option.key: option for option in SINK_OPTIONS}
 APPLICATION = "AnchorFace Live"
 
 #: Capture resolutions offered for cameras; (0, 0) keeps whatever the camera delivers by default.
@@ -49,20 +50,23 @@ class AppSettings:
     pipeline: PipelineConfig = PipelineConfig()
     draw: DrawOptions = field(default_factory=DrawOptions)
     recording_folder: str = field(default_factory=default_recording_folder)
-    #: ``HOST:PORT`` the faces are streamed to as OSC (``core.io.streaming``); "" = not streaming.
-    stream_target: str = ""
+    #: The outputs' options (stream target, CSV columns), the same object headless and batch runs use.
+    outputs: SinkOptions = SinkOptions()
 
     def overridden(self, overrides: dict[str, Any]) -> "AppSettings":
-        """A copy with ``overrides`` applied: field names of this class, or keys of
-        :data:`core.config.PIPELINE_SETTINGS` (command-line options for one run)."""
-        pipeline = self.pipeline
+        """A copy with ``overrides`` applied: field names of this class, keys of
+        :data:`core.config.PIPELINE_SETTINGS` or fields of :class:`SinkOptions` (command-line options
+        for one run)."""
+        pipeline, outputs = self.pipeline, {}
         fields_: dict[str, Any] = {}
         for name, value in overrides.items():
             if name in SETTINGS_BY_KEY:
                 pipeline = SETTINGS_BY_KEY[name].set(pipeline, value)
+            elif name in SINK_OPTIONS_BY_KEY:
+                outputs[name] = value
             else:
                 fields_[name] = value
-        return replace(self, pipeline=pipeline, **fields_)
+        return replace(self, pipeline=pipeline, outputs=replace(self.outputs, **outputs), **fields_)
 
     @property
     def model_file(self) -> Path:
@@ -75,17 +79,6 @@ class AppSettings:
 
 
 # --- parsing ------------------------------------------------------------------------------------
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off"):
-        return False
-    raise ValueError(f"not a yes/no value: {value!r}")
-
 
 def _number(kind: type, low: float, high: float) -> Callable[[Any], float]:
     def parse(value: Any) -> float:
@@ -108,14 +101,6 @@ def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"not text: {value!r}")
     return value
-
-
-def stream_target(value: Any) -> str:
-    """"" (off) or a valid ``HOST:PORT`` (ValueError otherwise), stripped."""
-    text = _text(value).strip()
-    if text:
-        parse_target(text)
-    return text
 
 
 def _resolution(value: Any) -> tuple[int, int]:
@@ -156,7 +141,9 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
     pipeline = defaults.pipeline
     for setting in PIPELINE_SETTINGS:
         pipeline = setting.set(pipeline, read(f"processing/{setting.key}", setting.get(pipeline), setting.parse))
-    draw = replace(defaults.draw, **{name: read(f"draw/{name}", getattr(defaults.draw, name), _as_bool)
+    outputs = replace(defaults.outputs, **{o.key: read(o.store, getattr(defaults.outputs, o.key), o.parse)
+                                           for o in SINK_OPTIONS})
+    draw = replace(defaults.draw, **{name: read(f"draw/{name}", getattr(defaults.draw, name), as_bool)
                                      for name in draw_switches()})
     width, height = read("camera/resolution", defaults.resolution, _resolution)
     settings = AppSettings(
@@ -167,7 +154,7 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
         pipeline=pipeline,
         draw=draw,
         recording_folder=read("recording/folder", defaults.recording_folder, _text) or defaults.recording_folder,
-        stream_target=read("streaming/target", defaults.stream_target, stream_target),
+        outputs=outputs,
     )
     return settings, warnings
 
@@ -201,5 +188,6 @@ def save_settings(store: QSettings, settings: AppSettings) -> None:
     for name in draw_switches():
         store.setValue(f"draw/{name}", bool(getattr(settings.draw, name)))
     store.setValue("recording/folder", settings.recording_folder)
-    store.setValue("streaming/target", settings.stream_target)
+    for option in SINK_OPTIONS:
+        store.setValue(option.store, getattr(settings.outputs, option.key))
     store.sync()

@@ -15,9 +15,10 @@ from PyQt6.QtWidgets import (QCheckBox, QComboBox, QDialog, QDialogButtonBox, QD
                              QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton, QSpinBox, QStackedWidget,
                              QTabWidget, QVBoxLayout, QWidget)
 
-from app.settings import MAX_CAMERA_INDEX, RESOLUTIONS, AppSettings, draw_switches, stream_target
+from app.settings import MAX_CAMERA_INDEX, RESOLUTIONS, AppSettings, draw_switches
 from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY, Setting
 from core.pipeline import PipelineConfig
+from core.run_options import SINK_OPTIONS, SinkOptions
 from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, ModelInfo
 
 #: Loads (and thereby validates) a model: ``(path, device) -> LandmarkModel``, raising ModelError.
@@ -148,13 +149,16 @@ class SettingsDialog(QDialog):
         row = QHBoxLayout()
         row.addWidget(self.recording_folder, 1)
         row.addWidget(browse)
-        self.stream_target = QLineEdit(placeholderText="off (e.g. 127.0.0.1:9000)")
-        self.stream_target.setToolTip("Send every frame's faces as OSC over UDP to HOST:PORT (README: Live streaming)")
-        self.stream_error = QLabel()
         form = QFormLayout()
         form.addRow("Save recordings and snapshots in", row)
-        form.addRow("Stream live data (OSC) to", self.stream_target)
-        form.addRow(self.stream_error)
+        self.output_fields: dict[str, QCheckBox | QLineEdit] = {}
+        for option in SINK_OPTIONS:  # generated: an output option is a field and its row in core.run_options
+            widget = QCheckBox() if option.is_switch else QLineEdit(placeholderText=option.placeholder)
+            widget.setToolTip(option.help)
+            self.output_fields[option.key] = widget
+            form.addRow(option.label, widget)
+        self.output_error = QLabel()
+        form.addRow(self.output_error)
         return _page(form)
 
     # --- values -------------------------------------------------------------------------------------
@@ -174,7 +178,11 @@ class SettingsDialog(QDialog):
         for name, box in self.draw_boxes.items():
             box.setChecked(getattr(settings.draw, name))
         self.recording_folder.setText(settings.recording_folder)
-        self.stream_target.setText(settings.stream_target)
+        for key, widget in self.output_fields.items():
+            if isinstance(widget, QCheckBox):
+                widget.setChecked(getattr(settings.outputs, key))
+            else:
+                widget.setText(getattr(settings.outputs, key))
 
     def edited_settings(self) -> AppSettings:
         """The settings as the widgets show them now."""
@@ -185,7 +193,8 @@ class SettingsDialog(QDialog):
             pipeline=self.edited_pipeline(),
             draw=replace(self.initial.draw, **{n: box.isChecked() for n, box in self.draw_boxes.items()}),
             recording_folder=self.recording_folder.text().strip() or AppSettings().recording_folder,
-            stream_target=self.stream_target.text().strip(),
+            outputs=SinkOptions(**{key: widget.isChecked() if isinstance(widget, QCheckBox) else widget.text().strip()
+                                   for key, widget in self.output_fields.items()}),
         )
 
     def edited_pipeline(self) -> PipelineConfig:
@@ -200,9 +209,10 @@ class SettingsDialog(QDialog):
         """Accept only if a changed model file or device really loads; otherwise show why and stay open."""
         edited = self.edited_settings()
         try:
-            stream_target(edited.stream_target)
+            for option in SINK_OPTIONS:
+                option.parse(getattr(edited.outputs, option.key))
         except ValueError as exc:
-            self.stream_error.setText(str(exc))
+            self.output_error.setText(str(exc))
             return
         if (edited.model_file, edited.device) != (self.initial.model_file, self.initial.device):
             if not self._try_model(edited.model_file, edited.device):
@@ -246,7 +256,7 @@ def setting_widget(setting: Setting) -> QWidget:
     if setting.choices is not None:
         widget: QWidget = QComboBox()
         for option in setting.options():
-            widget.addItem(setting.labels.get(option, option), option)
+            widget.addItem(setting.option_label(option), option)
     elif setting.kind is int:
         widget = QSpinBox(minimum=int(setting.minimum), maximum=int(setting.maximum), suffix=setting.suffix)
     else:

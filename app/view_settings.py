@@ -12,7 +12,8 @@ from typing import Any, Callable
 
 from PyQt6.QtCore import QSettings
 
-from app.settings import _as_bool, _choice, _text
+from app.settings import _choice, _text
+from core.run_options import as_bool
 
 #: Frame rates offered for cameras; 0 keeps whatever the camera delivers by default.
 FRAME_RATES: tuple[int, ...] = (0, 15, 30, 60)
@@ -31,8 +32,8 @@ class ViewSettings:
 _KEYS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "camera_name": ("camera/name", _text),
     "camera_fps": ("camera/fps", lambda value: int(_choice([str(r) for r in FRAME_RATES])(value))),
-    "mirror": ("view/mirror", _as_bool),
-    "plot_visible": ("view/plot", _as_bool),
+    "mirror": ("view/mirror", as_bool),
+    "plot_visible": ("view/plot", as_bool),
 }
 
 

@@ -18,17 +18,20 @@ from PyQt6.QtGui import QAction, QActionGroup, QCloseEvent, QKeySequence
 from PyQt6.QtWidgets import (QFileDialog, QLabel, QMainWindow, QMenu, QSplitter, QStackedWidget, QStyle,
                              QToolBar, QToolButton, QVBoxLayout, QWidget)
 
-from app.capture import DEMO_CLIP, CameraDevice, CaptureThread, SourceSpec, list_cameras, open_source
+from app.cameras import CameraDevice, list_cameras
+from app.capture import CaptureThread, SourceSpec, open_source
+from app.file_names import timestamped_stem, unused_path
 from app.notices import NoticeStack
 from app.plots import PosePlot, sample_of
 from app.settings import RESOLUTIONS, AppSettings, load_settings, save_settings
 from app.settings_dialog import SettingsDialog
 from app.view import MessagePanel, TransportBar, VideoView
 from app.view_settings import FRAME_RATES, ViewSettings, load_view_settings, save_view_settings
-from app.worker import FrameStats, ProcessingWorker, RecordingSummary, timestamped_stem, unused_path
+from app.worker import FrameStats, ProcessingWorker, RecordingSummary
 from core.pipeline import FramePipeline
 from core.runtime import LandmarkModel, ModelError, load_model
 from core.io.video import SourceError, parse_source
+from core.paths import DEMO_CLIP
 
 log = logging.getLogger(__name__)
 
@@ -215,15 +218,13 @@ class MainWindow(QMainWindow):
         self.model = model
         if self.worker is None:
             pipeline = FramePipeline(model, self.settings.pipeline)
-            self.worker = ProcessingWorker(pipeline, self.settings.draw, self.max_frames)
+            self.worker = ProcessingWorker(pipeline, self.settings.draw, self.max_frames, outputs=self.settings.outputs)
             self.worker.frameReady.connect(self._on_frame_ready)
             self.worker.sessionEnded.connect(self._on_session_ended)
             self.worker.recordingStarted.connect(self._on_recording_started)
             self.worker.recordingFinished.connect(self._on_recording_finished)
             self.worker.recordingFailed.connect(self._on_recording_failed)
             self.worker.start()
-            if self.settings.stream_target:
-                self.worker.set_stream(self.settings.stream_target)
         else:
             self.worker.set_model(model)
         self.model_label.setText(f"Model: {model.info.name}")
@@ -520,8 +521,8 @@ class MainWindow(QMainWindow):
                 self.worker.reconfigure(settings.pipeline)
             if settings.draw != old.draw:
                 self.worker.set_draw_options(settings.draw)
-            if settings.stream_target != old.stream_target:
-                self.worker.set_stream(settings.stream_target)
+            if settings.outputs != old.outputs:
+                self.worker.set_outputs(settings.outputs)
         if settings.camera_index != old.camera_index:
             self._save_view(camera_name="")  # chosen by index in the dialog: the remembered name no longer applies
         if (settings.camera_index, settings.resolution) != (old.camera_index, old.resolution):

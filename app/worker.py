@@ -1,14 +1,17 @@
 """The processing thread around :class:`core.session.Session`: newest frame → session → image for the view.
 
-The session (pipeline → overlay → recorder, the same one the headless CLI loops over) runs only here, so the UI thread never waits on
-inference or disk writes, and the pipeline (tracks, smoothers) needs no locks. The UI talks to the
-worker through commands (closures run between frames: settings, model swaps, recording, sessions);
+The session (pipeline → overlay → sinks, the same one headless and batch runs loop over) runs only here,
+so the UI thread never waits on inference, and the pipeline (tracks, smoothers) needs no locks; the
+sinks — the recording while one runs, the OSC stream while a source runs — are written on the
+session's own writer thread, so encoding never holds up processing either. The UI talks to the
+worker through commands (closures run between frames: settings, output options, model swaps,
+recording, sessions);
 the capture thread talks to it through a one-frame mailbox that keeps only the newest frame. Results
 go back the same way: one pending image at most, so a busy UI skips stale frames instead of queueing.
 """
 from __future__ import annotations
 
-import datetime
+import contextlib
 import logging
 import threading
 import time
@@ -21,18 +24,17 @@ from PyQt6.QtCore import QThread, pyqtSignal
 from PyQt6.QtGui import QImage
 
 from app.capture import CaptureThread
+from app.file_names import timestamped_stem, unused_path
 from core.draw import DrawOptions
 from core.pipeline import FramePipeline, PipelineConfig
 from core.io.recorder import RecordingError
-from core.runtime import LandmarkModel
-from core.session import OutputPaths, Processed, Session
 from core.io.video import Frame
+from core.run_options import OutputPaths, SinkOptions
+from core.runtime import LandmarkModel
+from core.session import Session
+from core.sinks import RecorderSink, RunStart, Sink, live_sinks
 
 log = logging.getLogger(__name__)
-
-#: Recordings are named ``anchorface_<date>_<time>`` (sortable, no characters any file system rejects).
-RECORDING_PREFIX = "anchorface"
-
 
 @dataclass(frozen=True)
 class FrameStats:
@@ -66,24 +68,8 @@ class RecordingSummary:
 
 @dataclass
 class _Recording:
-    video: Path
-    csv: Path
+    sink: RecorderSink
     started: float = field(default_factory=time.monotonic)
-    frames: int = 0
-
-
-def timestamped_stem(now: datetime.datetime | None = None) -> str:
-    """``anchorface_2026-11-28_17-30-05``: the base name of a recording or snapshot taken ``now``."""
-    return f"{RECORDING_PREFIX}_{(now or datetime.datetime.now()):%Y-%m-%d_%H-%M-%S}"
-
-
-def unused_path(folder: Path, stem: str, suffixes: tuple[str, ...]) -> Path:
-    """``folder/stem`` (without suffix), made unique so that no file with any of ``suffixes`` exists."""
-    candidate, n = folder / stem, 1
-    while any(candidate.with_suffix(s).exists() for s in suffixes):
-        n += 1
-        candidate = folder / f"{stem}_{n}"
-    return candidate
 
 
 def to_qimage(image: np.ndarray) -> QImage:
@@ -107,10 +93,11 @@ class ProcessingWorker(QThread):
     recordingFailed = pyqtSignal(str)
 
     def __init__(self, pipeline: FramePipeline, draw_options: DrawOptions, max_frames: int | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, outputs: SinkOptions = SinkOptions()) -> None:
         super().__init__()
         self.session = Session(pipeline, draw_options, show=True, clock=clock)
         self.max_frames = max_frames
+        self.outputs = outputs  # worker-thread state from here on: changed by set_outputs
         self._cond = threading.Condition()
         self._commands: list[Callable[[], None]] = []
         self._frame: tuple[CaptureThread, Frame] | None = None
@@ -121,6 +108,7 @@ class ProcessingWorker(QThread):
         # Worker-thread state:
         self._capture: CaptureThread | None = None
         self._recording: _Recording | None = None
+        self._live: list[Sink] | None = None  # the running source's live sinks; None: not opened yet
         self._processed = 0
         self._frame_size: tuple[int, int] | None = None
 
@@ -150,18 +138,15 @@ class ProcessingWorker(QThread):
     def start_recording(self, folder: Path) -> None:
         self._submit(lambda: self._start_recording(Path(folder)))
 
-    def set_stream(self, target: str) -> None:
-        """Stream every frame's faces as OSC to ``HOST:PORT`` ("" stops); a bad target is logged."""
-        self._submit(lambda: self._set_stream(target))
+    def set_outputs(self, outputs: SinkOptions) -> None:
+        """Use ``outputs`` from the next frame on: the live sinks (the stream) are reopened if they
+        changed; a recording keeps the options it started with, the next one takes the new ones."""
+        self._submit(lambda: self._set_outputs(outputs))
 
-    def _set_stream(self, target: str) -> None:
-        if not target:
-            self.session.stop_streaming()
-            return
-        try:
-            self.session.start_streaming(target)
-        except ValueError as exc:
-            log.warning("not streaming: %s", exc)
+    def _set_outputs(self, outputs: SinkOptions) -> None:
+        if outputs != self.outputs:
+            self._close_live()  # reopened with the new options at the next frame
+        self.outputs = outputs
 
     def stop_recording(self) -> None:
         self._submit(self._stop_recording)
@@ -215,10 +200,10 @@ class ProcessingWorker(QThread):
                 if ended is not None and ended[0] is self._capture:
                     self._end(ended[0], ended[1])
         finally:
-            self.session.stop_streaming()
             if self._capture is not None:
                 self._capture.stop()
                 self._end(self._capture, "")
+            self.session.close()
 
     def _begin(self, capture: CaptureThread) -> None:
         if self._capture is not None:
@@ -234,6 +219,7 @@ class ProcessingWorker(QThread):
         if capture is not self._capture:
             return
         self._stop_recording()
+        self._close_live()
         self._capture = None
         with self._cond:
             self._frame = None
@@ -243,6 +229,8 @@ class ProcessingWorker(QThread):
 
     def _process(self, frame: Frame) -> None:
         capture = self._capture
+        if self._live is None:
+            self._open_live(frame)
         try:
             processed = self.session.process(frame)
         except Exception as exc:  # a failing frame must end the session with a message, not kill the thread
@@ -253,7 +241,7 @@ class ProcessingWorker(QThread):
         image = processed.image
         self._processed += 1
         self._frame_size = (image.shape[1], image.shape[0])
-        self._record(processed)
+        self._check_sinks()
         stats = FrameStats(self._processed, frame.index, capture.rate.rate(), processed.fps,
                            len(processed.result.faces), frame.timestamp, tuple(processed.result.faces))
         shown = ShownFrame(to_qimage(image), stats)
@@ -265,7 +253,45 @@ class ProcessingWorker(QThread):
             capture.stop()
             self._end(capture, f"Stopped after {self._processed} frames (--max-frames).")
 
-    # --- recording --------------------------------------------------------------------------------
+    # --- sinks: the live ones and the recording -------------------------------------------------------
+
+    def _run_start(self, fps: float, frame_size: tuple[int, int]) -> RunStart:
+        return self.session.run_start(self._capture.info.name, fps, frame_size)
+
+    def _open_live(self, frame: Frame) -> None:
+        """Open the live sinks for the running source at its first frame (a bad target is logged, and
+        not retried until the options change)."""
+        self._live = []
+        run = self._run_start(self._capture.info.fps, (frame.image.shape[1], frame.image.shape[0]))
+        for sink in live_sinks(self.outputs):
+            try:
+                self.session.open_sink(sink, run)
+                self._live.append(sink)
+            except ValueError as exc:
+                log.warning("not streaming: %s", exc)
+
+    def _close_live(self) -> None:
+        live, self._live = self._live or [], None
+        for sink in live:
+            try:
+                self.session.close_sink(sink)
+            except Exception as exc:  # a live output failing must not stop the source
+                log.warning("closing %s: %s", type(sink).__name__, exc)
+
+    def _check_sinks(self) -> None:
+        """A sink whose write failed: the recording stops with its message, a live sink is closed."""
+        failed = self.session.failure()
+        if failed is None:
+            return
+        sink, exc = failed
+        if self._recording is not None and sink is self._recording.sink:
+            log.error("recording failed: %s", exc)
+            self._stop_recording(f"Recording stopped: {exc}")
+        elif self._live and sink in self._live:
+            self._live.remove(sink)
+            with contextlib.suppress(Exception):
+                self.session.close_sink(sink)
+            log.warning("%s stopped: %s", type(sink).__name__, exc)
 
     def _start_recording(self, folder: Path) -> None:
         if self._recording is not None:
@@ -280,35 +306,28 @@ class ProcessingWorker(QThread):
         try:
             folder.mkdir(parents=True, exist_ok=True)
             base = unused_path(folder, timestamped_stem(), (".mp4", ".csv", ".json"))
-            outputs = OutputPaths(base.with_suffix(".csv"), base.with_suffix(".json"), base.with_suffix(".mp4"))
             # Frames arrive already drawn with the user's overlay, so the recording looks like the view.
-            self.session.start_recording(outputs, info.name, fps, size)
+            sink = RecorderSink(OutputPaths(base.with_suffix(".csv"), base.with_suffix(".json"),
+                                            base.with_suffix(".mp4")), self.outputs)
+            self.session.open_sink(sink, self._run_start(fps, size))
         except (RecordingError, OSError, ValueError) as exc:
             self.recordingFailed.emit(f"Cannot start recording in {folder}: {exc}")
             return
-        self._recording = _Recording(outputs.video, outputs.landmarks)
-        log.info("recording to %s", outputs.video)
-        self.recordingStarted.emit(outputs.video)
-
-    def _record(self, processed: Processed) -> None:
-        if self._recording is None:
-            return
-        try:
-            self.session.record(processed)
-            self._recording.frames += 1
-        except (RecordingError, OSError, ValueError) as exc:  # ValueError: the frame size changed
-            log.error("recording failed: %s", exc)
-            self._stop_recording(f"Recording stopped: {exc}")
+        self._recording = _Recording(sink)
+        log.info("recording to %s", sink.outputs.video)
+        self.recordingStarted.emit(sink.outputs.video)
 
     def _stop_recording(self, error: str = "") -> None:
+        """Finalise the recording (after every frame handed to it is written); ``error``: why it stopped."""
         recording, self._recording = self._recording, None
         if recording is None:
             return
         try:
-            self.session.stop_recording()
-        except (RecordingError, OSError) as exc:
-            error = error or f"Finalising the recording failed: {exc}"
-        summary = RecordingSummary(recording.video, recording.csv, recording.frames,
+            self.session.close_sink(recording.sink)
+        except (RecordingError, OSError, ValueError) as exc:
+            error = error or f"Recording stopped: {exc}"
+        outputs = recording.sink.outputs
+        summary = RecordingSummary(outputs.video, outputs.landmarks, recording.sink.frames,
                                    time.monotonic() - recording.started, error)
-        log.info("recording finished: %s (%d frames)", recording.video, recording.frames)
+        log.info("recording finished: %s (%d frames)", outputs.video, recording.sink.frames)
         self.recordingFinished.emit(summary)

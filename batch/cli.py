@@ -29,6 +29,7 @@ from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_k
 from batch.staging import remove_dead_runs, run_lock
 from core.config import OneLineErrorParser, add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
+from core.run_options import RunOptions, add_sink_arguments, positive_int, sink_options
 from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
 
 INSTALL_HINT = 'batch processing needs Ray: pip install -e ".[batch]"'
@@ -50,12 +51,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the bundled model); every worker must be able to read this path")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto (default): CUDA when the cluster has GPUs, else CPU")
-    p.add_argument("--max-frames", type=int, help="stop each video after this many frames")
+    p.add_argument("--max-frames", type=positive_int, help="stop each video after this many frames (at least 1)")
     p.add_argument("--workers", type=int, help="actors (default: one per CPU the cluster offers)")
     p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://HOST:10001' "
                                      "(default: start a local one sized to this machine)")
     p.add_argument("--retries", type=int, default=2, help="times a video is retried when its worker dies (default 2)")
     p.add_argument("--force", action="store_true", help="redo videos the manifest says are done")
+    add_sink_arguments(p.add_argument_group("output options", "the same as the headless command's; --stream "
+                                                              "sends every worker's frames to HOST:PORT"))
     add_arguments(p.add_argument_group("processing settings", "the same as the headless command's"))
     return p
 
@@ -186,10 +189,14 @@ def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask
     ``UsageError`` each)."""
     if args.workers is not None and args.workers < 1:
         raise UsageError("--workers must be at least 1")
-    if args.max_frames is not None and args.max_frames < 1:
-        raise UsageError("--max-frames must be at least 1")
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
+    options = RunOptions("", sinks=sink_options(args), max_frames=args.max_frames, model=args.model,
+                         device=args.device, pipeline=apply_arguments(PipelineConfig(), args))
+    try:
+        options.check()  # the stream host looked up on the driver, before any file or worker exists
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     tasks = plan_outputs(discover(args.inputs, args.out), args.out)
     check_outputs_are_not_inputs(tasks, args.video)  # before the output folder is even created
     check_output_folder(args.out)
@@ -197,7 +204,7 @@ def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask
         load_model(args.model, device="cpu", threads=1)  # the same "invalid model" line the headless command gives
     except ModelError as exc:  # (the device is the workers' to try: this machine may have no GPU)
         raise UsageError(f"invalid model: {exc}") from exc
-    settings = JobSettings(apply_arguments(PipelineConfig(), args), args.max_frames, args.video)
+    settings = JobSettings(options, args.video)
     return settings, file_sha256(args.model), tasks
 
 

@@ -13,29 +13,30 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from batch.inputs import VideoTask
 from batch.manifest import JobResult
-from core.headless import HeadlessError, OutputPaths, process_video
-from core.pipeline import PipelineConfig
+from core.headless import HeadlessError, process_video
+from core.run_options import OutputPaths, RunOptions
 from core.runtime import LandmarkModel
 
 log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class JobSettings:
-    """Everything besides the input and the model that changes a video's outputs."""
+    """The batch's run options, the same for every video (each video's ``source`` and ``outputs`` are
+    filled in by :func:`run_video`, the model is the worker's), and whether videos are written."""
 
-    config: PipelineConfig
-    max_frames: int | None = None
+    options: RunOptions
     video: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        """The settings as recorded in the manifest (and compared on a rerun)."""
-        return {"pipeline": asdict(self.config), "max_frames": self.max_frames, "video": self.video}
+        """What changes a video's outputs, as recorded in the manifest (and compared on a rerun)."""
+        return {"pipeline": asdict(self.options.pipeline), "max_frames": self.options.max_frames,
+                "video": self.video, "uncertainty_columns": self.options.sinks.uncertainty_columns}
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,8 @@ def run_video(task: VideoTask, model: LandmarkModel, settings: JobSettings, stag
     started = time.perf_counter()
     try:
         staging.mkdir(parents=True)
-        summary = process_video(str(task.source), model, settings.config, outputs,
-                                max_frames=settings.max_frames, progress=False)
+        summary = process_video(replace(settings.options, source=str(task.source), outputs=outputs), model,
+                                progress=False)
         for source, target in zip(temporary, final):
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(source, target)

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from benchmarks.peers import DlibPeer, dlib_unavailable_reason
 from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
+from core.paths import SHARED_DATA as DEFAULT_DATA
 from core.offline.datasets import DatasetError, FaceRecord
 from core.detection import BoxCalibration, Detection, best_match, pad_image
 from core.offline.evaluation import AnchorPredictor, OnnxPredictor, evaluate, load_records, plot_ced, summarise
@@ -50,8 +51,6 @@ from tools.calibrate_detector import fit_calibration
 
 log = logging.getLogger("benchmarks.accuracy")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_PLOT = Path(__file__).resolve().parent / "ced_accuracy.png"
 #: What the table says about where a method's training data overlaps this split.
 DLIB_TRAINING_NOTE = ("dlib's shape_predictor_68_face_landmarks was trained on iBUG 300-W, which includes the "

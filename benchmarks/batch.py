@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
+from core.paths import REPO_ROOT
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VIDEO = REPO_ROOT / "assets" / "demo.mp4"
 #: Round trips timed for the scheduling overhead (after the first, which includes actor start-up).
 ROUND_TRIPS = 50
@@ -80,7 +80,7 @@ def ray_costs(model: str, scratch: Path) -> dict[str, float]:
     from batch.job import JobSettings
     from batch.manifest import file_sha256
     from batch.pool import WorkerPool, plan_pool
-    from core.pipeline import PipelineConfig
+    from core.run_options import RunOptions
 
     started = time.perf_counter()
     ray.init(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
@@ -88,7 +88,7 @@ def ray_costs(model: str, scratch: Path) -> dict[str, float]:
     try:
         pool = WorkerPool(plan_pool(ray.cluster_resources(), 1, "cpu"), Path(model), file_sha256(Path(model)), scratch)
         missing = VideoTask(scratch / "missing.mp4", Path("missing.mp4"), scratch / "missing")
-        settings = JobSettings(PipelineConfig())
+        settings = JobSettings(RunOptions(""))
         actor = pool.actors[0][1]
         started = time.perf_counter()
         ray.get(actor.process.remote(missing, settings))

@@ -35,7 +35,8 @@ from core.detection import DETECTORS, MediaPipeDetector
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
 from core.io.video import SourceError
-from tools.make_clips import SHARED_VIDEOS, make_all, read_frames
+from core.paths import SHARED_VIDEOS
+from tools.make_clips import make_all, read_frames
 
 MODULE = "benchmarks.coverage"
 SHARED_CLIPS = tuple(sorted(p for p in SHARED_VIDEOS.glob("*") if p.suffix in (".mp4", ".wmv")))

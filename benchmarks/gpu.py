@@ -34,7 +34,7 @@ import numpy as np
 from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
 from core.runtime import ModelError, load_model
-from core.runtime.model_input import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS
+from core.runtime.contract import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS
 
 log = logging.getLogger("benchmarks.gpu")
 

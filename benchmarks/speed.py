@@ -32,6 +32,7 @@ from tqdm import tqdm
 from benchmarks.peers import DlibPeer, FaceMeshPeer, dlib_unavailable_reason, mesh_unavailable_reason
 from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
+from core.paths import REPO_ROOT, SHARED_VIDEOS
 from core.detection import calibrated_box, make_detector
 from core.draw import DrawOptions, draw_faces
 from core.geometry import Box, crop_from_box, warp_to_crop
@@ -41,8 +42,7 @@ from core.io.video import SourceError, VideoSource
 
 log = logging.getLogger("benchmarks.speed")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "pyfeat_WolfgangLanger_Pexels.mp4"
+SHARED_VIDEO = SHARED_VIDEOS / "pyfeat_WolfgangLanger_Pexels.mp4"
 #: The shared clip where the project's data sits beside the repository, else the bundled demo clip,
 #: so the command works as written on a fresh clone.
 DEFAULT_VIDEO = SHARED_VIDEO if SHARED_VIDEO.is_file() else REPO_ROOT / "assets" / "demo.mp4"

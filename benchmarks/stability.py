@@ -50,6 +50,7 @@ from tqdm import tqdm
 from benchmarks.peers import FaceMeshPeer, mesh_unavailable_reason
 from benchmarks.reporting import (Section, append_section, benchmark_parser, command_line,
                                   markdown_table)
+from core.paths import REPO_ROOT, SHARED_VIDEOS as VIDEO_DIR
 from core.geometry import landmark_box, rotation_matrix
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
@@ -58,8 +59,6 @@ from core.io.video import SourceError, VideoSource
 
 log = logging.getLogger("benchmarks.stability")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-VIDEO_DIR = REPO_ROOT.parent / "shared" / "data" / "video"
 SHARED_VIDEOS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
 #: The shared clips where the project's data sits beside the repository, else the bundled demo clip,
 #: so the command works as written on a fresh clone.

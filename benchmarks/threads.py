@@ -31,16 +31,16 @@ import onnxruntime as ort
 from tqdm import tqdm
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
+from core.paths import REPO_ROOT, SHARED_VIDEOS
 from core.headless import process_video
-from core.pipeline import PipelineConfig
 from core.runtime import ModelError, load_model
-from core.runtime.contract import probe_crop
-from core.runtime.model_input import INPUT_NAME, to_model_input
+from core.runtime.verify import probe_crop
+from core.runtime.contract import INPUT_NAME
+from core.runtime.model_input import to_model_input
 from core.runtime.threads import physical_cores, session_options
-from core.session import OutputPaths
+from core.run_options import OutputPaths, RunOptions
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_VIDEO = REPO_ROOT.parent / "shared" / "data" / "video" / "pyfeat_WolfgangLanger_Pexels.mp4"
+SHARED_VIDEO = SHARED_VIDEOS / "pyfeat_WolfgangLanger_Pexels.mp4"
 DEFAULT_VIDEO = SHARED_VIDEO if SHARED_VIDEO.is_file() else REPO_ROOT / "assets" / "demo.mp4"
 
 
@@ -93,7 +93,7 @@ def measure_job(model_path: str, video: Path, counts: tuple[int, ...], runs: int
                 out = Path(scratch) / f"job_{n}_{run}"
                 outputs = OutputPaths(out.with_suffix(".csv"), out.with_suffix(".json"), out.with_suffix(".mp4"))
                 started, cpu_started = time.perf_counter(), _process_cpu()
-                process_video(str(video), models[n], PipelineConfig(), outputs, max_frames=max_frames, progress=False)
+                process_video(RunOptions(str(video), outputs, max_frames=max_frames), models[n], progress=False)
                 wall[n].append(time.perf_counter() - started)
                 cpu[n].append(_process_cpu() - cpu_started)
     return [[f"{n} thread{'s' if n > 1 else ''}", str(runs), f"{np.median(wall[n]):.2f}", f"{np.median(cpu[n]):.2f}"]

@@ -30,6 +30,7 @@ from scipy.stats import spearmanr
 from tqdm import tqdm
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
+from core.paths import SHARED_DATA as DEFAULT_DATA
 from core.offline.datasets import DatasetError, FaceRecord
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate
 from core.geometry import transform_points, warp_to_crop
@@ -41,8 +42,6 @@ from core.offline.evaluation import AnchorPredictor, ground_truth_crop, load_rec
 
 log = logging.getLogger("benchmarks.uncertainty")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "data"
 DEFAULT_PLOT = Path(__file__).resolve().parent / "uncertainty_deciles.png"
 TARGET_SPEARMAN = 0.3
 DECILES = 10

@@ -32,9 +32,8 @@ import numpy as np
 from tqdm import tqdm
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
+from core.paths import REPO_ROOT, SHARED_VIDEOS as VIDEO_DIR
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-VIDEO_DIR = REPO_ROOT.parent / "shared" / "data" / "video"
 SHARED_CLIPS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
 DEFAULT_CLIPS = SHARED_CLIPS if all(c.is_file() for c in SHARED_CLIPS) else (REPO_ROOT / "assets" / "demo.mp4",)
 MODES = ("video", "csv", "startup", "window")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NoReturn, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, NoReturn
 
 from core.decode import STRATEGIES
 from core.detection import DETECTORS
 from core.pipeline import PipelineConfig
+from core.registry import Registry
 from core.smoothing import SMOOTHERS
 
 
@@ -26,7 +27,7 @@ class Setting:
     (``--<key>`` with ``/`` and ``_`` as ``-``); ``path`` is its field in :class:`PipelineConfig`.
 
     Numbers have a ``minimum``/``maximum`` (and ``decimals``/``step`` for the dialog); text settings
-    have ``choices`` (with optional display ``labels``). ``shown_for``: a smoother's parameter, shown
+    have ``choices``, a :class:`core.registry.Registry` whose entries carry their labels. ``shown_for``: a smoother's parameter, shown
     (and used) when that smoother is active. ``enabled_when``: ``(key, value)`` of another setting
     this one only matters for.
     """
@@ -41,8 +42,7 @@ class Setting:
     decimals: int = 0
     step: float = 1.0
     suffix: str = ""
-    choices: Callable[[], Sequence[str]] | None = None
-    labels: Mapping[str, str] = field(default_factory=dict)
+    choices: Registry | None = None
     shown_for: str | None = None
     enabled_when: tuple[str, str] | None = None
 
@@ -55,7 +55,12 @@ class Setting:
         return self.flag[2:].replace("-", "_")
 
     def options(self) -> list[str]:
-        return list(self.choices()) if self.choices else []
+        """The names offered, live from the registry (a choice registered later is offered too)."""
+        return list(self.choices) if self.choices is not None else []
+
+    def option_label(self, option: str) -> str:
+        """How the settings dialog shows ``option``: its registered label."""
+        return self.choices[option].label
 
     def parse(self, value: Any) -> Any:
         """``value`` (text from a store or a command line, or a number) as this setting's type; ValueError if
@@ -92,17 +97,11 @@ def _replace_path(obj: Any, parts: list[str], value: Any) -> Any:
     return dataclasses.replace(obj, **{parts[0]: _replace_path(getattr(obj, parts[0]), parts[1:], value)})
 
 
-SMOOTHING_LABELS = {"kalman": "Kalman (adaptive)", "one-euro": "One-Euro", "none": "None (raw model output)"}
-STRATEGY_LABELS = {"weighted": "Confidence-weighted mean", "argmax": "Most confident anchor",
-                   "mean": "Plain mean of all anchors"}
-DETECTOR_LABELS = {"auto": "Automatic (short range, full range when no face is accepted)",
-                   "short": "MediaPipe short range", "full": "MediaPipe full range (small, distant faces)",
-                   "haar": "OpenCV Haar cascade"}
 MAX_DETECTION_INTERVAL = 300
 
 PIPELINE_SETTINGS: tuple[Setting, ...] = (
     Setting("smoothing", "smoothing", str, "Smoothing", "temporal filter of the landmarks",
-            choices=lambda: list(SMOOTHERS), labels=SMOOTHING_LABELS),
+            choices=SMOOTHERS),
     Setting("kalman/measurement_noise", "kalman.measurement_noise", float, "Measurement noise (face sizes)",
             "Kalman: expected landmark noise, in face sizes (higher = smoother, slower)",
             1e-4, 0.1, decimals=4, step=0.001, shown_for="kalman"),
@@ -122,7 +121,7 @@ PIPELINE_SETTINGS: tuple[Setting, ...] = (
             "One-Euro: cutoff frequency of the speed estimate", 0.01, 30.0, decimals=2, step=0.1,
             shown_for="one-euro"),
     Setting("strategy", "strategy", str, "Anchor aggregation", "how the anchors' predictions are combined",
-            choices=lambda: list(STRATEGIES), labels=STRATEGY_LABELS),
+            choices=STRATEGIES),
     Setting("threshold", "threshold", float, "Confidence threshold",
             "anchors below this confidence are left out of the weighted mean", 0.0, 1.0, decimals=2, step=0.05,
             enabled_when=("strategy", "weighted")),
@@ -136,7 +135,7 @@ PIPELINE_SETTINGS: tuple[Setting, ...] = (
             "as long; 0 = every frame); while faces are tracked, the soonest a search runs when the picture "
             "changes away from them", 0.0, 2.0, decimals=2, step=0.05, suffix=" s"),
     Setting("detector", "detector", str, "Face detector", "finds faces to start tracks on",
-            choices=lambda: list(DETECTORS), labels=DETECTOR_LABELS),
+            choices=DETECTORS),
 )
 SETTINGS_BY_KEY: dict[str, Setting] = {s.key: s for s in PIPELINE_SETTINGS}
 

@@ -17,7 +17,8 @@ from typing import Callable
 
 import numpy as np
 
-STRATEGIES = ("weighted", "argmax", "mean")
+from core.registry import Choice, Registry
+
 DEFAULT_THRESHOLD = 0.6
 
 
@@ -70,25 +71,30 @@ def aggregate(anchor_landmarks: np.ndarray, anchor_confidence: np.ndarray, strat
         raise ValueError(f"expected landmarks [N, M, L, 2] and confidence [N, M], got {preds.shape} and {conf.shape}")
     if preds.shape[1] == 0:
         raise ValueError("no anchors to aggregate (M = 0)")
-    if strategy not in STRATEGIES:
-        raise ValueError(f"unknown aggregation {strategy!r}; use one of {', '.join(STRATEGIES)}")
+    combine = STRATEGIES[strategy].make
     score = conf.max(axis=1)
     best = preds[np.arange(len(preds)), conf.argmax(axis=1)]
-    if strategy == "argmax":
-        shape = best
-    elif strategy == "mean":
-        shape = preds.mean(axis=1)
-    else:
-        shape = _weighted_mean(preds, np.where(conf >= threshold, conf, 0.0).astype(np.float32), best)
+    shape = combine(preds, conf, best, threshold)
     return Aggregated(shape, score, anchor_spread(preds, conf, shape, threshold))
 
 
-def _weighted_mean(preds: np.ndarray, weights: np.ndarray, fallback: np.ndarray) -> np.ndarray:
-    """``Σ w·p / Σ w`` per face; ``fallback`` where every weight is zero."""
+def _weighted_mean(preds: np.ndarray, conf: np.ndarray, best: np.ndarray, threshold: float) -> np.ndarray:
+    """``Σ w·p / Σ w`` per face over the anchors with ``C ≥ threshold`` (``w = C``); ``best`` where none passes."""
+    weights = np.where(conf >= threshold, conf, 0.0).astype(np.float32)
     total = weights.sum(axis=1)
     safe = np.where(total > 0, total, 1.0)
     weighted = np.einsum("nm,nmlc->nlc", weights, preds) / safe[:, None, None]
-    return np.where((total > 0)[:, None, None], weighted, fallback)
+    return np.where((total > 0)[:, None, None], weighted, best)
+
+
+#: How the anchors of one face (``[N, M, L, 2]`` predictions, ``[N, M]`` confidences, the most confident
+#: anchor ``[N, L, 2]``, the threshold) become one shape ``[N, L, 2]``. A new strategy is one entry here.
+Combine = Callable[[np.ndarray, np.ndarray, np.ndarray, float], np.ndarray]
+STRATEGIES: Registry[Combine] = Registry("aggregation", [
+    Choice("weighted", "Confidence-weighted mean", _weighted_mean),
+    Choice("argmax", "Most confident anchor", lambda preds, conf, best, threshold: best),
+    Choice("mean", "Plain mean of all anchors", lambda preds, conf, best, threshold: preds.mean(axis=1)),
+])
 
 
 def anchor_spread(preds: np.ndarray, conf: np.ndarray, centre: np.ndarray,

@@ -23,18 +23,18 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import Callable, Iterator, Protocol
 
 import cv2
 import numpy as np
 
 from core.geometry import Box, landmark_box
+from core.paths import DETECTOR_CALIBRATION
+from core.registry import Choice, Registry
 
 log = logging.getLogger(__name__)
 
-CALIBRATION_PATH = Path(__file__).resolve().parent.parent / "assets" / "detector_calibration.json"
-#: The detector choices (``PipelineConfig.detector``, ``--detector``, Settings; labelled in core.config).
-DETECTORS = ("auto", "short", "full", "haar")
+CALIBRATION_PATH = DETECTOR_CALIBRATION
 #: A detection counts as the annotated face when its raw box overlaps the landmark box this much.
 MATCH_IOU = 0.3
 #: Black border (fraction of the image side) added around a shared-data crop before detecting, so the
@@ -149,22 +149,36 @@ def detector_stages(detector: FaceDetector) -> tuple[FaceDetector, ...]:
     return detector.stages if isinstance(detector, DetectorCascade) else (detector,)
 
 
+def _mediapipe(min_confidence: float, full_range: bool) -> FaceDetector:
+    """One MediaPipe range, asked for by name: without mediapipe that is an error, not a fallback."""
+    try:
+        return MediaPipeDetector(min_confidence, full_range)
+    except ImportError as exc:
+        raise RuntimeError(f"mediapipe face detection is not available: {exc}") from exc
+
+
+def _automatic(min_confidence: float) -> FaceDetector:
+    """Short range, then full range when no face is accepted; the Haar cascade where mediapipe is missing."""
+    try:
+        return DetectorCascade(MediaPipeDetector(min_confidence, False), MediaPipeDetector(min_confidence, True))
+    except ImportError as exc:
+        log.info("mediapipe not importable (%s); using OpenCV's Haar cascade", exc)
+        return HaarDetector()
+
+
+#: The detector choices (``PipelineConfig.detector``, ``--detector``, Settings → Processing): name, label,
+#: and the factory taking the minimum detection confidence. A new detector is one entry here.
+DETECTORS: Registry[Callable[[float], FaceDetector]] = Registry("detector", [
+    Choice("auto", "Automatic (short range, full range when no face is accepted)", _automatic),
+    Choice("short", "MediaPipe short range", lambda confidence: _mediapipe(confidence, False)),
+    Choice("full", "MediaPipe full range (small, distant faces)", lambda confidence: _mediapipe(confidence, True)),
+    Choice("haar", "OpenCV Haar cascade", lambda confidence: HaarDetector()),
+])
+
+
 def make_detector(kind: str = "auto", min_confidence: float = 0.5) -> FaceDetector:
-    """A detector for one of :data:`DETECTORS`; ``auto`` without mediapipe is the Haar cascade (logged)."""
-    if kind not in DETECTORS:
-        raise ValueError(f"unknown detector {kind!r}; use one of {', '.join(DETECTORS)}")
-    if kind == "haar":
-        detector: FaceDetector = HaarDetector()
-    else:
-        try:
-            ranges = {"auto": (False, True), "short": (False,), "full": (True,)}[kind]
-            parts = [MediaPipeDetector(min_confidence, full_range) for full_range in ranges]
-        except ImportError as exc:
-            if kind != "auto":
-                raise RuntimeError(f"mediapipe face detection is not available: {exc}") from exc
-            log.info("mediapipe not importable (%s); using OpenCV's Haar cascade", exc)
-            return HaarDetector()
-        detector = DetectorCascade(*parts) if len(parts) == 2 else parts[0]
+    """A detector for one of :data:`DETECTORS` (ValueError for an unknown name)."""
+    detector = DETECTORS[kind].make(min_confidence)
     log.info("face detector: %s", detector.name)
     return detector
 

@@ -1,13 +1,15 @@
-"""Process a video file or camera without a window: the engine of ``python main.py --headless``.
+"""Process a video file or camera without a window, as :class:`core.run_options.RunOptions` say: the
+engine of ``python main.py --headless`` and of every batch video.
 
 :func:`process_video` is the loop over one :class:`core.session.Session` with an already-loaded model
-(the batch runner calls it once per video); :func:`run_headless` is the CLI around it: it checks the
-outputs (never the source, never an existing file without ``overwrite``, a container we can write),
-loads the model, and calls it. Decoding, inference + drawing and writing overlap on three threads
-(:mod:`core.stages`); frames stay in order and the recorder's per-frame flushing is unchanged.
+(the batch runner calls it once per video); :func:`run` is the whole run around it: it checks every
+option and the outputs (never the source, never an existing file unless overwriting is allowed, a
+container we can write) before any file is opened, loads the model, and calls it. Decoding, inference
++ drawing and writing overlap on three threads (:mod:`core.background`); frames stay in order.
 
 Every failure a user can cause (bad source, bad model, unwritable output, disk full) becomes one
-:class:`HeadlessError` line; outputs written so far stay valid.
+:class:`HeadlessError` line; outputs written so far stay valid. The command line around it is
+``main.py``'s.
 """
 from __future__ import annotations
 
@@ -22,24 +24,20 @@ from typing import Iterable
 from tqdm import tqdm
 
 from core.draw import DrawOptions
-from core.pipeline import FramePipeline, PipelineConfig
-from core.io.recorder import RecordingError, container_for
-from core.runtime import DEFAULT_MODEL_PATH, DeviceError, LandmarkModel, ModelError, load_model
-from core.session import OutputPaths, Processed, Session
-from core.io.table import DEFAULT_GROUPS, WITH_UNCERTAINTY
-from core.stages import OrderedWriter, prefetch
-from core.io.streaming import resolve_target
 from core.io.probe import open_video
+from core.io.recorder import RecordingError, container_for
 from core.io.video import ReadReport, SourceError, VideoSource, parse_source
+from core.pipeline import FramePipeline
+from core.run_options import RunOptions
+from core.runtime import DeviceError, LandmarkModel, ModelError, load_model
+from core.session import QUEUE_DEPTH, Session
+from core.sinks import run_sinks
+from core.background import prefetch
 
 log = logging.getLogger(__name__)
 
-#: Frames decoded ahead of inference and processed frames waiting for the writer.
-QUEUE_DEPTH = 4
-
-
 class HeadlessError(RuntimeError):
-    """A run could not start or could not finish; ``exit_code`` is what the CLI returns."""
+    """A run could not start or could not finish; ``exit_code`` is what a command exits with for it."""
 
     def __init__(self, message: str, exit_code: int = 2) -> None:
         super().__init__(message)
@@ -77,30 +75,37 @@ class RunSummary:
                 f"ms per frame by stage: {stages}"]
 
 
-def output_paths(output: str | None, landmarks: str | None) -> OutputPaths:
-    """``--output V`` writes V, V's CSV and V's JSON; ``--landmarks C`` alone writes C and C's JSON only.
-
-    Checks up front that no output names a folder (opening the CSV first would leave it empty when the
-    video then fails), that the video container is one we write and that each folder is writable.
-    """
-    video = Path(output) if output else None
-    table = Path(landmarks) if landmarks else (video.with_suffix(".csv") if video else None)
-    outputs = OutputPaths(table, table.with_suffix(".json") if table else None, video)
-    for path in outputs.files():
+def check_outputs(options: RunOptions) -> None:
+    """Refuse outputs before any is opened: a folder (opening the CSV first would leave it empty when the
+    video then fails), a video container we do not write, a folder that is missing or not writable, the
+    source itself (by path, symlink or hard link), two outputs that are one file, and an existing file
+    unless ``options.overwrite`` — opening an output truncates it, so this is the last line of defence."""
+    files = options.outputs.files()
+    for path in files:
         if path.is_dir():
             raise HeadlessError(f"output {path} is a folder; name a file to write")
-    if video is not None:
+    if options.outputs.video is not None:
         try:
-            container_for(video)
+            container_for(options.outputs.video)
         except RecordingError as exc:
             raise HeadlessError(str(exc)) from exc
-    for path in outputs.files():
+    for path in files:
         folder = path.parent if str(path.parent) else Path(".")
         if not folder.is_dir():
             raise HeadlessError(f"output folder does not exist: {folder}")
         if not os.access(folder, os.W_OK):
             raise HeadlessError(f"output folder is not writable: {folder}")
-    return outputs
+    target = parse_source(options.source)
+    if isinstance(target, Path):  # the gravest mistake is named first, whatever the order of the outputs
+        check_not_sources([target], files, "choose another output name")
+    seen: set[FileIdentity] = set()
+    for path in files:
+        identity = file_identity(path)
+        if identity in seen:
+            raise HeadlessError(f"two outputs would be the same file: {path}")
+        seen.add(identity)
+        if path.exists() and not options.overwrite:
+            raise HeadlessError(f"output {path} already exists; overwriting was not asked for")
 
 
 #: A file as the file system knows it (see :func:`file_identity`).
@@ -117,23 +122,6 @@ def file_identity(path: Path) -> FileIdentity:
     return stat.st_dev, stat.st_ino
 
 
-def check_outputs(source: str, outputs: OutputPaths, overwrite: bool = False) -> None:
-    """Refuse outputs that are the source (by path, symlink or hard link), repeat each other, or exist
-    already (unless ``overwrite``): opening an output truncates it, so this is the last line of defence."""
-    target = parse_source(source)
-    files = outputs.files()
-    if isinstance(target, Path):  # the gravest mistake is named first, whatever the order of the outputs
-        check_not_sources([target], files, "choose another output name")
-    seen: set[FileIdentity] = set()
-    for path in files:
-        identity = file_identity(path)
-        if identity in seen:
-            raise HeadlessError(f"two outputs would be the same file: {path}")
-        seen.add(identity)
-        if path.exists() and not overwrite:
-            raise HeadlessError(f"output {path} already exists; pass --overwrite to replace it")
-
-
 def check_not_sources(sources: Iterable[Path], outputs: Iterable[Path], hint: str) -> None:
     """Refuse the first output that is one of ``sources`` (same file through symlinks and hard links).
 
@@ -148,21 +136,39 @@ def check_not_sources(sources: Iterable[Path], outputs: Iterable[Path], hint: st
             raise HeadlessError(f"output {path} is the source video {source}; {hint}")
 
 
-def process_video(source: str, model: LandmarkModel, config: PipelineConfig, outputs: OutputPaths, *,
-                  max_frames: int | None = None, progress: bool = True, stream_to: str | None = None,
-                  uncertainty_columns: bool = False) -> RunSummary:
-    """Track ``source`` with ``model`` and write ``outputs``; raises :class:`HeadlessError`.
+def check_options(options: RunOptions) -> None:
+    """Every option a run can check without opening a file (:meth:`RunOptions.check`), as HeadlessError."""
+    try:
+        options.check()
+    except ValueError as exc:
+        raise HeadlessError(str(exc)) from exc
 
-    No safety checks on ``outputs`` here (callers decide: :func:`run_headless` checks them, a batch
-    writes temporary names); the video and sidecar need the landmarks CSV. ``stream_to``: ``HOST:PORT``
-    to send every frame's faces to as OSC (``core.io.streaming``); ``uncertainty_columns``: add each
-    point's uncertainty to the CSV.
+
+def run(options: RunOptions, progress: bool = True) -> RunSummary:
+    """One whole run: check every option (the stream host looked up) and the outputs, open the source,
+    load the model, :func:`process_video`; raises :class:`HeadlessError`. Nothing is created or
+    truncated before the checks pass."""
+    check_options(options)
+    check_outputs(options)
+    stream = _open_source(options.source)  # opened once, before the model: a bad source is reported cheaply
+    try:
+        model = load_model(options.model, device=options.device)
+    except ModelError as exc:
+        stream.release()
+        kind = "device problem" if isinstance(exc, DeviceError) else "invalid model"
+        raise HeadlessError(f"{kind}: {exc}") from exc
+    return _process_stream(stream, model, options, progress)
+
+
+def process_video(options: RunOptions, model: LandmarkModel, progress: bool = True) -> RunSummary:
+    """Track ``options.source`` with an already-loaded ``model`` into ``options``' sinks; raises
+    :class:`HeadlessError`.
+
+    No safety checks on the output files here (callers decide: :func:`run` checks them, a batch
+    writes temporary names); the options themselves are checked.
     """
-    _check_max_frames(max_frames)
-    if outputs.landmarks is None and (outputs.video or outputs.sidecar):
-        raise HeadlessError("a video or sidecar output needs a landmarks CSV output too")
-    return _process_stream(_open_source(source), model, config, outputs, max_frames, progress, stream_to,
-                           uncertainty_columns)
+    check_options(options)
+    return _process_stream(_open_source(options.source), model, options, progress)
 
 
 def _open_source(source: str) -> VideoSource:
@@ -173,101 +179,60 @@ def _open_source(source: str) -> VideoSource:
         raise HeadlessError(str(exc)) from exc
 
 
-def _process_stream(stream: VideoSource, model: LandmarkModel, config: PipelineConfig, outputs: OutputPaths,
-                    max_frames: int | None, progress: bool, stream_to: str | None,
-                    uncertainty_columns: bool) -> RunSummary:
+def _process_stream(stream: VideoSource, model: LandmarkModel, options: RunOptions, progress: bool) -> RunSummary:
     """:func:`process_video` on a source already opened (released here, whatever happens)."""
     info = stream.info
-    session = Session(FramePipeline(model, config), DrawOptions(), show=False)
+    session = Session(FramePipeline(model, options.pipeline), DrawOptions(), show=False)
+    run_start = session.run_start(info.name, info.fps, (info.width, info.height), stream.timestamps)
     try:
-        if stream_to is not None:  # before the recording: a stream that cannot start must not leave outputs
+        for sink in run_sinks(options.outputs, options.sinks):
             try:
-                session.start_streaming(stream_to)
-            except ValueError as exc:
-                raise HeadlessError(str(exc)) from exc
-        if outputs.landmarks is not None:
-            try:
-                session.start_recording(outputs, info.name, info.fps, (info.width, info.height),
-                                        WITH_UNCERTAINTY if uncertainty_columns else DEFAULT_GROUPS)
+                session.open_sink(sink, run_start)
             except (RecordingError, OSError) as exc:
                 raise HeadlessError(f"cannot write output: {exc}") from exc
-            session.recorder.annotate(timestamps=stream.timestamps)
-        return _loop(stream, session, max_frames, progress, model.provider)
+            except ValueError as exc:  # a stream target that stopped resolving since it was checked
+                raise HeadlessError(str(exc)) from exc
+        return _loop(stream, session, options.max_frames, progress, model.provider)
     finally:
         stream.release()
-        session.stop_streaming()
+        with contextlib.suppress(RecordingError, OSError):  # an error elsewhere: still finalise what was written
+            session.close_sinks()
+        session.close()
         session.pipeline.close()
 
 
-def _check_max_frames(max_frames: int | None) -> None:
-    if max_frames is not None and max_frames < 1:
-        raise HeadlessError(f"--max-frames must be at least 1, got {max_frames}")
-
-
 def _loop(stream: VideoSource, session: Session, max_frames: int | None, progress: bool, provider: str) -> RunSummary:
-    """Decode (thread) → process and draw (here) → record (thread), in order; then the summary."""
+    """Decode (thread) → process and draw (here) → sinks (the session's writer thread), in order; then
+    the sinks are closed with how completely the source was read, and the summary."""
     info = stream.info
     total = min(info.frame_count, max_frames) if info.frame_count and max_frames else (max_frames or info.frame_count)
     frames = faces = non_finite = 0
     busy = 0.0
     stage_totals: dict[str, float] = {}
     started = time.perf_counter()
-    writer: OrderedWriter[Processed] = OrderedWriter(session.record, QUEUE_DEPTH, name="recorder")
     try:
         with tqdm(total=total, desc=f"processing {Path(info.name).name}", unit="frame", disable=not progress) as bar, \
                 contextlib.closing(prefetch(stream, QUEUE_DEPTH, name="decoder")) as frames_in:
             for frame in frames_in:
-                processed = session.process(frame)
-                result = processed.result
+                result = session.process(frame).result
                 busy += result.total_seconds
                 for stage, seconds in result.timings.items():
                     stage_totals[stage] = stage_totals.get(stage, 0.0) + seconds
                 frames += 1
                 faces += len(result.faces)
                 non_finite += result.non_finite > 0
-                writer.put(processed)
+                if (failed := session.failure()) is not None:
+                    raise failed[1]
                 bar.update(1)
                 if max_frames and frames >= max_frames:
                     break
-        writer.close()
         report = stream.report()
-        if session.recorder is not None:
-            session.recorder.annotate(**report.sidecar())
-        session.stop_recording()
+        session.close_sinks(report.sidecar())
     except (RecordingError, OSError) as exc:
         # The recorder's message carries the one frame count that matters: frames fully written.
         raise HeadlessError(f"writing output failed: {exc}", exit_code=3) from exc
-    finally:
-        writer.close(check=False)
-        if session.recorder is not None:  # an error elsewhere: still finalise what was recorded
-            with contextlib.suppress(RecordingError, OSError):
-                session.stop_recording()
     wall = time.perf_counter() - started
     if frames == 0:
         raise HeadlessError(f"no frame could be read from {info.name}")
     return RunSummary(frames, faces / frames, frames / busy if busy else 0.0, frames / wall, provider,
                       report.missing, {k: 1000 * v / frames for k, v in stage_totals.items()}, report, non_finite)
-
-
-def run_headless(source: str, output: str | None = None, landmarks: str | None = None,
-                 model_path: str | None = None, device: str = "auto", config: PipelineConfig = PipelineConfig(),
-                 max_frames: int | None = None, progress: bool = True, overwrite: bool = False,
-                 stream_to: str | None = None, uncertainty_columns: bool = False) -> RunSummary:
-    """The CLI's run: check every option (the stream host looked up) and the outputs, load the model,
-    :func:`process_video`; raises :class:`HeadlessError`. Nothing is created or truncated before the checks pass."""
-    _check_max_frames(max_frames)
-    if stream_to is not None:
-        try:
-            resolve_target(stream_to)
-        except ValueError as exc:
-            raise HeadlessError(str(exc)) from exc
-    outputs = output_paths(output, landmarks)
-    check_outputs(source, outputs, overwrite)
-    stream = _open_source(source)  # opened once, before the model: a bad source is reported cheaply
-    try:
-        model = load_model(model_path or DEFAULT_MODEL_PATH, device=device)
-    except ModelError as exc:
-        stream.release()
-        kind = "device problem" if isinstance(exc, DeviceError) else "invalid model"
-        raise HeadlessError(f"{kind}: {exc}") from exc
-    return _process_stream(stream, model, config, outputs, max_frames, progress, stream_to, uncertainty_columns)

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
 from core.schemes import get_scheme
-from core.decode import DEFAULT_THRESHOLD, aggregate, uncertainty_to_image, with_mirrored_pass
-from core.detection import FaceDetector, calibrated_box, detector_stages, make_detector
+from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate, uncertainty_to_image, with_mirrored_pass
+from core.detection import DETECTORS, FaceDetector, calibrated_box, detector_stages, make_detector
 from core.face_state import FaceStates
 from core.geometry import invert_affine, landmark_box, transform_points, warp_to_crop
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
 from core.shots import NewcomerWatch, ShotCutDetector
-from core.smoothing import SMOOTHERS, KalmanConfig, NoSmoothingConfig, OneEuroConfig, SmootherConfig
+from core.smoothing import SMOOTHERS, KalmanConfig, OneEuroConfig, SmootherConfig
 from core.tracker import CropRequest, SearchSchedule, Tracker, TrackerConfig
 
 log = logging.getLogger(__name__)
@@ -53,13 +53,17 @@ class PipelineConfig:
     def __post_init__(self) -> None:
         if self.model_passes not in (1, 2):
             raise ValueError(f"model passes must be 1 or 2, got {self.model_passes}")
-        if self.smoothing not in SMOOTHERS:
-            raise ValueError(f"unknown smoother {self.smoothing!r}; choose one of {', '.join(SMOOTHERS)}")
+        # An unknown name fails here, where the configuration is written, not in a processing thread.
+        for registry, name in ((SMOOTHERS, self.smoothing), (STRATEGIES, self.strategy), (DETECTORS, self.detector)):
+            registry.check(name)
 
     @property
     def smoother(self) -> SmootherConfig:
-        """The active smoother's configuration."""
-        return {"kalman": self.kalman, "one-euro": self.one_euro, "none": NoSmoothingConfig()}[self.smoothing]
+        """The active smoother's configuration: the field holding its tuning, or its defaults when it has
+        none (``none``)."""
+        kind = SMOOTHERS[self.smoothing].make
+        held = [value for f in fields(self) if isinstance(value := getattr(self, f.name), kind)]
+        return held[0] if held else kind()
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,7 @@ class Estimate:
     landmarks: np.ndarray
     confidence: float
     uncertainty: np.ndarray | None
+    finite: bool = True  # False: the model answered this crop with NaN or inf (the face is lost for the frame)
 
 
 @dataclass
@@ -158,7 +163,6 @@ class FramePipeline:
         info = self.model.info
         clock = time.perf_counter()
 
-        non_finite = [0]  # crops answered with NaN or inf, over every inference this frame
         if self.cuts.is_cut(frame):
             self.tracker.end_shot()
             self.schedule.reset()
@@ -174,11 +178,11 @@ class FramePipeline:
             if not self.tracker.tracks:
                 self.schedule.ran(index, timestamp)
             requests = self.tracker.plan(boxes, info.input_size, info.crop_margin)
-            clock = self._infer(frame, requests, estimates, timings, _lap(timings, "detect", clock), non_finite)
+            clock = self._infer(frame, requests, estimates, timings, _lap(timings, "detect", clock))
             if any(self.tracker.accepts(estimates[_key(r)].landmarks, estimates[_key(r)].confidence)
                    for r in requests):
                 break
-        clock = self._infer(frame, requests, estimates, timings, clock, non_finite)  # tracking only: no stage ran
+        clock = self._infer(frame, requests, estimates, timings, clock)  # tracking only: no stage ran
         if requests:
             for request in requests:
                 found = estimates[_key(request)]
@@ -197,7 +201,8 @@ class FramePipeline:
                                     pose, info.scheme, track.uncertainty, state))
         self.face_states.keep({t.track_id for t in self.tracker.tracks})
         _lap(timings, "pose", clock)
-        result = FrameResult(self.frame_index, timestamp, faces, detected, timings, non_finite[0])
+        non_finite = sum(not estimate.finite for estimate in estimates.values())
+        result = FrameResult(self.frame_index, timestamp, faces, detected, timings, non_finite)
         self.frame_index += 1
         return result
 
@@ -226,10 +231,10 @@ class FramePipeline:
         return self.newcomers.changed(frame, [t.box for t in tracks])
 
     def _infer(self, frame: np.ndarray, requests: list[CropRequest], estimates: dict[bytes, Estimate],
-               timings: dict[str, float], clock: float, non_finite: list[int]) -> float:
+               timings: dict[str, float], clock: float) -> float:
         """Run the model on the crops of ``requests`` not yet in ``estimates`` (one batch) and add them,
-        counting crops whose output is not finite into ``non_finite[0]``; returns the clock after the
-        last timed step."""
+        each marked whether the model's output for it was finite; returns the clock after the last
+        timed step."""
         todo = list({_key(r): r for r in requests if _key(r) not in estimates}.values())
         if not todo:
             return clock
@@ -240,21 +245,17 @@ class FramePipeline:
             anchors, confidences = with_mirrored_pass(self.model.run, crops, get_scheme(info.scheme).mirror)
         else:
             anchors, confidences = self.model.run(crops)
-        non_finite[0] += count_non_finite(anchors, confidences)
+        finite = np.isfinite(anchors).all(axis=(1, 2, 3)) & np.isfinite(confidences).all(axis=1)
         clock = _lap(timings, "infer", clock)
         decoded = aggregate(anchors, confidences, self.config.strategy, self.config.threshold)
         to_image = [invert_affine(r.matrix) for r in todo]
         spreads = ([None] * len(todo) if decoded.uncertainty is None else
                    [uncertainty_to_image(u, m) for u, m in zip(decoded.uncertainty, to_image)])
-        for request, landmarks, m, score, spread in zip(todo, decoded.landmarks, to_image, decoded.confidence, spreads):
-            estimates[_key(request)] = Estimate(transform_points(landmarks, m).astype(np.float32), float(score), spread)
+        for request, landmarks, m, score, spread, ok in zip(todo, decoded.landmarks, to_image, decoded.confidence,
+                                                            spreads, finite):
+            estimates[_key(request)] = Estimate(transform_points(landmarks, m).astype(np.float32), float(score), spread,
+                                                bool(ok))
         return _lap(timings, "decode", clock)
-
-
-def count_non_finite(anchors: np.ndarray, confidences: np.ndarray) -> int:
-    """Crops of a batch (``[N, M, L, 2]`` landmarks, ``[N, M]`` confidences) with any NaN or inf output."""
-    finite = np.isfinite(anchors).all(axis=(1, 2, 3)) & np.isfinite(confidences).all(axis=1)
-    return int((~finite).sum())
 
 
 def _key(request: CropRequest) -> bytes:

@@ -31,6 +31,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.paths import MEAN_FACE_3D
 from core.schemes import get_scheme
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ POSE_SCHEME = "ibug68"
 #: are 86–93 mm (Farkas' anthropometry), so 90 mm is a round representative value. It only scales the
 #: translation, never the angles.
 INTER_OCULAR_MM = 90.0
-MODEL_FILE = Path(__file__).resolve().parent.parent / "assets" / "mean_face_3d_ibug68.npy"
+
 #: Contours whose points slide or deform: the jaw is annotated on the silhouette (a different 3D point
 #: in every yaw) and the inner lips follow the mouth opening, so neither is used for the pose fit.
 NON_RIGID_CONTOURS = ("jaw", "inner_lips")
@@ -68,7 +69,7 @@ class HeadPose:
 # --- pose estimation ------------------------------------------------------------------------------
 
 @functools.lru_cache(maxsize=1)
-def load_mean_face(path: Path = MODEL_FILE) -> np.ndarray:
+def load_mean_face(path: Path = MEAN_FACE_3D) -> np.ndarray:
     """The shipped 3D mean face ``[68, 3]`` in mm (read once; never unpickled)."""
     try:
         model = np.load(path, allow_pickle=False)

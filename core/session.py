@@ -1,44 +1,28 @@
-"""One source's frame loop body: pipeline → overlay → recorder, shared by the headless CLI and the window.
+"""One source's frame loop body: pipeline → overlay → sinks, shared by headless, batch and the window.
 
-:class:`Session` is the only place that turns a decoded frame into faces, a drawn picture and recorded
-rows, so the CLI (:mod:`core.headless`, a loop over frames) and the window (:mod:`app.worker`, a thread
-with a one-frame mailbox) cannot drift apart: the same drawing, the same frame-rate count, the same
+:class:`Session` is the only place that turns a decoded frame into faces, a drawn picture and what the
+outputs receive, so headless and batch runs (:mod:`core.headless`, a loop over frames) and the window
+(:mod:`app.worker`, a thread with a one-frame mailbox) cannot drift apart: the same drawing, the same
+frame-rate count, the same sinks fed from the same ordered writer thread (:mod:`core.sinks`), the same
 recording sidecar (:func:`sidecar_metadata`, the one builder of its keys).
 """
 from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Callable
-
-import numpy as np
+from typing import Any, Callable, Mapping
 
 from core.draw import DrawOptions, draw_faces
-from core.pipeline import FramePipeline, FrameResult, PipelineConfig
-from core.rate import RateMeter
-from core.io.recorder import Recorder
-from core.pose import CAMERA_MODEL
-from core.runtime import LandmarkModel
-from core.io.streaming import OscStreamer
-from core.io.table import DEFAULT_GROUPS, ColumnGroup
 from core.io.video import Frame
+from core.pipeline import FramePipeline, PipelineConfig
+from core.pose import CAMERA_MODEL
+from core.rate import RateMeter
+from core.runtime import LandmarkModel
+from core.sinks import Processed, RunStart, Sink
+from core.background import OrderedWriter
 
-
-@dataclass(frozen=True)
-class OutputPaths:
-    """Where a run writes: landmarks CSV, its JSON sidecar, the annotated video (None = not written).
-
-    A sidecar needs the CSV (it describes it); the video is optional.
-    """
-
-    landmarks: Path | None
-    sidecar: Path | None
-    video: Path | None
-
-    def files(self) -> list[Path]:
-        return [p for p in (self.landmarks, self.sidecar, self.video) if p is not None]
+#: Processed frames waiting for the sinks' writer thread (also the depth of headless decoding ahead).
+QUEUE_DEPTH = 4
 
 
 def sidecar_metadata(model: LandmarkModel, config: PipelineConfig, source: str) -> dict[str, Any]:
@@ -47,22 +31,15 @@ def sidecar_metadata(model: LandmarkModel, config: PipelineConfig, source: str) 
             "provider": model.provider, "settings": dataclasses.asdict(config), "camera_model": CAMERA_MODEL}
 
 
-@dataclass(frozen=True)
-class Processed:
-    """One frame after the session: the pipeline's result, and the picture drawn (None when not needed)."""
-
-    frame: Frame
-    result: FrameResult
-    image: np.ndarray | None
-    fps: float  # processing rate when this frame finished (frames per second over the last second)
-
-
 class Session:
-    """Processes frames of one source and, while a recorder is attached, records them.
+    """Processes frames of one source and hands each to the open sinks, in order, on one writer thread.
 
-    ``show``: every frame is drawn (a view displays it); otherwise only frames a video records are
-    drawn, since drawing is wasted on a CSV-only run. ``clock`` (seconds) times the frame rate, which
-    is counted one way everywhere: processed frames over the last second of that clock.
+    ``show``: every frame is drawn (a view displays it); otherwise only frames a sink needs as a picture
+    (a video recording) are drawn, since drawing is wasted on a CSV-only run. ``clock`` (seconds) times
+    the frame rate, which is counted one way everywhere: processed frames over the last second of that
+    clock. Sinks (:mod:`core.sinks`) open and close on the caller's thread, so their errors are the
+    caller's to report; their writes run on the writer thread, and a sink whose write fails gets no
+    more frames, its error kept for :meth:`failure` and :meth:`close_sink`.
     """
 
     def __init__(self, pipeline: FramePipeline, draw: DrawOptions | None = None, *, show: bool = True,
@@ -72,60 +49,83 @@ class Session:
         self.show = show
         self.clock = clock
         self.rate = RateMeter()
-        self.recorder: Recorder | None = None
-        self.streamer: OscStreamer | None = None
+        self.sinks: list[Sink] = []
+        self._failed: dict[Sink, Exception] = {}
+        self._writer: OrderedWriter[tuple[Processed, tuple[Sink, ...]]] | None = None
 
     def process(self, frame: Frame) -> Processed:
-        """Run the pipeline on ``frame`` and draw its faces onto ``frame.image`` (in place) if needed."""
+        """Run the pipeline on ``frame``, draw its faces onto ``frame.image`` (in place) if needed, and
+        queue the result for every open sink (never waits for them, beyond the queue's bound)."""
         result = self.pipeline.process(frame.image, frame.timestamp)
-        if self.streamer is not None:
-            self.streamer.send(frame.index, frame.timestamp, result.faces)  # queued, never waits
         now = self.clock()
         self.rate.tick(now)
         fps = self.rate.rate(now)
         image = None
-        if self.show or (self.recorder is not None and self.recorder.video_path is not None):
+        if self.show or any(sink.needs_image for sink in self.sinks):
             image = draw_faces(frame.image, result.faces, self.pipeline.model.scheme, self.draw, fps or None)
-        return Processed(frame, result, image, fps)
+        processed = Processed(frame, result, image, fps)
+        if self.sinks:
+            if self._writer is None:
+                self._writer = OrderedWriter(self._deliver, QUEUE_DEPTH, name="sinks")
+            self._writer.put((processed, tuple(self.sinks)))
+        return processed
 
-    def sidecar(self, source: str) -> dict[str, Any]:
-        return sidecar_metadata(self.pipeline.model, self.pipeline.config, source)
+    def run_start(self, source: str, fps: float, frame_size: tuple[int, int],
+                  timestamps: str | None = None) -> RunStart:
+        """The description sinks open with, for a source named ``source`` (its sidecar keys built here)."""
+        return RunStart(source, fps, frame_size, self.pipeline.model.info.scheme,
+                        sidecar_metadata(self.pipeline.model, self.pipeline.config, source), timestamps)
 
-    def start_recording(self, outputs: OutputPaths, source: str, fps: float, frame_size: tuple[int, int],
-                        columns: tuple[ColumnGroup, ...] = DEFAULT_GROUPS) -> Recorder:
-        """Attach a recorder writing ``outputs`` with CSV ``columns`` (raises :class:`core.io.recorder.RecordingError`)."""
-        if outputs.landmarks is None:
-            raise ValueError("a recording needs a landmarks CSV path")
-        self.recorder = Recorder(outputs.video, outputs.landmarks, fps, frame_size, self.pipeline.model.info.scheme,
-                                 self.sidecar(source), sidecar_path=outputs.sidecar, columns=columns)
-        return self.recorder
+    def open_sink(self, sink: Sink, run: RunStart) -> None:
+        """Open ``sink`` (its errors raised here) and give it every frame processed from now on."""
+        sink.open(run)
+        self.sinks.append(sink)
 
-    def start_streaming(self, target: str) -> OscStreamer:
-        """Send every processed frame's faces as OSC to ``HOST:PORT`` (``core.io.streaming``; ValueError if
-        the target is malformed or cannot be resolved); replaces a running stream."""
-        streamer = OscStreamer.to(target).start()
-        self.stop_streaming()
-        self.streamer = streamer
-        return streamer
+    def close_sink(self, sink: Sink, summary: Mapping[str, Any] | None = None) -> None:
+        """Stop giving ``sink`` frames, wait until those already given are written, and close it with
+        ``summary``; raises the error of a failed write (or of closing)."""
+        self.sinks.remove(sink)
+        self.flush()
+        error = self._failed.pop(sink, None)
+        sink.close({} if error is not None else (summary or {}))
+        if error is not None:
+            raise error
 
-    def stop_streaming(self) -> None:
-        streamer, self.streamer = self.streamer, None
-        if streamer is not None:
-            streamer.close()
+    def close_sinks(self, summary: Mapping[str, Any] | None = None) -> None:
+        """Close every open sink (all of them, whatever fails); raises the first error afterwards."""
+        errors: list[Exception] = []
+        for sink in list(self.sinks):
+            try:
+                self.close_sink(sink, summary)
+            except Exception as exc:  # the other sinks must still be finalised
+                errors.append(exc)
+        if errors:
+            raise errors[0]
 
-    def record(self, processed: Processed) -> None:
-        """Write one processed frame to the attached recorder (nothing without one)."""
-        if self.recorder is not None:
-            frame = processed.frame
-            self.recorder.write(frame.index, frame.timestamp, processed.image, processed.result.faces,
-                                model_output_finite=not processed.result.non_finite)
+    def failure(self) -> tuple[Sink, Exception] | None:
+        """The first open sink whose write failed, with its error (it gets no more frames), or None."""
+        return next(((s, e) for s, e in list(self._failed.items()) if s in self.sinks), None)
 
-    def stop_recording(self) -> Recorder | None:
-        """Detach and finalise the recorder (returns it for its counts); raises RecordingError if closing fails."""
-        recorder, self.recorder = self.recorder, None
-        if recorder is not None:
-            recorder.close()
-        return recorder
+    def flush(self) -> None:
+        """Wait until every frame handed to the sinks is written."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def close(self) -> None:
+        """End the writer thread (after the frames already queued); the sinks are the caller's to close."""
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+
+    def _deliver(self, item: tuple[Processed, tuple[Sink, ...]]) -> None:
+        """The writer thread: one frame to the sinks that were open when it was processed."""
+        processed, sinks = item
+        for sink in sinks:
+            if sink not in self._failed:
+                try:
+                    sink.write(processed)
+                except Exception as exc:  # kept for the caller; the other sinks go on
+                    self._failed[sink] = exc
 
     def reset(self) -> None:
         """A new source: forget the faces and the frame rate."""

@@ -23,6 +23,7 @@ from typing import ClassVar, Protocol, Union, runtime_checkable
 import numpy as np
 
 from core.geometry import landmark_box
+from core.registry import Choice, Registry
 
 log = logging.getLogger(__name__)
 
@@ -358,13 +359,17 @@ class NoSmoothingConfig:
 
 SmootherConfig = Union[KalmanConfig, OneEuroConfig, NoSmoothingConfig]
 
-#: The smoothing methods by name, each with its configuration class (defaults = the class's defaults).
-SMOOTHERS: dict[str, type[SmootherConfig]] = {c.name: c for c in (KalmanConfig, OneEuroConfig, NoSmoothingConfig)}
+#: The smoothing methods (``PipelineConfig.smoothing``, ``--smoothing``, Settings → Processing): name, label
+#: and configuration class (its defaults are the method's defaults; ``build()`` makes the smoother). A new
+#: method is one entry here; one with parameters also gets a ``PipelineConfig`` field of its configuration
+#: class and settings rows for them (``core.config``).
+SMOOTHERS: Registry[type[SmootherConfig]] = Registry("smoother", [
+    Choice(KalmanConfig.name, "Kalman (adaptive)", KalmanConfig),
+    Choice(OneEuroConfig.name, "One-Euro", OneEuroConfig),
+    Choice(NoSmoothingConfig.name, "None (raw model output)", NoSmoothingConfig),
+])
 
 
 def default_config(name: str) -> SmootherConfig:
-    """The default configuration of the smoother called ``name`` (``kalman``, ``one-euro``, ``none``)."""
-    try:
-        return SMOOTHERS[name]()
-    except KeyError:
-        raise ValueError(f"unknown smoother {name!r}; choose one of {', '.join(SMOOTHERS)}") from None
+    """The default configuration of the smoother called ``name`` (ValueError for an unknown name)."""
+    return SMOOTHERS[name].make()

@@ -128,3 +128,8 @@ def make_model(path: str | Path, *, num_templates: int = 2, grid: int = 2, num_p
     path = Path(path)
     onnx.save(model, path)
     return path
+
+
+def random_crops(n: int, seed: int = 0, size: int = 224) -> np.ndarray:
+    """``n`` random uint8 BGR crops of ``size`` pixels (reproducible by ``seed``)."""
+    return np.random.default_rng(seed).integers(0, 256, size=(n, size, size, 3), dtype=np.uint8)

@@ -34,11 +34,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from core.paths import SHARED_VIDEOS
 from core.detection import MediaPipeDetector, calibrated_box
 from core.geometry import Box
 from core.io.video import SourceError, VideoSource
 
-SHARED_VIDEOS = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "video"
 #: Clips made into faceless versions: a close-up, a webcam with a window behind, a portrait phone selfie.
 FACELESS_SOURCES = ("pyfeat_WolfgangLanger_Pexels.mp4", "openface_default.wmv", "liveportrait_d13_selfie.mp4")
 #: The faceless clip, in seconds: background, first half of the clip, background, second half, background.

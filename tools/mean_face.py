@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from core.offline.datasets import FaceRecord, read_dataset, select_split
-from core.pose import INTER_OCULAR_MM, MODEL_FILE, POSE_SCHEME
+from core.paths import MEAN_FACE_3D
+from core.pose import INTER_OCULAR_MM, POSE_SCHEME
 from core.schemes import Contour, LandmarkScheme, get_scheme
 
 log = logging.getLogger(__name__)
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
                     "(Tomasi-Kanade structure from motion) and save it as a .npy file.")
     parser.add_argument("--data", type=Path, required=True,
                         help="dataset folder (e.g. ../shared/data); only its ibug68 train-split faces are used")
-    parser.add_argument("--out", type=Path, default=MODEL_FILE, help=f"output .npy file (default: {MODEL_FILE})")
+    parser.add_argument("--out", type=Path, default=MEAN_FACE_3D, help=f"output .npy file (default: {MEAN_FACE_3D})")
     parser.add_argument("--inter-ocular-mm", type=float, default=INTER_OCULAR_MM,
                         help="distance between the outer eye corners in mm, which sets the model's scale "
                              f"(default: {INTER_OCULAR_MM})")

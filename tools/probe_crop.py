@@ -3,7 +3,7 @@
     python -m tools.probe_crop
 
 A blank crop hides models that break only on real pixels (NaN from a bad normalisation or a broken
-weight that zeros cancel out), so :mod:`core.runtime.contract` probes with this crop as well. It is
+weight that zeros cancel out), so :mod:`core.runtime.verify` probes with this crop as well. It is
 the first face the Haar cascade finds in the demo clip, cut with the run-time crop policy
 (calibrated detector box → :func:`core.geometry.crop_from_box`), so it looks like a frame's crop.
 """
@@ -16,14 +16,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.paths import DEMO_CLIP, PROBE_CROP_PATH
 from core.detection import HaarDetector, calibrated_box
 from core.geometry import INPUT_SIZE, crop_from_box, warp_to_crop
-from core.runtime.contract import PROBE_CROP_PATH
-
-DEMO_VIDEO = Path(__file__).resolve().parent.parent / "assets" / "demo.mp4"
 
 
-def probe_crop(video: Path = DEMO_VIDEO, max_frames: int = 100) -> np.ndarray:
+
+def probe_crop(video: Path = DEMO_CLIP, max_frames: int = 100) -> np.ndarray:
     """The policy crop (uint8 BGR ``[224, 224, 3]``) of the first face found in ``video``."""
     detector = HaarDetector()
     capture = cv2.VideoCapture(str(video))
@@ -43,7 +42,7 @@ def probe_crop(video: Path = DEMO_VIDEO, max_frames: int = 100) -> np.ndarray:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.probe_crop", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--video", type=Path, default=DEMO_VIDEO, help=f"clip to cut from (default: {DEMO_VIDEO})")
+    parser.add_argument("--video", type=Path, default=DEMO_CLIP, help=f"clip to cut from (default: {DEMO_CLIP})")
     parser.add_argument("--out", type=Path, default=PROBE_CROP_PATH, help=f"PNG to write (default: {PROBE_CROP_PATH})")
     args = parser.parse_args(argv)
     if not cv2.imwrite(str(args.out), probe_crop(args.video)):

@@ -9,9 +9,11 @@ reproduce torch.
 > 0.5 px from fp32's on average (training/quantize.py). The fp32 file is always written and stays the
 default.
 
-The file follows the model-file contract (docs/architecture.md): input ``image`` [N, 3, S, S] RGB in
-[0, 1] with a dynamic batch, outputs ``anchor_landmarks`` [N, M, L, 2] and ``anchor_confidence``
-[N, M], and metadata describing scheme, crop policy, anchors, training data and validation NME.
+The file follows the model-file contract (:mod:`core.runtime.contract`, docs/architecture.md): one
+input [N, 3, S, S] RGB in [0, 1] with a dynamic batch, per-anchor landmarks [N, M, L, 2] and
+confidences [N, M] as outputs, opset >= the contract's minimum, and metadata describing scheme, crop
+policy, anchors, training data and validation NME, and where the file came from (the code version and
+this export's arguments).
 Before writing, ONNX Runtime's output on real face crops is compared with torch's; the largest
 difference is reported and must stay under ``--tolerance`` pixels.
 """
@@ -31,8 +33,10 @@ import onnx
 import onnxruntime as ort
 import torch
 
+from core.paths import DEMO_CLIP, SHARED_DATA
 from core.geometry import CROP_MARGIN, crop_from_landmarks, warp_to_crop
-from core.model_metadata import ModelMetadata
+from core.runtime.contract import (DYNAMIC_AXES, INPUT_NAME, MIN_OPSET, OUTPUT_NAMES, ModelMetadata, code_version,
+                                   export_arguments, write_props)
 from core.runtime.model_input import to_model_input
 from models.anchorface import ExportWrapper, ModelConfig
 from models.complexity import count_macs, count_parameters
@@ -40,9 +44,6 @@ from training.checkpoint import CheckpointError, load_model_from_checkpoint, rea
 
 log = logging.getLogger("training.export")
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-DEMO_VIDEO = REPO_ROOT / "assets" / "demo.mp4"
 
 
 class ExportError(RuntimeError):
@@ -60,7 +61,7 @@ def real_crops(config: ModelConfig, count: int = 16) -> np.ndarray:
         return np.stack([warp_to_crop(s.image, crop_from_landmarks(s.landmarks, size), size) for s in samples])
     import cv2
 
-    capture = cv2.VideoCapture(str(DEMO_VIDEO))
+    capture = cv2.VideoCapture(str(DEMO_CLIP))
     frames = []
     while len(frames) < count:
         ok, frame = capture.read()
@@ -70,12 +71,13 @@ def real_crops(config: ModelConfig, count: int = 16) -> np.ndarray:
         frames.append(cv2.resize(frame[:side, :side], (size, size)))
     capture.release()
     if not frames:
-        raise ExportError(f"no real crops to check against: neither {SHARED_DATA} nor {DEMO_VIDEO} is readable")
+        raise ExportError(f"no real crops to check against: neither {SHARED_DATA} nor {DEMO_CLIP} is readable")
     return np.stack(frames)
 
 
-def metadata(config: ModelConfig, checkpoint: dict, name: str) -> ModelMetadata:
-    """The contract's metadata (core.model_metadata, which the runtime checks with the same class)."""
+def metadata(config: ModelConfig, checkpoint: dict, name: str, arguments: dict | None = None) -> ModelMetadata:
+    """The contract's metadata (core.runtime.contract, which the runtime checks with the same class);
+    ``arguments``: the export's own, recorded with the code version so a file says how it was made."""
     run = json.loads(checkpoint.get("run", "{}") or "{}")
     args = run.get("args", {})
     summary = (f"{args.get('data', '?')}: {run.get('train_faces', '?')} training faces "
@@ -90,7 +92,8 @@ def metadata(config: ModelConfig, checkpoint: dict, name: str) -> ModelMetadata:
         crop_margin=float(run.get("crop_margin", CROP_MARGIN)),
         num_templates=config.num_templates if anchors else 1, grid=config.grid if anchors else 1,
         anchor_area=config.anchor_area, width=config.width, name=name, training_data=summary,
-        val_nme=float(best) if best is not None else None, created=dt.date.today().isoformat())
+        val_nme=float(best) if best is not None else None, created=dt.date.today().isoformat(),
+        code_version=code_version(), export_args=export_arguments(arguments or {}))
 
 
 def _stage_label(init: str | None, max_depth: int = 20) -> str:
@@ -112,9 +115,12 @@ def _stage_label(init: str | None, max_depth: int = 20) -> str:
     return f", stage {stages} from {init}" if not current else f", initialised from {init}"
 
 
-def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None, opset: int = 17,
+def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None, opset: int = MIN_OPSET,
            tolerance: float = 1e-3) -> dict:
     """Export, verify against torch and write ``out``; returns a report (max difference, size, MACs)."""
+    if opset < MIN_OPSET:
+        raise ExportError(f"opset {opset} is older than the model contract's minimum, {MIN_OPSET}")
+    arguments = {"checkpoint": checkpoint_path, "out": out, "name": name, "opset": opset, "tolerance": tolerance}
     model, config, checkpoint = load_model_from_checkpoint(checkpoint_path)
     wrapper = ExportWrapper(model).eval()
     out = Path(out)
@@ -122,13 +128,10 @@ def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None
     size = config.input_size
     with tempfile.TemporaryDirectory() as tmp:
         raw = Path(tmp) / "model.onnx"
-        torch.onnx.export(wrapper, (torch.zeros(1, 3, size, size),), str(raw), input_names=["image"],
-                          output_names=["anchor_landmarks", "anchor_confidence"], opset_version=opset,
-                          dynamic_axes={"image": {0: "batch"}, "anchor_landmarks": {0: "batch"},
-                                        "anchor_confidence": {0: "batch"}}, dynamo=False)
+        torch.onnx.export(wrapper, (torch.zeros(1, 3, size, size),), str(raw), input_names=[INPUT_NAME],
+                          output_names=list(OUTPUT_NAMES), opset_version=opset, dynamic_axes=DYNAMIC_AXES, dynamo=False)
         graph = onnx.load(str(raw))
-        for key, value in metadata(config, checkpoint, name).to_props().items():
-            graph.metadata_props.add(key=key, value=value)
+        write_props(graph, metadata(config, checkpoint, name, arguments))
         graph.doc_string = f"AnchorFace landmark model {name} (anchorface-live)"
         onnx.checker.check_model(graph)
         staged = Path(tmp) / "staged.onnx"
@@ -139,7 +142,7 @@ def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None
         with torch.no_grad():
             ref_landmarks, ref_conf = (t.numpy() for t in wrapper(torch.from_numpy(x)))
         session = ort.InferenceSession(str(staged), providers=["CPUExecutionProvider"])
-        got_landmarks, got_conf = session.run(None, {"image": x})
+        got_landmarks, got_conf = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
         diff = float(np.abs(got_landmarks - ref_landmarks).max())
         conf_diff = float(np.abs(got_conf - ref_conf).max())
         if not diff < tolerance or not conf_diff < tolerance:
@@ -190,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="how activation ranges are taken from the calibration crops")
     p.add_argument("--int8-calibration-faces", type=int, default=64, help="training faces to calibrate on")
     p.add_argument("--name", help="model name stored in the metadata (default: the file's stem)")
-    p.add_argument("--opset", type=int, default=17, help="ONNX opset (the contract needs >= 17)")
+    p.add_argument("--opset", type=int, default=MIN_OPSET, help=f"ONNX opset (the contract needs >= {MIN_OPSET})")
     p.add_argument("--tolerance", type=float, default=1e-3, help="largest allowed |ONNX − torch| in pixels")
     args = p.parse_args(argv)
     if args.checkpoint and not args.out:

@@ -27,15 +27,12 @@ from onnx import numpy_helper
 from torch import nn
 
 from core.anchors import anchor_points
+from core.runtime.contract import ModelError, ModelMetadata, read_props
 from models.anchorface import AnchorFace, ModelConfig
 
 
 class OnnxInitError(ValueError):
     """The ONNX file cannot be mapped onto the torch model; the message says why."""
-
-
-def _metadata(graph: onnx.ModelProto) -> dict[str, str]:
-    return {p.key: p.value for p in graph.metadata_props}
 
 
 def _forward_convs(model: nn.Module, input_size: int) -> list[nn.Conv2d]:
@@ -71,18 +68,21 @@ def model_from_onnx(path: str | Path, input_size: int | None = None) -> tuple[An
         graph = onnx.load(str(path))
     except Exception as exc:  # onnx raises several types for a corrupt file
         raise OnnxInitError(f"{path}: not a readable ONNX file ({exc})") from exc
-    meta = _metadata(graph)
-    if meta.get("model_type") != "anchorface":
+    try:
+        meta = ModelMetadata.from_props(read_props(graph), path)  # the runtime's own check, format version included
+    except ModelError as exc:
+        raise OnnxInitError(str(exc)) from exc
+    if meta.model_type != "anchorface":
         raise OnnxInitError(f"{path}: only AnchorFace files can initialise training (model_type "
-                            f"{meta.get('model_type')!r})")
+                            f"{meta.model_type!r})")
     weights = {t.name: numpy_helper.to_array(t) for t in graph.graph.initializer}
-    old_size, old_grid = int(meta["input_size"]), int(meta["grid"])
+    old_size, old_grid = meta.input_size, meta.grid
     placed = weights["model.placed_templates"].astype(np.float64)
-    k = int(meta["num_templates"])
-    templates = placed[:k] - anchor_points(old_grid, float(meta["anchor_area"]), old_size)[0]
+    k = meta.num_templates
+    templates = placed[:k] - anchor_points(old_grid, meta.anchor_area, old_size)[0]
     size = input_size or old_size
-    config = ModelConfig.for_input_size(size, scheme=meta["scheme"], num_points=placed.shape[1],
-                                        width=float(meta["width"]), num_templates=k,
+    config = ModelConfig.for_input_size(size, scheme=meta.scheme, num_points=placed.shape[1],
+                                        width=meta.width, num_templates=k,
                                         head_channels=int(weights["model.confidence.weight"].shape[1]))
     model = AnchorFace(config, templates * (size / old_size))
     convs = _forward_convs(model, size)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from core.decode import aggregate
 from core.offline.evaluation import OnnxPredictor, evaluate
 from core.geometry import crop_from_landmarks, warp_to_crop
 from core.runtime import to_model_input
+from core.runtime.contract import INPUT_NAME, ModelMetadata, read_props, write_props
 
 #: Refusal limits of issue 14: 0.1 NME points, 0.5 px mean drift.
 MAX_NME_LOSS = 0.001
@@ -87,15 +88,15 @@ class _CropReader(CalibrationDataReader):
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         x = next(self.batches, None)
-        return None if x is None else {"image": x}
+        return None if x is None else {INPUT_NAME: x}
 
 
 def _rename(path: Path, suffix: str) -> None:
     """Append ``suffix`` to the model name in the metadata (the rest of the contract is unchanged)."""
     graph = onnx.load(str(path))
-    for prop in graph.metadata_props:
-        if prop.key == "name" and not prop.value.endswith(suffix):
-            prop.value += suffix
+    meta = ModelMetadata.from_props(read_props(graph), path)
+    if not meta.name.endswith(suffix):
+        write_props(graph, replace(meta, name=meta.name + suffix))
     onnx.save(graph, str(path))
 
 

@@ -1,173 +1,193 @@
-"""Check a loaded session against the model contract: metadata, declared graph signature, and what
-one probe run really produces. Every violation is named, so a bad file fails at load time with one
-:class:`ModelError` instead of as a shape error deep in the frame loop.
+"""The model-file contract in one module: tensor names, minimum opset, format version, metadata.
+
+The exporter (``training/export.py``), the INT8 quantiser (``training/quantize.py``), the ONNX → torch
+initialiser (``training/onnx_init.py``) and the runtime's loader (:mod:`core.runtime.verify`,
+:mod:`core.runtime.onnx_file`) all take the contract from here, so a name, an opset or a metadata key
+cannot drift between the side that writes a file and the side that reads it (a test checks that no
+tensor name is spelled out anywhere else). One dataclass with :meth:`ModelMetadata.to_props` (the ONNX
+``metadata_props`` strings the export writes) and :meth:`ModelMetadata.from_props` (the check the
+runtime runs): a key the exporter writes is a key the loader requires, parsed with the same type.
+Torch-free and onnx-free (plain strings in, plain strings out), so the app reads it with onnxruntime
+alone and training writes it with the ``onnx`` package.
+
+Besides what the runtime needs, a file records where it came from, as ultralytics' exports do: the
+code version (``git describe``, else the package version) and the export's arguments. Both are
+optional keys, so files written before them still load.
 """
 from __future__ import annotations
 
-import functools
+import json
+import subprocess
 from dataclasses import dataclass, fields
+from importlib import metadata as package_metadata
 from pathlib import Path
+from typing import Any, Mapping, Protocol
 
-import cv2
-import numpy as np
-import onnxruntime as ort
+from core.paths import REPO_ROOT
+from core.schemes import SCHEMES
 
-from core.model_metadata import ModelError, ModelMetadata
-from core.runtime.model_input import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, to_model_input
-from core.schemes import get_scheme
-from core.tracker import TrackerConfig
+#: The graph's one input: float32 RGB ``[N, 3, S, S]`` in 0..1 (``core.runtime.model_input``).
+INPUT_NAME = "image"
+#: Outputs: per-anchor landmarks ``[N, M, L, 2]`` in crop pixels, per-anchor confidence ``[N, M]`` in (0, 1).
+OUTPUT_LANDMARKS = "anchor_landmarks"
+OUTPUT_CONFIDENCE = "anchor_confidence"
+OUTPUT_NAMES = (OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE)
+#: Every tensor's first axis is the batch (one crop per face), dynamic.
+DYNAMIC_AXES = {name: {0: "batch"} for name in (INPUT_NAME, *OUTPUT_NAMES)}
+#: The oldest ONNX opset a file may use.
+MIN_OPSET = 17
 
-#: Batch sizes the pipeline runs the model at: one crop per tracked or newly detected face, up to the
-#: tracker's face limit. A model can break at one size only (NaN at batch 1 from a statistic over the
-#: batch axis, e.g. BatchNorm exported in training mode), so the load check runs every one.
-PIPELINE_BATCH_SIZES = tuple(range(1, TrackerConfig().max_faces + 1))
-
-#: A real face crop (run-time crop policy, from the demo clip; ``python -m tools.probe_crop``).
-PROBE_CROP_PATH = Path(__file__).resolve().parents[2] / "assets" / "probe_face.png"
-
-
-@dataclass(frozen=True, kw_only=True)
-class ModelInfo(ModelMetadata):
-    """What a model file says about itself (metadata) plus what its graph really produces."""
-
-    path: Path
-    num_anchors: int
-    num_points: int
+#: The ``anchorface_format`` this code writes, and the versions it reads.
+FORMAT_VERSION = "1"
+SUPPORTED_FORMATS = ("1",)
+MODEL_TYPES = ("anchorface", "direct")
+#: Provenance keys: written by every export since they were added, not required of older files.
+OPTIONAL_KEYS = ("code_version", "export_args")
 
 
-def read_info(path: Path, session: ort.InferenceSession) -> ModelInfo:
-    """The file's :class:`ModelInfo`, or a :class:`ModelError` listing every contract violation."""
-    meta = ModelMetadata.from_props(dict(session.get_modelmeta().custom_metadata_map), path)
-    problems: list[str] = []
-    num_anchors, num_points = _check_signature(session, meta.input_size, problems)
-    expected_anchors = meta.num_templates * meta.grid * meta.grid
-    if num_anchors and num_anchors != expected_anchors:
-        problems.append(f"outputs have M={num_anchors} anchors but metadata says num_templates*grid*grid = "
-                        f"{meta.num_templates}*{meta.grid}*{meta.grid} = {expected_anchors}")
-    scheme = get_scheme(meta.scheme)
-    if num_points and num_points != scheme.num_points:
-        problems.append(f"outputs have L={num_points} landmarks but scheme {scheme.name} has {scheme.num_points}")
-    if problems:
-        raise ModelError(f"{path} breaks the AnchorFace model contract: " + "; ".join(problems))
-    return ModelInfo(**{f.name: getattr(meta, f.name) for f in fields(ModelMetadata)}, path=path,
-                     num_anchors=num_anchors, num_points=num_points)
+class ModelError(ValueError):
+    """The model file is missing, unreadable or breaks the model contract; the message says which."""
 
 
-def _check_signature(session: ort.InferenceSession, input_size: int, problems: list[str]) -> tuple[int, int]:
-    """Check input ``image`` float [N,3,S,S] and the two outputs; return (M, L), or (0, 0) when unknown.
+@dataclass(frozen=True)
+class ModelMetadata:
+    """What a model file says about itself: everything the runtime needs to crop, decode and label.
 
-    Exporters often leave output dims symbolic (torch names them ``Sigmoid..._dim_1``), so the
-    declared shapes are checked where they are static and the real M and L come from one probe run —
-    which also proves the graph runs and warms the session up before the first frame.
+    ``val_nme`` is None when the exporter did not know it (written as an empty string).
     """
-    inputs = session.get_inputs()
-    names = [i.name for i in inputs]
-    input_ok = False
-    if names != [INPUT_NAME]:
-        problems.append(f"the graph must have exactly one input named {INPUT_NAME!r}, it has {names}")
-    else:
-        spec = inputs[0]
-        want = f"[N, 3, {input_size}, {input_size}]"
-        if spec.type != "tensor(float)":
-            problems.append(f"input {INPUT_NAME!r} must be float32, it is {spec.type}")
-        if len(spec.shape) != 4:
-            problems.append(f"input {INPUT_NAME!r} must be {want}, it is {spec.shape} (rank {len(spec.shape)})")
-        elif spec.shape[1] != 3 or list(spec.shape[2:]) != [input_size, input_size]:
-            problems.append(f"input {INPUT_NAME!r} must be {want} (input_size from metadata), it is {spec.shape}")
-        else:
-            input_ok = spec.type == "tensor(float)"
 
-    outputs = {o.name: o for o in session.get_outputs()}
-    absent = [n for n in (OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE) if n not in outputs]
-    if absent:
-        problems.append(f"output(s) {', '.join(absent)} missing (the graph has {sorted(outputs)})")
-        return 0, 0
-    declared_ok = True
-    for name, rank, want in ((OUTPUT_LANDMARKS, 4, "[N, M, L, 2]"), (OUTPUT_CONFIDENCE, 2, "[N, M]")):
-        spec = outputs[name]
-        if spec.type != "tensor(float)":
-            problems.append(f"output {name!r} must be float32, it is {spec.type}")
-        shape = spec.shape
-        if len(shape) != rank or (rank == 4 and isinstance(shape[3], int) and shape[3] != 2):
-            problems.append(f"output {name!r} must be {want}, it is {shape}")
-            declared_ok = False
-    if not (input_ok and declared_ok):
-        return 0, 0
-    return _probe_outputs(session, input_size, outputs, problems)
+    model_type: str
+    scheme: str
+    input_size: int
+    crop_margin: float
+    num_templates: int
+    grid: int
+    anchor_area: float
+    width: float
+    name: str
+    training_data: str
+    val_nme: float | None
+    created: str
+    format_version: str = FORMAT_VERSION
+    #: ``git describe`` of the code that exported the file (else the package version); "" = not recorded.
+    code_version: str = ""
+    #: The export's arguments as JSON text; "" = not recorded.
+    export_args: str = ""
 
+    def to_props(self) -> dict[str, str]:
+        """The ``metadata_props`` of the file, all strings (ONNX stores only strings)."""
+        props = {"anchorface_format": self.format_version}
+        for f in fields(ModelMetadata):
+            value = getattr(self, f.name)
+            if f.name == "format_version" or (f.name in OPTIONAL_KEYS and not value):
+                continue
+            props[f.name] = "" if value is None else f"{value:.5f}" if f.name == "val_nme" else str(value)
+        return props
 
-@functools.lru_cache(maxsize=4)
-def probe_crop(input_size: int) -> np.ndarray:
-    """The real face crop of :data:`PROBE_CROP_PATH` as uint8 BGR ``[S, S, 3]`` (resized if S is not 224)."""
-    crop = cv2.imread(str(PROBE_CROP_PATH), cv2.IMREAD_COLOR)
-    if crop is None:
-        raise FileNotFoundError(f"{PROBE_CROP_PATH} is missing or unreadable; regenerate it with "
-                                "`python -m tools.probe_crop`")
-    if crop.shape[:2] != (input_size, input_size):
-        crop = cv2.resize(crop, (input_size, input_size), interpolation=cv2.INTER_AREA)
-    return crop
-
-
-def probe_batch(input_size: int, size: int = 2) -> np.ndarray:
-    """A load-time probe: ``[size, 3, S, S]`` model input of the real face crop, then a blank crop, and
-    so on alternately.
-
-    The blank alone hides models that break only on real pixels; two crops and more also prove the
-    batch axis is dynamic, as every frame with several faces needs.
-    """
-    crop = probe_crop(input_size)
-    return to_model_input(np.stack([crop if i % 2 == 0 else np.zeros_like(crop) for i in range(size)]))
+    @classmethod
+    def from_props(cls, props: Mapping[str, str], source: object) -> ModelMetadata:
+        """Parse and check ``props``; one :class:`ModelError` naming ``source`` lists every problem."""
+        missing = [k for k in REQUIRED_KEYS if k not in props]
+        if missing:
+            raise ModelError(f"{source}: metadata_props lack required key(s) {', '.join(missing)} "
+                             f"(the export must write all of: {', '.join(REQUIRED_KEYS)})")
+        version = check_format_version(props["anchorface_format"], source)
+        problems = metadata_problems(props)
+        if problems:
+            raise ModelError(f"{source} breaks the AnchorFace model contract: " + "; ".join(problems))
+        return cls(model_type=props["model_type"], scheme=props["scheme"], input_size=int(props["input_size"]),
+                   crop_margin=float(props["crop_margin"]), num_templates=int(props["num_templates"]),
+                   grid=int(props["grid"]), anchor_area=float(props["anchor_area"]), width=float(props["width"]),
+                   name=props["name"], training_data=props["training_data"],
+                   val_nme=float(props["val_nme"]) if props["val_nme"].strip() else None,
+                   created=props["created"], format_version=version,
+                   **{key: props[key] for key in OPTIONAL_KEYS if key in props})
 
 
-def _probe_outputs(session: ort.InferenceSession, input_size: int, outputs: dict,
-                   problems: list[str]) -> tuple[int, int]:
-    """Run :func:`probe_batch` and check what really comes out: shapes, finiteness, confidence range."""
-    batch = probe_batch(input_size)
+def check_format_version(text: str, source: object) -> str:
+    """The ``anchorface_format`` of ``source``, stripped, if this runtime reads it; :class:`ModelError` if not."""
+    version = text.strip()
+    if version not in SUPPORTED_FORMATS:
+        raise ModelError(f"{source}: anchorface_format {version!r} is not supported by this runtime "
+                         f"(it reads version {', '.join(SUPPORTED_FORMATS)}); update the app or re-export")
+    return version
+
+
+#: Every key a file must carry: ``anchorface_format`` plus one per field (but the provenance keys).
+REQUIRED_KEYS = ("anchorface_format",) + tuple(f.name for f in fields(ModelMetadata)
+                                               if f.name != "format_version" and f.name not in OPTIONAL_KEYS)
+
+
+class _Prop(Protocol):
+    key: str
+    value: str
+
+
+class _HasProps(Protocol):
+    """An ``onnx.ModelProto`` as far as metadata goes (duck-typed: this module does not import onnx)."""
+
+    @property
+    def metadata_props(self) -> Any: ...
+
+
+def read_props(graph: _HasProps) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX ``ModelProto`` as a dict."""
+    return {prop.key: prop.value for prop in graph.metadata_props}
+
+
+def write_props(graph: _HasProps, meta: ModelMetadata) -> None:
+    """Replace the ``metadata_props`` of an ONNX ``ModelProto`` with ``meta``'s."""
+    del graph.metadata_props[:]
+    for key, value in meta.to_props().items():
+        graph.metadata_props.add(key=key, value=value)
+
+
+def code_version(repo: Path = REPO_ROOT) -> str:
+    """What code this is: ``git describe --always --dirty`` of the checkout, else the installed package's
+    version, else "unknown" (recorded in every exported file)."""
     try:
-        landmarks, confidence = session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE], {INPUT_NAME: batch})
-    except Exception as exc:  # onnxruntime's own exception types
-        problems.append(f"running the graph on a [2, 3, {input_size}, {input_size}] batch (a real face crop and a "
-                        f"blank one) failed: {str(exc).strip().splitlines()[0]}")
-        return 0, 0
-    if landmarks.ndim != 4 or landmarks.shape[0] != 2 or landmarks.shape[3] != 2:
-        problems.append(f"output {OUTPUT_LANDMARKS!r} must be [N, M, L, 2], a batch of 2 gave {list(landmarks.shape)}")
-        return 0, 0
-    num_anchors, num_points = landmarks.shape[1], landmarks.shape[2]
-    if confidence.shape != (2, num_anchors):
-        problems.append(f"output {OUTPUT_CONFIDENCE!r} must be [N, M] with M={num_anchors} like "
-                        f"{OUTPUT_LANDMARKS!r}, a batch of 2 gave {list(confidence.shape)}")
-    non_finite = [f"{name} ({int((~np.isfinite(v)).sum())} of {v.size} values)"
-                  for name, v in ((OUTPUT_LANDMARKS, landmarks), (OUTPUT_CONFIDENCE, confidence))
-                  if not np.isfinite(v).all()]
-    if non_finite:
-        problems.append(f"outputs are not finite on a real face crop: NaN or inf in {' and '.join(non_finite)} "
-                        "(broken weights or export; this model cannot track)")
-    elif confidence.shape == (2, num_anchors) and not ((confidence >= 0) & (confidence <= 1)).all():
-        problems.append(f"output {OUTPUT_CONFIDENCE!r} must lie in (0, 1), the probe crops gave values from "
-                        f"{confidence.min():.3g} to {confidence.max():.3g} (logits exported without the sigmoid?)")
-    for name, real in ((OUTPUT_LANDMARKS, landmarks.shape), (OUTPUT_CONFIDENCE, confidence.shape)):
-        declared = outputs[name].shape
-        if any(isinstance(d, int) and d != r for d, r in zip(declared[1:], real[1:])):
-            problems.append(f"output {name!r} is declared {declared} but a batch of 2 gave {list(real)}")
-    if not problems:
-        _probe_batch_sizes(session, input_size, problems)
-    return num_anchors, num_points
+        described = subprocess.run(["git", "-C", str(repo), "describe", "--always", "--dirty", "--tags"],
+                                   capture_output=True, text=True, timeout=10)
+        if described.returncode == 0 and described.stdout.strip():
+            return f"git {described.stdout.strip()}"
+    except (OSError, subprocess.SubprocessError):
+        pass  # no git here (an installed package): the package version says it
+    try:
+        return f"anchorface-live {package_metadata.version('anchorface-live')}"
+    except package_metadata.PackageNotFoundError:
+        return "unknown"
 
 
-def _probe_batch_sizes(session: ort.InferenceSession, input_size: int, problems: list[str]) -> None:
-    """Run every size of :data:`PIPELINE_BATCH_SIZES` but 2 (checked above) and name each that fails,
-    returns the wrong batch length or any NaN or inf."""
-    for size in PIPELINE_BATCH_SIZES:
-        if size == 2:
+def export_arguments(arguments: Mapping[str, Any]) -> str:
+    """The export's arguments as the JSON text the file records (paths and other values as strings)."""
+    return json.dumps(dict(arguments), sort_keys=True, default=str)
+
+#: Numeric keys: (type, must be positive).
+_NUMBERS = {"input_size": (int, True), "crop_margin": (float, True), "num_templates": (int, True),
+            "grid": (int, True), "anchor_area": (float, True), "width": (float, True), "val_nme": (float, False)}
+
+
+def metadata_problems(props: Mapping[str, str]) -> list[str]:
+    """Every value-level contract violation in ``props`` (all keys present), one phrase each."""
+    problems: list[str] = []
+    numbers: dict[str, float] = {}
+    for key, (kind, positive) in _NUMBERS.items():
+        text = props[key]
+        if key == "val_nme" and not text.strip():
             continue
         try:
-            outputs = session.run([OUTPUT_LANDMARKS, OUTPUT_CONFIDENCE], {INPUT_NAME: probe_batch(input_size, size)})
-        except Exception as exc:  # onnxruntime's own exception types
-            problems.append(f"running the graph on a batch of {size} failed: {str(exc).strip().splitlines()[0]}")
+            numbers[key] = kind(text)
+        except ValueError:
+            problems.append(f"metadata {key}={text!r} is not a{'n integer' if kind is int else ' number'}")
             continue
-        if any(len(v) != size for v in outputs):
-            problems.append(f"a batch of {size} crops gave outputs of {[len(v) for v in outputs]} crops")
-        elif not all(np.isfinite(v).all() for v in outputs):
-            problems.append(f"outputs are not finite (NaN or inf) at batch size {size}, the pipeline's batch "
-                            f"for {size} face{'s' if size > 1 else ''} (a statistic over the batch axis, such as "
-                            "BatchNorm exported in training mode?); this model cannot track")
+        if positive and not numbers[key] > 0:
+            problems.append(f"metadata {key}={text!r} must be positive")
+    model_type = props["model_type"]
+    if model_type not in MODEL_TYPES:
+        problems.append(f"metadata model_type {model_type!r} is not one of {', '.join(MODEL_TYPES)}")
+    elif model_type == "direct" and (numbers.get("num_templates"), numbers.get("grid")) != (1, 1):
+        problems.append(f"a direct model has num_templates=1 and grid=1, got {props['num_templates']} "
+                        f"and {props['grid']}")
+    if props["scheme"] not in SCHEMES:
+        problems.append(f"metadata scheme {props['scheme']!r} is unknown (known: {', '.join(sorted(SCHEMES))})")
+    return problems

@@ -7,10 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-INPUT_NAME = "image"
-OUTPUT_LANDMARKS = "anchor_landmarks"
-OUTPUT_CONFIDENCE = "anchor_confidence"
-
 
 def to_model_input(crops: np.ndarray) -> np.ndarray:
     """uint8 BGR ``[N, S, S, 3]`` → float32 RGB ``[N, 3, S, S]`` in 0..1.

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.model_metadata import ModelError
-
-MIN_OPSET = 17
+from core.runtime.contract import MIN_OPSET, ModelError
 
 #: Top-level ModelProto field numbers (onnx.proto): ir_version, producer_name/version, domain,
 #: model_version, doc_string, graph, opset_import, metadata_props, training_info, functions, configuration.

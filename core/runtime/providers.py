@@ -17,7 +17,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from core.model_metadata import ModelError
+from core.runtime.contract import ModelError
 
 log = logging.getLogger(__name__)
 

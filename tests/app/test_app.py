@@ -11,8 +11,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,60 +21,23 @@ from PyQt6.QtCore import QSettings, Qt
 
 import core.io.video
 from app.application import XCB_LIBRARIES, display_missing, missing_libraries, uses_xcb
-from app.capture import DEMO_CLIP, SourceSpec
+from app.capture import SourceSpec
 from app.notices import MAX_NOTICES
 from app.settings import AppSettings, load_settings
 from app.settings_dialog import SettingsDialog, select_data
 from app.window import MainWindow
 from core.io.table import LandmarkTable
+from core.paths import DEMO_CLIP, REPO_ROOT
+from core.run_options import SINK_OPTIONS, SinkOptions
 from core.runtime import DEFAULT_MODEL_PATH
+from tests.helpers_app import FRAME_TIMEOUT_MS, FrameCounter, UnpluggableCamera, as_array, play_demo
+from tests.helpers_outputs import OUTPUT_CASES
 from tests.helpers_onnx import make_model
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-FRAME_TIMEOUT_MS = 30_000  # generous: the CI machine may be busy; no test asserts on speed
 
 pytestmark = pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(),
                                 reason=f"the bundled model {DEFAULT_MODEL_PATH} is not there yet (written by "
                                        f"training/export)")
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> QSettings:
-    return QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat)
-
-
-@pytest.fixture
-def window(qtbot, store: QSettings, tmp_path: Path) -> MainWindow:
-    win = MainWindow(store, {"recording_folder": str(tmp_path / "recordings")})
-    qtbot.addWidget(win)  # closed at teardown: the worker stops and any recording is finalised
-    win.resize(800, 520)
-    win.show()
-    return win
-
-
-class FrameCounter:
-    """Counts frames the window has shown, to wait for the next few."""
-
-    def __init__(self, window: MainWindow) -> None:
-        self.stats: list = []
-        window.frameShown.connect(self.stats.append)
-
-    def wait_for(self, qtbot, more: int) -> None:
-        target = len(self.stats) + more
-        qtbot.waitUntil(lambda: len(self.stats) >= target, timeout=FRAME_TIMEOUT_MS)
-
-
-def play_demo(qtbot, window: MainWindow, frames: int = 3) -> FrameCounter:
-    counter = FrameCounter(window)
-    assert window.play_demo()
-    counter.wait_for(qtbot, frames)
-    return counter
-
-
-def as_array(image) -> np.ndarray:
-    """A BGR888 QImage as an [H, W, 3] uint8 array."""
-    rows = np.frombuffer(image.constBits().asstring(image.sizeInBytes()), np.uint8).reshape(image.height(), -1)
-    return rows[:, :image.width() * 3].reshape(image.height(), image.width(), 3)
 
 
 def fps_value(label_text: str) -> float:
@@ -204,6 +165,7 @@ def test_settings_dialog_round_trips_through_qsettings_and_applies_live(qtbot, w
     reopened.reject()
 
 
+@pytest.mark.slow
 def test_an_invalid_model_is_rejected_and_the_old_one_keeps_running(qtbot, window: MainWindow,
                                                                       tmp_path: Path) -> None:
     counter = play_demo(qtbot, window)
@@ -278,40 +240,6 @@ def test_without_a_camera_the_app_starts_on_the_demo_clip(qtbot, store: QSetting
     counter.wait_for(qtbot, 3)
 
 
-class UnpluggableCamera:
-    """Stands in for a camera behind ``cv2.VideoCapture(index)``: the demo clip at its own pace, until
-    :meth:`unplug`, after which every read fails, like a webcam whose cable was pulled."""
-
-    def __init__(self, real_capture: type) -> None:
-        self._clip = real_capture(str(DEMO_CLIP))
-        self._unplugged = threading.Event()
-
-    def unplug(self) -> None:
-        self._unplugged.set()
-
-    def isOpened(self) -> bool:
-        return True
-
-    def set(self, prop: int, value: float) -> bool:
-        return False
-
-    def get(self, prop: int) -> float:
-        return -1.0 if prop == cv2.CAP_PROP_FRAME_COUNT else self._clip.get(prop)
-
-    def read(self):
-        time.sleep(1 / 30)
-        if self._unplugged.is_set():
-            return False, None
-        ok, image = self._clip.read()
-        if not ok:  # keep delivering like a live camera
-            self._clip.set(cv2.CAP_PROP_POS_FRAMES, 0)
-            ok, image = self._clip.read()
-        return ok, image
-
-    def release(self) -> None:
-        self._clip.release()
-
-
 def test_a_camera_unplugged_mid_session_stops_cleanly_and_keeps_the_recording(qtbot, window: MainWindow,
                                                                                monkeypatch) -> None:
     real_capture = cv2.VideoCapture
@@ -341,6 +269,7 @@ def test_a_camera_unplugged_mid_session_stops_cleanly_and_keeps_the_recording(qt
     assert window.capture is None and not window.record_action.isChecked() and not window.recording_label.isVisible()
 
 
+@pytest.mark.slow
 def test_screenshot_option_runs_the_window_and_saves_a_png(tmp_path: Path) -> None:
     out = tmp_path / "shot.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
@@ -351,6 +280,7 @@ def test_screenshot_option_runs_the_window_and_saves_a_png(tmp_path: Path) -> No
     assert image is not None and image.shape[1] >= 640 and image.shape[0] >= 360
 
 
+@pytest.mark.slow
 def test_screenshot_option_fails_cleanly_without_a_source(tmp_path: Path) -> None:
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "XDG_CONFIG_HOME": str(tmp_path / "config")}
     done = subprocess.run([sys.executable, "main.py", "--source", "7", "--screenshot", str(tmp_path / "x.png")],
@@ -435,6 +365,7 @@ def test_binary_garbage_settings_file_gives_a_warning(qtbot, tmp_path: Path) -> 
     assert window.notice.isVisible() and "not a text file" in window.notice.text
 
 
+@pytest.mark.slow
 def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")}
     done = subprocess.run([sys.executable, "main.py", "--source", str(DEMO_CLIP)], cwd=REPO_ROOT, env=env,
@@ -447,6 +378,7 @@ def test_no_display_is_one_line_and_exit_2_before_qt_starts(tmp_path: Path) -> N
     assert not display_missing({"DISPLAY": ":0"}, "linux") and not display_missing({}, "win32")
 
 
+@pytest.mark.slow
 def test_missing_xcb_library_is_one_line_with_the_apt_command_and_exit_2_before_qt_starts() -> None:
     """With an X display but a library the xcb plugin needs missing, main.py says which package to
     install instead of letting Qt abort (134). The missing library is a name no system has, put in the
@@ -489,6 +421,7 @@ def test_xcb_library_table_matches_what_the_installed_plugin_links() -> None:
     assert set(missing_libraries()) == unresolved
 
 
+@pytest.mark.slow
 def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
     """OpenCV's V4L2 and obsensor backends log to the C stderr when a camera index is not there; the
     window's source and the headless command say it in one line of their own instead."""
@@ -505,3 +438,50 @@ def test_opening_a_missing_camera_keeps_opencvs_own_logging_quiet() -> None:
     assert headless.returncode == 2
     assert "error: no camera at index 7" in headless.stderr
     assert "WARN" not in headless.stderr and "obsensor" not in headless.stderr, headless.stderr
+
+
+# --- every output option, from the window's settings (tests/helpers_outputs.py) ---------------------------
+
+@pytest.mark.parametrize("key", OUTPUT_CASES)
+def test_the_window_offers_every_output_option(key: str, qtbot, store: QSettings, receiver, tmp_path: Path) -> None:
+    window = MainWindow(store, {"recording_folder": str(tmp_path / "recordings"), key: OUTPUT_CASES[key].value(receiver)})
+    qtbot.addWidget(window)
+    window.show()
+    counter = play_demo(qtbot, window)
+    with qtbot.waitSignal(window.worker.recordingStarted, timeout=FRAME_TIMEOUT_MS):
+        window.record_action.trigger()
+    counter.wait_for(qtbot, 5)
+    with qtbot.waitSignal(window.worker.recordingFinished, timeout=FRAME_TIMEOUT_MS) as finished:
+        window.record_action.trigger()
+    assert finished.args[0].error == ""
+    OUTPUT_CASES[key].check(receiver, finished.args[0].csv)
+
+
+def test_the_settings_dialog_has_a_row_per_output_option_and_refuses_a_bad_target(qtbot, window: MainWindow) -> None:
+    dialog = window.open_settings()
+    assert list(dialog.output_fields) == [option.key for option in SINK_OPTIONS]
+    dialog.output_fields["uncertainty_columns"].setChecked(True)
+    dialog.output_fields["stream"].setText("localhost")
+    dialog.accept()
+    assert dialog.isVisible() and "HOST:PORT" in dialog.output_error.text()
+    dialog.output_fields["stream"].setText("")
+    dialog.accept()
+    assert not dialog.isVisible() and window.settings.outputs == SinkOptions(uncertainty_columns=True)
+    assert load_settings(window.store)[0].outputs == SinkOptions(uncertainty_columns=True)
+
+
+@pytest.mark.slow
+def test_the_window_stops_streaming_when_the_setting_is_cleared(qtbot, store: QSettings, receiver,
+                                                                tmp_path: Path) -> None:
+    window = MainWindow(store, {"recording_folder": str(tmp_path / "rec"), "stream": f"127.0.0.1:{receiver.port}"})
+    qtbot.addWidget(window)
+    window.show()
+    assert window.play_demo()
+    qtbot.waitUntil(lambda: len([m for m in receiver.messages if m[0] == "/anchorface/frame"]) >= 3,
+                    timeout=FRAME_TIMEOUT_MS)
+    window.apply_settings(replace(window.settings, outputs=replace(window.settings.outputs, stream="")))
+    assert load_settings(store)[0].outputs.stream == ""  # persisted as off
+    qtbot.wait(500)  # the worker applies the change between frames
+    before = len(receiver.messages)
+    qtbot.wait(500)
+    assert len(receiver.messages) == before

@@ -18,14 +18,17 @@ import numpy as np
 import pytest
 from PyQt6.QtCore import QByteArray, QSettings
 
+import app.cameras
 import app.window
 import core.io.video
 from app.application import WINDOW_SIZE
-from app.capture import DEMO_CLIP, CameraDevice, SourceSpec, cameras_from_qt, fallback_cameras, list_cameras
+from app.cameras import CameraDevice, cameras_from_qt, fallback_cameras, list_cameras
+from app.capture import SourceSpec
 from app.plots import HISTORY_SECONDS, PlotSample, PosePlot, sample_of
 from app.view_settings import ViewSettings, load_view_settings, save_view_settings
 from app.window import MainWindow
-from test_app import FRAME_TIMEOUT_MS, REPO_ROOT, FrameCounter, UnpluggableCamera, as_array, store, window  # noqa: F401
+from core.paths import DEMO_CLIP, REPO_ROOT
+from tests.helpers_app import FRAME_TIMEOUT_MS, FrameCounter, UnpluggableCamera, as_array
 
 pytestmark = pytest.mark.skipif(not DEMO_CLIP.is_file(), reason=f"the demo clip {DEMO_CLIP} is missing")
 
@@ -74,6 +77,7 @@ def shown_position(window: MainWindow) -> int:
     return position
 
 
+@pytest.mark.slow
 def test_pause_step_and_seek_show_exactly_the_frame_asked_for(qtbot, window: MainWindow) -> None:
     counter = open_clip(qtbot, window)
     assert window.transport.isVisible() and window.pause_action.isEnabled()
@@ -109,6 +113,7 @@ def test_pause_step_and_seek_show_exactly_the_frame_asked_for(qtbot, window: Mai
     assert times == sorted(times) and len(set(times)) == len(times)  # the stream clock never ran backwards
 
 
+@pytest.mark.slow
 def test_transport_keys(qtbot, window: MainWindow) -> None:
     counter = open_clip(qtbot, window)
     window.activateWindow()
@@ -134,6 +139,7 @@ def test_seeking_while_playing_continues_from_there(qtbot, window: MainWindow) -
     assert 400 < window.transport.position < 471 and not window.capture.paused
 
 
+@pytest.mark.slow
 def test_the_position_restarts_when_the_demo_clip_loops(qtbot, window: MainWindow) -> None:
     counter = FrameCounter(window)
     assert window.play_demo()  # loops
@@ -150,6 +156,7 @@ def test_the_position_restarts_when_the_demo_clip_loops(qtbot, window: MainWindo
     assert times == sorted(times)
 
 
+@pytest.mark.slow
 def test_mirror_flips_the_frame_and_is_remembered(qtbot, window: MainWindow, store: QSettings) -> None:
     counter = open_clip(qtbot, window)
     window.pause_action.trigger()
@@ -211,6 +218,7 @@ def test_plot_history_keeps_ten_seconds_and_breaks_where_there_is_no_face(qtbot)
     assert len(plot.series("roll")[0]) == 1
 
 
+@pytest.mark.slow
 def test_snapshot_saves_the_picture_on_screen(qtbot, window: MainWindow) -> None:
     counter = open_clip(qtbot, window)
     window.mirror_action.trigger()
@@ -257,7 +265,7 @@ def test_without_qt_multimedia_cameras_come_from_sysfs(monkeypatch, tmp_path: Pa
         (tmp_path / node).mkdir()
         (tmp_path / node / "index").write_text(index + "\n")
         (tmp_path / node / "name").write_text(name + "\n")
-    monkeypatch.setattr(app.capture, "V4L2_SYSFS", tmp_path)
+    monkeypatch.setattr(app.cameras, "V4L2_SYSFS", tmp_path)
     monkeypatch.setattr(sys, "platform", "linux")
     expected = [CameraDevice(0, "Integrated Camera (/dev/video0)"), CameraDevice(10, "USB Cam (/dev/video10)")]
     assert list_cameras() == fallback_cameras() == expected  # video1 is the webcam's metadata node
@@ -277,6 +285,7 @@ class RecordingCamera(UnpluggableCamera):
         return False
 
 
+@pytest.mark.slow
 def test_cameras_are_chosen_by_name_with_resolution_and_frame_rate(qtbot, window: MainWindow, store: QSettings,
                                                                    monkeypatch) -> None:
     real_capture, opened = cv2.VideoCapture, []

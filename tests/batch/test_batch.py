@@ -24,10 +24,11 @@ from batch.inputs import STAGING_NAME, UsageError, discover, plan_outputs
 from batch.manifest import MANIFEST_NAME, JobResult, Manifest, ManifestRow, input_key
 from core.runtime import DEFAULT_MODEL_PATH
 from main import main
-from tests.conftest import REPO_ROOT
+from core.paths import REPO_ROOT
+from tests.helpers_outputs import OUTPUT_CASES, option_argv
 
 ray = pytest.importorskip("ray", reason='Ray is the optional "batch" extra')
-pytestmark = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet")
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet")]
 
 CLIP_FRAMES = 20
 
@@ -404,3 +405,11 @@ def test_non_videos_are_not_discovered_and_a_named_one_is_a_failed_row(inputs: P
     assert f"notes.txt: {reason}" in capsys.readouterr().out
     (row,) = manifest_rows(tmp_path / "out")
     assert row["status"] == "failed" and row["reason"] == reason and row["frames"] == 0
+
+
+@pytest.mark.parametrize("key", OUTPUT_CASES)
+def test_batch_offers_every_output_option(key: str, inputs: Path, receiver, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["batch", str(inputs / "a" / "clip.avi"), "--out", str(out), *option_argv(key, receiver)]) == 0
+    OUTPUT_CASES[key].check(receiver, out / "clip.csv")

@@ -20,10 +20,10 @@ import pytest
 
 from core.runtime import DEFAULT_MODEL_PATH
 from tests.batch.test_batch import write_clip
-from tests.conftest import REPO_ROOT
+from core.paths import REPO_ROOT
 
 pytest.importorskip("ray", reason='Ray is the optional "batch" extra')
-pytestmark = [pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet"),
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built yet"),
               pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux /proc")]
 
 MARKER = "ANCHORFACE_TEST_RUN"

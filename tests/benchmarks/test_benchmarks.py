@@ -23,7 +23,9 @@ from core.geometry import Box
 from core.smoothing import OneEuroConfig
 from core.runtime import DEFAULT_MODEL_PATH, load_model
 from tests.helpers_onnx import make_model
-from tests.conftest import REPO_ROOT
+from core.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow  # see pyproject.toml: left out of the quick run
 
 DLIB_REASON = dlib_unavailable_reason()
 

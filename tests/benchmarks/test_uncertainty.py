@@ -55,6 +55,7 @@ def test_deciles_split_the_points_into_ten_equal_ranked_groups() -> None:
     assert [b[1] for b in bins] == pytest.approx([9.0 + 20 * d for d in range(10)])
 
 
+@pytest.mark.slow
 def test_cli_on_a_few_real_validation_faces(shared_data: Path, tmp_path: Path) -> None:
     if not DEFAULT_MODEL_PATH.is_file():
         pytest.skip("the bundled model is absent")
@@ -67,92 +68,3 @@ def test_cli_on_a_few_real_validation_faces(shared_data: Path, tmp_path: Path) -
 
 
 # --- the overlay layer (core.draw) ------------------------------------------------------------------
-
-def drawn_colours(uncertainty: np.ndarray | None, on: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Draw only the points of a face with ``uncertainty`` on black; the pixel at each point."""
-    import dataclasses
-
-    from core.draw import DrawOptions, draw_faces
-    from core.geometry import landmark_box
-    from core.results import FaceResult
-
-    points = np.stack(np.meshgrid(np.linspace(100, 500, 17), np.linspace(60, 300, 4)), -1).reshape(-1, 2)[:68]
-    face = FaceResult(1, points.astype(np.float32), 0.9, landmark_box(points), None, "ibug68", uncertainty)
-    layers = {f.name: False for f in dataclasses.fields(DrawOptions)}
-    canvas = draw_faces(np.zeros((360, 640, 3), np.uint8), [face], "ibug68",
-                        DrawOptions(**{**layers, "points": True, "uncertainty": on}))
-    xs, ys = np.round(points).astype(int).T
-    return canvas[ys, xs].astype(int), canvas
-
-
-def test_uncertainty_layer_colours_sure_points_green_and_unsure_ones_red() -> None:
-    spread = np.where(np.arange(68) < 34, 0.5, 40.0).astype(np.float32)  # face size 400 px: 0.1 % and 10 %
-    colours, canvas = drawn_colours(spread, on=True)
-    sure, unsure = colours[:34], colours[34:]
-    assert (sure[:, 1] > 150).all() and (sure[:, 2] < 60).all()  # green
-    assert (unsure[:, 2] > 200).all() and (unsure[:, 1] < 60).all()  # red
-    plain, plain_canvas = drawn_colours(spread, on=False)
-    assert (plain == plain[0]).all()  # off: the track colour everywhere
-    assert (canvas.any(axis=2).sum()) > (plain_canvas.any(axis=2).sum())  # unsure points drawn larger
-
-
-def test_uncertainty_layer_without_uncertainty_draws_plain_points() -> None:
-    with_layer, _ = drawn_colours(None, on=True)
-    without, _ = drawn_colours(None, on=False)
-    np.testing.assert_array_equal(with_layer, without)
-
-
-# --- the Kalman filter's per-point measurement noise (core.smoothing, KalmanConfig.point_noise) --------
-
-FACE = np.stack(np.meshgrid(np.linspace(100, 300, 17), np.linspace(100, 300, 4)), -1).reshape(-1, 2)[:68]
-OCCLUDED = slice(0, 10)  # points that turn doubtful and noisy in frames 60-89 (a hand over them)
-
-
-def occlusion_error(point_noise: float, report_uncertainty: bool) -> np.ndarray:
-    """Per-point RMS error of the filtered output over frames 60-89 of a still face whose first ten points
-    get 6x the measurement noise there, with the anchor spread saying so (when reported)."""
-    from core.smoothing import KalmanConfig, KalmanSmoother
-
-    rng = np.random.default_rng(3)
-    smoother = KalmanSmoother(KalmanConfig(point_noise=point_noise))
-    errors = []
-    for k in range(90):
-        sigma, spread = np.ones(68), np.full(68, 2.0)
-        if k >= 60:
-            sigma[OCCLUDED], spread[OCCLUDED] = 6.0, 12.0
-        out = smoother.update(FACE + rng.normal(0, 1.0, FACE.shape) * sigma[:, None], 0.9, k / 30,
-                              spread if report_uncertainty else None)
-        if k >= 60:
-            errors.append(np.linalg.norm(out - FACE, axis=1))
-    return np.sqrt(np.mean(np.square(errors), axis=0))
-
-
-def still_face_jitter(point_noise: float, uncertainty: np.ndarray | None, frames: int = 60) -> np.ndarray:
-    from core.smoothing import KalmanConfig, KalmanSmoother
-
-    rng = np.random.default_rng(4)
-    smoother = KalmanSmoother(KalmanConfig(point_noise=point_noise))
-    out = np.stack([smoother.update(FACE + rng.normal(0, 1.0, FACE.shape), 0.9, k / 30, uncertainty)
-                    for k in range(frames)])
-    return np.sqrt(((out - out.mean(axis=0)) ** 2).sum(axis=2).mean(axis=0))
-
-
-def test_per_point_noise_holds_points_that_turn_doubtful() -> None:
-    per_face = occlusion_error(1.0, report_uncertainty=False)
-    per_point = occlusion_error(1.0, report_uncertainty=True)
-    assert per_point[OCCLUDED].mean() < 0.5 * per_face[OCCLUDED].mean()
-    # The others no worse: with per-face noise the noisy points also pass for motion and unsteady them.
-    assert per_point[10:].mean() <= 1.05 * per_face[10:].mean()
-
-
-def test_point_noise_zero_ignores_the_uncertainty() -> None:
-    spread = np.linspace(0.5, 8.0, 68)
-    np.testing.assert_array_equal(still_face_jitter(0.0, spread), still_face_jitter(0.0, None))
-
-
-def test_per_point_noise_rejects_an_uncertainty_of_the_wrong_length() -> None:
-    from core.smoothing import KalmanConfig, KalmanSmoother
-
-    with pytest.raises(ValueError, match="uncertainty must be"):
-        KalmanSmoother(KalmanConfig(point_noise=1.0)).update(np.zeros((68, 2)) + np.arange(68)[:, None], 0.9, 0.0,
-                                                             np.ones(5))

@@ -12,7 +12,6 @@ import pytest
 
 from tools.make_clips import shrink_into_frame
 from core.offline.datasets import FaceSample, read_dataset, select_split
-from core.config import DETECTOR_LABELS
 from core.detection import (CALIBRATION_PATH, DETECTORS, BoxCalibration, Detection, FaceDetector,
                             DetectorCascade, HaarDetector, best_match, calibrated_box, load_calibration,
                             make_detector)
@@ -62,6 +61,7 @@ def test_mediapipe_finds_each_val_face_and_calibration_matches_the_landmark_box(
         assert calibrated_box(match, mediapipe_detector.name).iou(truth) > 0.7, face.path.name
 
 
+@pytest.mark.slow
 def test_calibration_corrects_the_haar_box_centre(haar_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
     """Haar boxes sit ~14 % of their height above the landmark box (they include the forehead).
 
@@ -91,6 +91,7 @@ def test_calibrated_crop_reproduces_the_training_crop(mediapipe_detector: FaceDe
         assert np.abs(from_detector[:, 2] - from_truth[:, 2]).max() < 0.1 * 224  # shift, in crop pixels
 
 
+@pytest.mark.slow
 def test_haar_finds_most_val_faces(haar_detector: FaceDetector, val_faces: list[FaceSample]) -> None:
     ious = []
     for face in val_faces:
@@ -150,7 +151,7 @@ def test_auto_is_short_range_with_full_range_fallback(mediapipe_detector: FaceDe
     assert isinstance(auto, DetectorCascade)
     assert [stage.name for stage in auto.stages] == ["mediapipe", "mediapipe_full"]
     assert make_detector("full").name == "mediapipe_full"
-    assert set(DETECTOR_LABELS) == set(DETECTORS) and "haar" in DETECTORS
+    assert list(DETECTORS) == ["auto", "short", "full", "haar"] and all(DETECTORS[name].label for name in DETECTORS)
 
 
 @pytest.fixture(scope="module")

@@ -124,6 +124,7 @@ def test_full_range_does_not_run_while_short_range_faces_are_accepted(model, cli
     pipeline.close()
 
 
+@pytest.mark.slow
 def test_faceless_stretch_is_searched_on_a_schedule_and_a_face_is_found_within_the_delay(model, faceless) -> None:
     """The face enters at a cut, where the pipeline would search at once (a new shot); with the cut check
     off, the pick-up within ``search_delay`` comes from the schedule alone. The clip starts 2 frames in,
@@ -168,6 +169,7 @@ def test_schedule_follows_timestamps_and_restarts() -> None:
 
 
 
+@pytest.mark.slow
 def test_a_face_coming_in_is_picked_up_within_the_search_delay_not_at_the_next_sweep(model, staggered) -> None:
     frames, fps, enters = staggered
     config = PipelineConfig(detector="short")

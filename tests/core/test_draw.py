@@ -161,3 +161,33 @@ def test_other_schemes_draw_without_pose(frame):
 def test_landmark_count_must_match_the_scheme(frame):
     with pytest.raises(ValueError, match="wflw98"):
         draw_faces(frame.copy(), [face()], "wflw98")
+
+
+# --- the uncertainty layer (moved from the uncertainty benchmark's tests: it is core.draw's) ----------
+
+def drawn_colours(uncertainty: np.ndarray | None, on: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Draw only the points of a face with ``uncertainty`` on black; the pixel at each point."""
+    points = np.stack(np.meshgrid(np.linspace(100, 500, 17), np.linspace(60, 300, 4)), -1).reshape(-1, 2)[:68]
+    face = FaceResult(1, points.astype(np.float32), 0.9, landmark_box(points), None, "ibug68", uncertainty)
+    layers = {f.name: False for f in dataclasses.fields(DrawOptions)}
+    canvas = draw_faces(np.zeros((360, 640, 3), np.uint8), [face], "ibug68",
+                        DrawOptions(**{**layers, "points": True, "uncertainty": on}))
+    xs, ys = np.round(points).astype(int).T
+    return canvas[ys, xs].astype(int), canvas
+
+
+def test_uncertainty_layer_colours_sure_points_green_and_unsure_ones_red() -> None:
+    spread = np.where(np.arange(68) < 34, 0.5, 40.0).astype(np.float32)  # face size 400 px: 0.1 % and 10 %
+    colours, canvas = drawn_colours(spread, on=True)
+    sure, unsure = colours[:34], colours[34:]
+    assert (sure[:, 1] > 150).all() and (sure[:, 2] < 60).all()  # green
+    assert (unsure[:, 2] > 200).all() and (unsure[:, 1] < 60).all()  # red
+    plain, plain_canvas = drawn_colours(spread, on=False)
+    assert (plain == plain[0]).all()  # off: the track colour everywhere
+    assert (canvas.any(axis=2).sum()) > (plain_canvas.any(axis=2).sum())  # unsure points drawn larger
+
+
+def test_uncertainty_layer_without_uncertainty_draws_plain_points() -> None:
+    with_layer, _ = drawn_colours(None, on=True)
+    without, _ = drawn_colours(None, on=False)
+    np.testing.assert_array_equal(with_layer, without)

@@ -127,6 +127,7 @@ def test_eye_aspect_ratio_is_lower_with_the_lids_closed_single_face(single_face:
     assert closed < opened, f"EAR closed {closed:.3f} vs open {opened:.3f}"
 
 
+@pytest.mark.slow
 def test_eye_aspect_ratio_is_lower_with_the_lids_closed_wolfgang(shared_data) -> None:
     states = clip_states(str(shared_data / "video" / WOLFGANG), 360, 393)
     closed = max(states[k].eyes for k in WOLFGANG_CLOSED)

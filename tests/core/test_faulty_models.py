@@ -10,12 +10,12 @@ import numpy as np
 import onnxruntime as ort
 import pytest
 
+from core.runtime.contract import ModelError
 from tools.make_clips import read_frames, write_clip
-from core.model_metadata import ModelError
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import load_model
-from core.runtime.contract import PIPELINE_BATCH_SIZES, probe_batch
-from core.runtime.model_input import INPUT_NAME
+from core.runtime.verify import PIPELINE_BATCH_SIZES, probe_batch
+from core.runtime.contract import INPUT_NAME
 from core.tracker import TrackerConfig
 from main import main
 from tests.helpers_faulty_onnx import make_batch_one_nan_model, make_bright_nan_model, make_collapsing_model

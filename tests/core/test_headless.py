@@ -19,13 +19,14 @@ import pytest
 
 from core.detection import HaarDetector
 from core.geometry import Box
-from core.headless import HeadlessError, process_video, run_headless
+from core.headless import HeadlessError, process_video, run
 from core.pipeline import PipelineConfig
-from core.runtime import DEFAULT_MODEL_PATH, load_model
-from core.session import OutputPaths
+from core.run_options import OutputPaths, RunOptions, SinkOptions
+from core.runtime import DEFAULT_MODEL_PATH
 from core.io.table import LandmarkTable
-from main import main
-from tests.conftest import REPO_ROOT
+from main import main, output_paths
+from core.paths import REPO_ROOT
+from tests.helpers_outputs import OUTPUT_CASES, option_argv
 
 needs_model = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(),
                                  reason=f"default model {DEFAULT_MODEL_PATH} not built yet")
@@ -40,11 +41,21 @@ def count_frames(path: Path) -> int:
     return n
 
 
+def mjpeg_clip(path: Path, frames: list[np.ndarray]) -> Path:
+    """``frames`` as a 30 fps MJPEG AVI: every frame a JPEG of its own, so one can be damaged alone."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 30, (frames[0].shape[1], frames[0].shape[0]))
+    for frame in frames:
+        writer.write(frame)
+    writer.release()
+    return path
+
+
 def read_rows(path: Path) -> list[dict[str, str]]:
     with path.open(newline="") as f:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 @needs_model
 def test_headless_run_writes_video_and_landmarks_on_the_face(shared_data: Path, tmp_path: Path, capsys) -> None:
     clip = shared_data / "video" / "pyfeat_single_face.mp4"
@@ -144,14 +155,9 @@ def test_unwritable_output_folder(shared_data: Path, tmp_path: Path, capsys) -> 
 
 
 @needs_model
-def test_corrupt_frame_in_the_middle_is_skipped(shared_data: Path, tmp_path: Path, capsys) -> None:
+def test_corrupt_frame_in_the_middle_is_skipped(clip_frames: list[np.ndarray], tmp_path: Path, capsys) -> None:
     """An MJPEG file whose 10th frame's JPEG data is destroyed: processing goes on past it."""
-    source = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
-    clip = tmp_path / "clip.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 360))
-    for _ in range(20):
-        writer.write(source.read()[1])
-    writer.release()
+    clip = mjpeg_clip(tmp_path / "clip.avi", clip_frames[:20])
     data = bytearray(clip.read_bytes())
     starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
     assert len(starts) >= 20
@@ -166,6 +172,7 @@ def test_corrupt_frame_in_the_middle_is_skipped(shared_data: Path, tmp_path: Pat
     assert frames + skipped == 20 and frames >= 19
 
 
+@pytest.mark.slow
 @needs_model
 def test_killed_headless_recording_keeps_what_was_written(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "killed.mp4"
@@ -239,7 +246,7 @@ def test_existing_outputs_are_kept_without_overwrite(clip_copy: Path, capsys) ->
     table = clip_copy.parent / "old.csv"
     table.write_text("precious\n")
     assert main(["--source", str(clip_copy), "--headless", "--landmarks", str(table)]) == 2
-    assert "already exists; pass --overwrite" in capsys.readouterr().err
+    assert "already exists; overwriting was not asked for" in capsys.readouterr().err
     assert table.read_text() == "precious\n"
     assert main(["--source", str(clip_copy), "--headless", "--output", str(clip_copy.parent / "o.mp4"),
                  "--landmarks", str(clip_copy.parent / "o.mp4")]) == 2
@@ -255,6 +262,7 @@ def test_overwrite_replaces_an_existing_output(clip_copy: Path, capsys) -> None:
     assert table.read_text().startswith("frame,timestamp,face_count,face,success,")
 
 
+@pytest.mark.slow
 @needs_model
 @pytest.mark.parametrize("suffix", [".mov", ".mkv"])
 def test_the_container_follows_the_extension(clip_copy: Path, suffix: str) -> None:
@@ -327,18 +335,12 @@ def test_every_setting_of_the_dialog_is_a_headless_option(clip_copy: Path) -> No
 
 
 @needs_model
-def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path) -> None:
+def test_frames_without_a_face_still_get_a_row(clip_frames: list[np.ndarray], tmp_path: Path, bundled_model) -> None:
     """Frames 5..9 blanked: each has one row with face_count 0 and success 0, so "no face" is not "lost"."""
-    capture = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
-    clip = tmp_path / "gap.avi"
-    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 30, (640, 360))
-    for i in range(15):
-        frame = capture.read()[1]
-        writer.write(np.zeros_like(frame) if 5 <= i < 10 else frame)
-    writer.release()
-    model = load_model(DEFAULT_MODEL_PATH, device="cpu")
+    clip = mjpeg_clip(tmp_path / "gap.avi", [np.zeros_like(f) if 5 <= i < 10 else f for i, f in enumerate(clip_frames[:15])])
+    model = bundled_model
     outputs = OutputPaths(tmp_path / "gap.csv", tmp_path / "gap.json", None)
-    summary = process_video(str(clip), model, PipelineConfig(), outputs, progress=False)
+    summary = process_video(RunOptions(str(clip), outputs), model, progress=False)
     rows = read_rows(tmp_path / "gap.csv")
     assert summary.frames == 15 and [int(r["frame"]) for r in rows] == list(range(15))
     blank = [r for r in rows if 5 <= int(r["frame"]) < 10]
@@ -347,7 +349,7 @@ def test_frames_without_a_face_still_get_a_row(shared_data: Path, tmp_path: Path
     assert all(r["face_count"] == "1" and r["success"] == "1" and r["face"] == "0" for r in seen)
     assert "face_count = 0" in json.loads((tmp_path / "gap.json").read_text())["recording"]["csv_layout"]
     with pytest.raises(HeadlessError, match="at least 1"):
-        process_video(str(clip), model, PipelineConfig(), outputs, max_frames=0, progress=False)
+        process_video(RunOptions(str(clip), outputs, max_frames=0), model, progress=False)
 
 
 # --- every option checked before any file is opened (issue 24) ------------------------------------
@@ -361,7 +363,7 @@ UNRESOLVABLE = "no-such-host.invalid:9000"  # RFC 2606: .invalid never resolves
 
 
 @needs_model
-def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy: Path, capsys) -> None:
+def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy: Path, capsys, bundled_model) -> None:
     out = clip_copy.parent / "o.mp4"
     assert main(["--source", str(clip_copy), "--headless", "--output", str(out), "--max-frames", "3"]) == 0
     capsys.readouterr()
@@ -372,12 +374,13 @@ def test_an_unresolvable_stream_host_leaves_earlier_outputs_untouched(clip_copy:
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line.startswith("error: cannot resolve stream host 'no-such-host.invalid': ")
     with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # the API checks it too
-        run_headless(str(clip_copy), str(out), overwrite=True, stream_to=UNRESOLVABLE, progress=False)
+        run(RunOptions(str(clip_copy), output_paths(str(out), None), SinkOptions(stream=UNRESOLVABLE), overwrite=True),
+            progress=False)
     assert file_states(clip_copy.parent) == before
     fresh = OutputPaths(clip_copy.parent / "new.csv", clip_copy.parent / "new.json", clip_copy.parent / "new.mp4")
     with pytest.raises(HeadlessError, match="cannot resolve stream host"):  # a batch job: stream before recording
-        process_video(str(clip_copy), load_model(DEFAULT_MODEL_PATH, device="cpu"), PipelineConfig(), fresh,
-                      stream_to=UNRESOLVABLE, progress=False)
+        process_video(RunOptions(str(clip_copy), fresh, SinkOptions(stream=UNRESOLVABLE)),
+                      bundled_model, progress=False)
     assert file_states(clip_copy.parent) == before, "no output file created"
 
 
@@ -410,6 +413,7 @@ def run_with_outputs_on_a_small_disk(tmp_path: Path, size: str, argv: list[str])
     return done.returncode, tmp_path / "after"
 
 
+@pytest.mark.slow
 @needs_model
 def test_a_full_disk_leaves_a_complete_sidecar_and_no_temporary_file(shared_data: Path, tmp_path: Path) -> None:
     """64 KiB fill up with the CSV (~1 kB a row) after about 58 frames: the sidecar is then written
@@ -425,3 +429,31 @@ def test_a_full_disk_leaves_a_complete_sidecar_and_no_temporary_file(shared_data
     rows = read_rows(disk / "o.csv")
     assert (disk / "o.csv").read_bytes().endswith(b"\n") and 0 < len(rows) < 72
     assert recording["frames"] == recording["rows"] == len(rows), "the sidecar counts the rows kept"
+
+
+# --- every output option, from the command line (tests/helpers_outputs.py) ------------------------------
+
+@needs_model
+@pytest.mark.parametrize("key", OUTPUT_CASES)
+def test_the_headless_command_offers_every_output_option(key: str, receiver, shared_data: Path,
+                                                         tmp_path: Path) -> None:
+    table = tmp_path / "out.csv"
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "main.py"), "--headless", "--source",
+                           str(shared_data / "video" / "pyfeat_single_face.mp4"), "--landmarks", str(table),
+                           "--max-frames", "5", *option_argv(key, receiver)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    OUTPUT_CASES[key].check(receiver, table)
+
+
+@needs_model
+def test_the_csv_carries_head_position_and_face_state(shared_data: Path, tmp_path: Path) -> None:
+    table = tmp_path / "out.csv"
+    assert main(["--headless", "--source", str(shared_data / "video" / "pyfeat_single_face.mp4"),
+                 "--landmarks", str(table), "--max-frames", "5"]) == 0
+    rows = read_rows(table)
+    assert len(rows) == 5
+    for row in rows:
+        assert 300 < float(row["head_z_mm"]) < 3000  # a face a fraction of a 640-px frame: decimetres away
+        assert 0.1 < float(row["eye_left"]) < 0.5 and 0.0 <= float(row["mouth"]) < 0.5
+    assert "focal_length_px" in json.loads(table.with_suffix(".json").read_text())["camera_model"]

@@ -5,13 +5,12 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pytest
 
 from core.detection import HaarDetector
 from core.pipeline import FramePipeline, PipelineConfig
-from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, load_model
+from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel
 from core.smoothing import KalmanConfig, OneEuroConfig
 
 pytestmark = pytest.mark.skipif(not Path(DEFAULT_MODEL_PATH).exists(), reason="default model not built")
@@ -24,19 +23,6 @@ class ClosableHaar(HaarDetector):
 
     def close(self) -> None:
         self.closed = True
-
-
-@pytest.fixture(scope="module")
-def model() -> LandmarkModel:
-    return load_model(DEFAULT_MODEL_PATH, device="cpu")
-
-
-@pytest.fixture(scope="module")
-def frames(shared_data: Path) -> list[np.ndarray]:
-    capture = cv2.VideoCapture(str(shared_data / "video" / "pyfeat_single_face.mp4"))
-    images = [capture.read()[1] for _ in range(8)]
-    capture.release()
-    return images
 
 
 def tracking(model: LandmarkModel, frames: list[np.ndarray]) -> FramePipeline:
@@ -53,8 +39,8 @@ def tracking(model: LandmarkModel, frames: list[np.ndarray]) -> FramePipeline:
     {"model_passes": 2},
     {"one_euro": OneEuroConfig(beta=3.0)},  # not the active smoother
 ])
-def test_changes_that_keep_the_tracks(model, frames, change: dict) -> None:
-    pipeline = tracking(model, frames)
+def test_changes_that_keep_the_tracks(bundled_model, clip_frames, change: dict) -> None:
+    pipeline = tracking(bundled_model, clip_frames)
     tracker, track = pipeline.tracker, pipeline.tracker.tracks[0]
     if "tracker" in change:
         config = replace(pipeline.config, tracker=replace(pipeline.config.tracker, **change["tracker"]))
@@ -64,7 +50,7 @@ def test_changes_that_keep_the_tracks(model, frames, change: dict) -> None:
     assert pipeline.tracker is tracker and pipeline.tracker.tracks[0] is track
     assert pipeline.tracker.config == config.tracker  # the new interval or delay is the one used from now on
     assert pipeline.schedule.delay == config.tracker.search_delay
-    result = pipeline.process(frames[4].copy(), 4 / 30)
+    result = pipeline.process(clip_frames[4].copy(), 4 / 30)
     assert [f.track_id for f in result.faces] == [1]
 
 
@@ -72,20 +58,20 @@ def test_changes_that_keep_the_tracks(model, frames, change: dict) -> None:
     {"kalman": KalmanConfig(measurement_noise=0.02)}, {"smoothing": "one-euro"},
     {"tracker_max_faces": 2},
 ])
-def test_changes_that_restart_the_tracks(model, frames, change: dict) -> None:
-    pipeline = tracking(model, frames)
+def test_changes_that_restart_the_tracks(bundled_model, clip_frames, change: dict) -> None:
+    pipeline = tracking(bundled_model, clip_frames)
     if "tracker_max_faces" in change:
         config = replace(pipeline.config, tracker=replace(pipeline.config.tracker, max_faces=2))
     else:
         config = replace(pipeline.config, **change)
     pipeline.reconfigure(config)
     assert pipeline.tracker.tracks == []
-    result = pipeline.process(frames[4].copy(), 4 / 30)
+    result = pipeline.process(clip_frames[4].copy(), 4 / 30)
     assert [f.track_id for f in result.faces] == [1]  # found again by a fresh tracker
 
 
-def test_a_new_detector_closes_the_old_one_and_keeps_the_tracks(model, frames) -> None:
-    pipeline = tracking(model, frames)
+def test_a_new_detector_closes_the_old_one_and_keeps_the_tracks(bundled_model, clip_frames) -> None:
+    pipeline = tracking(bundled_model, clip_frames)
     old, track = pipeline.detector, pipeline.tracker.tracks[0]
     pipeline.reconfigure(replace(pipeline.config, detector="auto"))
     assert old.closed and pipeline.detector is not old

@@ -115,6 +115,7 @@ def test_kalman_is_steady_within_the_first_three_seconds(face):
     assert np.mean(ratios) >= 5.0
 
 
+@pytest.mark.slow
 def test_steady_state_covariance_is_the_riccati_fixed_point():
     """The closed form the filter starts from equals iterating filterpy's predict/update to convergence."""
     from filterpy.common import Q_discrete_white_noise
@@ -145,6 +146,7 @@ def test_kalman_follows_fast_translation_within_one_frame(face, freq):
     assert abs(fitted_delay(KalmanSmoother(), translating(face, freq), NOISE * inter_ocular(face))) <= 1.0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("freq", [1.0, 2.0])
 def test_kalman_follows_an_out_of_plane_head_shake_within_one_frame(freq):
     path = head_shake(freq)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.conftest import REPO_ROOT
+from core.paths import REPO_ROOT
 
 HEAVY = ("torch", "scipy", "matplotlib", "mediapipe", "filterpy", "training", "onnx", "av")
 
@@ -31,6 +31,7 @@ def test_run_time_modules_import_nothing_heavy(module: str) -> None:
     assert not heavy, f"importing {module} imports {sorted(heavy)} before they are needed"
 
 
+@pytest.mark.slow
 def test_the_detector_imports_one_mediapipe_solution_and_later_imports_still_work() -> None:
     pytest.importorskip("mediapipe")
     code = ("from core.detection import MediaPipeDetector\n"
@@ -43,6 +44,7 @@ def test_the_detector_imports_one_mediapipe_solution_and_later_imports_still_wor
     assert "matplotlib" in imported_after(code)  # completed on demand
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("clip", ["pyfeat_single_face.mp4", "pyfeat_WolfgangLanger_Pexels.mp4"])
 def test_the_partly_imported_detector_finds_what_the_fully_imported_one_finds(shared_data: Path, clip: str) -> None:
     """Both detector ranges, on frames of a real clip: the same boxes and scores as with ``import mediapipe``."""

@@ -92,6 +92,7 @@ def test_regression_power_shifts_the_weight_to_near_anchors() -> None:
     assert 0 < regression(4.0) < 0.5 * regression(1.0)
 
 
+@pytest.mark.slow
 def test_loss_decreases_when_overfitting_a_few_real_faces(shared_data) -> None:
     records = [r for r in select_split(read_dataset(shared_data), "train") if r.scheme == "ibug68"][:4]
     # 128 px keeps the paper's geometry (fractions of the crop) at a third of 224's cost.

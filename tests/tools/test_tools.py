@@ -13,8 +13,8 @@ import pytest
 from core.offline.datasets import read_dataset
 from core.detection import BoxCalibration, load_calibration
 from core.geometry import Box
-from core.pose import MODEL_FILE, angles_to_rotation, load_mean_face
-from core.runtime.contract import PROBE_CROP_PATH
+from core.paths import MEAN_FACE_3D, PROBE_CROP_PATH
+from core.pose import angles_to_rotation, load_mean_face
 from tools.calibrate_detector import fit_calibration
 from tools.mean_face import derive_mean_face, main, pose_training_shapes
 from tools.probe_crop import probe_crop
@@ -27,11 +27,12 @@ def train_shapes(shared_data: Path) -> np.ndarray:
     return pose_training_shapes(read_dataset(shared_data))
 
 
+@pytest.mark.slow
 def test_shipped_model_is_regenerated_exactly_by_the_cli(tmp_path, shared_data, train_shapes):
     out = tmp_path / "mean_face.npy"
     main(["--data", str(shared_data), "--out", str(out)])
     regenerated = np.load(out, allow_pickle=False)
-    np.testing.assert_allclose(regenerated, np.load(MODEL_FILE, allow_pickle=False), atol=1e-6)
+    np.testing.assert_allclose(regenerated, np.load(MEAN_FACE_3D, allow_pickle=False), atol=1e-6)
     np.testing.assert_allclose(derive_mean_face(train_shapes), regenerated, atol=1e-9)
 
 
@@ -69,6 +70,7 @@ def test_fit_recovers_a_known_mapping_despite_outliers() -> None:
         assert spread[name] < 1e-6
 
 
+@pytest.mark.slow
 def test_calibrate_cli_writes_a_loadable_file(shared_data: Path, tmp_path: Path) -> None:
     out = tmp_path / "calibration.json"
     done = subprocess.run([sys.executable, "-m", "tools.calibrate_detector", "--data", str(shared_data),
@@ -87,6 +89,7 @@ def test_probe_crop_tool_reproduces_the_shipped_face_crop() -> None:
     assert np.abs(shipped.astype(int) - regenerated).mean() < 1.0  # decoders may differ by a grey level
 
 
+@pytest.mark.slow
 def test_make_clips_cli_writes_every_derived_clip_as_documented(shared_data: Path, tmp_path: Path) -> None:
     """The tool's clips, from 30 frames of each source: side by side shows two and three faces on one
     frame (MediaPipe short range, run here on a middle frame), the small face is about 40 px wide, the

@@ -17,6 +17,8 @@ from training import export
 from training.checkpoint import save_checkpoint
 from training.data import FaceDataset
 
+pytestmark = pytest.mark.slow  # see pyproject.toml: left out of the quick run
+
 torch.set_num_threads(1)
 
 

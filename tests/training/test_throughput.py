@@ -3,11 +3,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from core.offline.datasets import read_dataset, select_split
 from training import throughput
 from training.data import FaceDataset
+
+pytestmark = pytest.mark.slow  # see pyproject.toml: left out of the quick run
 
 
 def test_disk_arm_yields_the_same_samples_as_the_cache(shared_data: Path) -> None:

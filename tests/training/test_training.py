@@ -10,8 +10,11 @@ import pytest
 import torch
 
 from core.runtime import load_model
+from core.runtime.contract import MIN_OPSET, code_version
 from training import evaluate, export, train
 from training.checkpoint import CheckpointError, load_model_from_checkpoint
+
+pytestmark = pytest.mark.slow  # see pyproject.toml: left out of the quick run
 
 
 @pytest.fixture(scope="module")
@@ -127,6 +130,9 @@ def test_export_round_trip_and_evaluation_agree(tiny_run: Path, shared_data: Pat
     runtime = load_model(onnx_path, device="cpu")
     assert runtime.info.num_anchors == 4 * 4 * 24 and runtime.provider == "CPU"
     assert meta["input_size"] == "128" and meta["grid"] == "4" and meta["anchor_area"] == "32.0"
+    assert meta["code_version"] == code_version() and runtime.info.code_version == meta["code_version"]
+    assert json.loads(meta["export_args"]) == {"checkpoint": str(tiny_run / "best.pt"), "out": str(onnx_path),
+                                               "name": None, "opset": MIN_OPSET, "tolerance": 1e-3}
 
     numbers = {}
     for model_file in (tiny_run / "best.pt", onnx_path):

@@ -171,6 +171,7 @@ def record_forever(shared_data: str, out_dir: str) -> None:
         time.sleep(max(0.0, start + i / FPS - time.monotonic()))
 
 
+@pytest.mark.slow
 def test_sigkill_leaves_a_readable_csv_and_a_playable_video(tmp_path, shared_data):
     code = (f"import sys; sys.path[:0] = [{str(REPO)!r}, {str(Path(__file__).parent)!r}]; "
             f"import test_recorder; test_recorder.record_forever({str(shared_data)!r}, {str(tmp_path)!r})")

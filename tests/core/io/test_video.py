@@ -66,6 +66,7 @@ def presentation_times(path: Path) -> list[float]:
         return [float(frame.pts * frame.time_base) for frame in container.decode(video=0)]
 
 
+@pytest.mark.slow
 def test_a_damaged_middle_is_read_past_and_every_frame_keeps_its_place(damaged: Path, pexels: Path) -> None:
     """Before: 10 failed reads in a row ended the file at frame 226, exit 0. Now reading goes on to the
     declared end; the frames after the damage are there, at their own indices (checked against the
@@ -96,6 +97,7 @@ def test_a_truncated_file_says_where_it_stopped(truncated: Path) -> None:
     assert f"stopped at frame {indices[-1] + 1} of {PEXELS_FRAMES}" in report.line()
 
 
+@pytest.mark.slow
 def test_headless_on_a_truncated_file_warns_and_records_it_in_the_sidecar(truncated: Path, tmp_path: Path,
                                                                          capsys) -> None:
     out = tmp_path / "t.csv"
@@ -135,6 +137,7 @@ def test_file_timestamps_are_the_presentation_times(shared_data: Path, clip: str
     assert report.declared is None and report.missing == 0 and report.line() is None
 
 
+@pytest.mark.slow
 def test_csv_and_osc_carry_the_presentation_times(shared_data: Path, tmp_path: Path) -> None:
     path = shared_data / "video" / "openface_change_lighting.wmv"
     reference = presentation_times(path)

@@ -2,7 +2,7 @@
 
 The file is self-describing (input size, scheme, anchors, crop margin live in its metadata), so
 loading trusts nothing but the file: :func:`load_model` checks the bytes (:mod:`.onnx_file`), picks
-the providers (:mod:`.providers`), and validates the contract (:mod:`.contract`) before the first frame.
+the providers (:mod:`.providers`), and validates the contract (:mod:`.contract`, checked by :mod:`.verify`) before the first frame.
 """
 from __future__ import annotations
 
@@ -12,20 +12,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from core.paths import DEFAULT_MODEL_PATH
 from core.decode import DEFAULT_THRESHOLD, Aggregated, aggregate
-from core.model_metadata import ModelError
-from core.runtime.contract import ModelInfo, read_info
-from core.runtime.model_input import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, to_model_input
+from core.runtime.contract import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARKS, ModelError
+from core.runtime.model_input import to_model_input
+from core.runtime.verify import ModelInfo, read_info
 from core.runtime.onnx_file import check_onnx_file
 from core.runtime.providers import provider_used, providers_for
 from core.runtime.threads import AdaptiveSession, session_options, thread_candidates
 from core.schemes import LandmarkScheme, get_scheme
 
 log = logging.getLogger(__name__)
-
-#: The model the app ships with (written by the training export).
-DEFAULT_MODEL_PATH = Path(__file__).resolve().parents[2] / "assets" / "anchorface_ibug68.onnx"
-
 
 class LandmarkModel:
     """One model's ONNX Runtime session(s), created once and reused for every batch of crops.

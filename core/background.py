@@ -1,4 +1,5 @@
-"""Overlap the stages of the frame loop on threads, with bounded queues that keep order and errors.
+"""Work behind the frame loop on background threads — read ahead, write behind — with bounded queues
+that keep order and errors (not to be confused with the pipeline's timing labels, ``STAGES``).
 
 Decoding a frame, running the model and encoding the video are independent enough to run at the same
 time (OpenCV's decoder, ONNX Runtime and x264 all release the GIL). :func:`prefetch` reads ahead on one
@@ -81,16 +82,26 @@ class OrderedWriter(Generic[T]):
 
     def _run(self) -> None:
         while (item := self._pending.get()) is not _END:
-            if self._error is None:
-                try:
+            try:
+                if self._error is None:
                     self._write(item)
-                except BaseException as exc:  # re-raised in the submitting thread
-                    self._error = exc
+            except BaseException as exc:  # re-raised in the submitting thread
+                self._error = exc
+            finally:
+                self._pending.task_done()
 
     def put(self, item: T) -> None:
         if self._error is not None:
             raise self._error
         self._pending.put(item)
+
+    def flush(self) -> None:
+        """Wait until everything submitted so far is written (the thread keeps running); re-raise a
+        write error."""
+        if self._thread.is_alive():
+            self._pending.join()
+        if self._error is not None:
+            raise self._error
 
     def close(self, check: bool = True) -> None:
         """Wait until everything submitted is written; re-raise a write error if ``check``. Idempotent."""

@@ -1,4 +1,4 @@
-"""core.model_metadata: the one metadata contract the export writes and the runtime checks."""
+"""core.runtime.contract: the one metadata contract the export writes and the runtime checks."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core.model_metadata import REQUIRED_KEYS, ModelError, ModelMetadata
+from core.runtime.contract import REQUIRED_KEYS, ModelError, ModelMetadata
 from models.anchorface import ModelConfig
 from training.export import metadata
 
