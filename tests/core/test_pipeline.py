@@ -79,24 +79,24 @@ def test_a_new_detector_closes_the_old_one_and_keeps_the_tracks(bundled_model, c
     pipeline.close()
 
 
-def test_two_model_passes_run_the_mirrored_crop_and_average_close_to_one_pass(model, frames) -> None:
+def test_two_model_passes_run_the_mirrored_crop_and_average_close_to_one_pass(bundled_model, clip_frames) -> None:
     """Flip averaging costs exactly one more model call per batch and moves the points only by what
     the model's mirror-disagreement is (well under a pixel or two on a clear face)."""
     calls = []
 
     class Counting:
-        info, provider = model.info, model.provider
+        info, provider = bundled_model.info, bundled_model.provider
 
         def run(self, crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             calls.append(len(crops))
-            return model.run(crops)
+            return bundled_model.run(crops)
 
     results = {}
     for passes in (1, 2):
         calls.clear()
         pipeline = FramePipeline(Counting(), PipelineConfig(detector="haar", model_passes=passes,
                                                            smoothing="none"), detector=HaarDetector())
-        for i, image in enumerate(frames[:3]):
+        for i, image in enumerate(clip_frames[:3]):
             result = pipeline.process(image.copy(), i / 30)
         results[passes] = (len(calls), result.faces[0].landmarks)
     assert results[2][0] == 2 * results[1][0]
