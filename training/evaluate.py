@@ -2,7 +2,7 @@
 
     python -m training.evaluate --model FILE --data DIR [--split val|val_new|train|all]
                                 [--strategy weighted|argmax|mean] [--threshold 0.6] [--crops gt|auto|short|full|haar]
-                                [--flip-average] [--json OUT] [--plot CED.png]
+                                [--flip-average] [--label-offsets FILE] [--json OUT] [--plot CED.png]
 
 FILE is an exported ``.onnx`` (run through core.runtime, exactly as the app runs it) or a training
 checkpoint. The protocol itself is torch-free and lives in core.offline.evaluation: faces are cropped from their
@@ -26,8 +26,9 @@ from pathlib import Path
 from core.offline.datasets import SPLIT_PARTS, DatasetError
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES
 from core.detection import DETECTORS
-from core.offline.evaluation import DetectorCrops, FlipAveraged, evaluate, format_table, ground_truth_crop, load_records, plot_ced, report, \
+from core.offline.evaluation import CropsFrom, DetectorCrops, FlipAveraged, evaluate, format_table, ground_truth_crop, load_records, plot_ced, report, \
     yaw_buckets
+from training.label_offsets import apply_offsets, load_offsets
 from training.predictors import open_predictor
 
 log = logging.getLogger("training.evaluate")
@@ -47,6 +48,9 @@ def main(argv: list[str] | None = None) -> int:
                         "of the app's detectors")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batch-size", type=int, default=32, help="faces per inference call")
+    p.add_argument("--label-offsets", metavar="FILE",
+                   help="score against labels moved by these per-source offsets (training.label_offsets), i.e. in "
+                        "300-W's convention, as a model trained with them is meant to place points")
     p.add_argument("--flip-average", action="store_true",
                    help="also run each mirrored crop and average both passes (flip test-time averaging; 2x the model time)")
     p.add_argument("--limit", type=int, default=0, help="evaluate only the first N faces (quick checks)")
@@ -58,17 +62,21 @@ def main(argv: list[str] | None = None) -> int:
         predictor = FlipAveraged(predictor) if args.flip_average else predictor
         records = load_records(args.data, args.split, predictor.scheme)
         records = records[:args.limit] if args.limit else records
-    except (DatasetError, ValueError, OSError) as exc:
+        crop = ground_truth_crop if args.crops == "gt" else DetectorCrops(args.crops)
+        if args.label_offsets:  # the truth moves, the crop stays where the shared labels put it
+            crop = CropsFrom(records) if args.crops == "gt" else crop
+            records = apply_offsets(records, load_offsets(args.label_offsets))
+    except (DatasetError, ValueError, OSError, KeyError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if not records:
         print(f"error: {args.data} has no {predictor.scheme} faces", file=sys.stderr)
         return 2
-    crop = ground_truth_crop if args.crops == "gt" else DetectorCrops(args.crops)
     result = evaluate(predictor, records, args.strategy, args.threshold, args.batch_size, crop)
     numbers = report(result, yaw_buckets(args.data))
     print(f"{args.model} on {args.data} ({args.split}, {args.strategy}, C_th {args.threshold}, {args.crops} crops"
-          f"{', flip-averaged' if args.flip_average else ''})")
+          f"{', flip-averaged' if args.flip_average else ''}"
+          f"{f', labels moved by {args.label_offsets}' if args.label_offsets else ''})")
     if result.missed:
         print(f"the {args.crops} detector missed {result.missed} of {len(records)} faces (left out below)")
     print(format_table(numbers))

@@ -93,6 +93,18 @@ def ground_truth_crop(sample: FaceSample, size: int, margin: float) -> np.ndarra
     return crop_from_landmarks(sample.landmarks, size, margin)
 
 
+class CropsFrom:
+    """The standard crop, but from the landmarks of ``records`` rather than of the truth being scored:
+    scoring against moved labels (per-source offsets) must not move the crop with them, or a model's
+    error would move with its input instead of being measured against the new truth."""
+
+    def __init__(self, records: list[FaceRecord]) -> None:
+        self.landmarks = {r.key: r.landmarks for r in records}
+
+    def __call__(self, sample: FaceSample, size: int, margin: float) -> np.ndarray:
+        return crop_from_landmarks(self.landmarks[f"{sample.source}/{sample.path.stem}"], size, margin)
+
+
 class DetectorCrops:
     """Crop from a detector's calibrated box, on the image padded as in calibration (faces in the
     shared data fill their photo; the border gives the detector the context a webcam frame has)."""

@@ -157,6 +157,23 @@ def test_evaluation_with_detector_crops(tiny_run: Path, shared_data: Path, tmp_p
     assert "short crops" in capsys.readouterr().out
 
 
+def test_evaluation_scores_against_offset_labels_and_flip_averaged(tiny_run: Path, shared_data: Path,
+                                                                   tmp_path: Path) -> None:
+    """--label-offsets moves the truth by the source's offset, so the signed error moves by minus it;
+    --flip-average runs the mirrored crops too and reports the same faces."""
+    offsets = tmp_path / "offsets.json"
+    offsets.write_text(json.dumps({"offsets": {"300w_afw": {"dx": 0.03, "dy": -0.02, "faces": 100}}}))
+    runs = {}
+    for name, extra in (("plain", []), ("moved", ["--label-offsets", str(offsets)]), ("flip", ["--flip-average"])):
+        out = tmp_path / f"{name}.json"
+        assert evaluate.main(["--model", str(tiny_run / "best.pt"), "--data", str(shared_data), "--limit", "8",
+                              "--json", str(out), *extra]) == 0
+        runs[name] = json.loads(out.read_text())["per_source"]["300w_afw"]
+    assert runs["moved"]["dx"] == pytest.approx(runs["plain"]["dx"] - 0.03, abs=2e-3)
+    assert runs["moved"]["dy"] == pytest.approx(runs["plain"]["dy"] + 0.02, abs=2e-3)
+    assert runs["flip"]["n"] == runs["plain"]["n"] and runs["flip"]["nme"] != runs["plain"]["nme"]
+
+
 def test_export_refuses_a_file_that_does_not_match_torch(tiny_run: Path, tmp_path: Path) -> None:
     with pytest.raises(export.ExportError, match="differs from torch"):
         export.export(tiny_run / "best.pt", tmp_path / "never.onnx", tolerance=0.0)
