@@ -95,7 +95,7 @@ def _replace_path(obj: Any, parts: list[str], value: Any) -> Any:
 SMOOTHING_LABELS = {"kalman": "Kalman (adaptive)", "one-euro": "One-Euro", "none": "None (raw model output)"}
 STRATEGY_LABELS = {"weighted": "Confidence-weighted mean", "argmax": "Most confident anchor",
                    "mean": "Plain mean of all anchors"}
-DETECTOR_LABELS = {"auto": "Automatic (short range, full range when no face is accepted)",
+DETECTOR_LABELS = {"auto": "Automatic (short range, full range when no face is accepted, a landmark search for profiles)",
                    "short": "MediaPipe short range", "full": "MediaPipe full range (small, distant faces)",
                    "haar": "OpenCV Haar cascade"}
 MAX_DETECTION_INTERVAL = 300
