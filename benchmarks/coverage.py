@@ -5,8 +5,9 @@ frame against MediaPipe Face Mesh — and what it costs.
 
 Clips: the seven shared clips as they are, and the clips ``tools.make_clips`` derives from them into
 ``--made DIR`` (made there first when the folder holds none; its docstring and benchmarks/RESULTS.md say
-how each is made): faceless stretches, two and three faces side by side, a small face, and a cut
-between two people (which also counts the track ids handed out: one per shot is right).
+how each is made): faceless stretches, two and three faces side by side, a small face, a cut
+between two people (which also counts the track ids handed out: one per shot is right), and from the
+shared MERL-RAV photos a turn to profile and back and faces that first appear in profile.
 
 Rows: our pipeline (detect + track, :class:`core.pipeline.FramePipeline`) with each choice of
 ``core.detection.DETECTORS`` (``auto`` = short range, then full range when no face was accepted),
@@ -35,7 +36,7 @@ from core.detection import DETECTORS, MediaPipeDetector
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import LandmarkModel, ModelError, load_model
 from core.io.video import SourceError
-from core.paths import SHARED_VIDEOS
+from core.paths import SHARED_DATA, SHARED_VIDEOS
 from tools.make_clips import make_all, read_frames
 
 MODULE = "benchmarks.coverage"
@@ -118,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         clips = list(args.video)
         if args.made is not None:
             if not any(args.made.glob("*.mp4")):
-                notes += make_all(SHARED_VIDEOS, args.made)
+                notes += make_all(SHARED_VIDEOS, args.made, data=SHARED_DATA)
             clips += sorted(args.made.glob("*.mp4"))
         for clip in clips:
             frames, fps = read_frames(clip)

@@ -5,7 +5,9 @@ Detectors behind one small protocol: MediaPipe's BlazeFace in its short-range an
 inside cv2). The default, ``auto``, is a cascade: short range, then full range on frames where no face
 was accepted (decided by the pipeline, which runs the landmark model on short range's boxes first):
 short range is the webcam case and misses faces under ~60 px (a person across a room or on a stage),
-or returns boxes there the model rejects; full range finds them. Detectors return their boxes *raw*: a detector's idea of a face box (forehead to chin, or a square around the eyes
+or returns boxes there the model rejects; full range finds them. The pipeline adds a last stage while
+nothing is tracked, a grid search with the landmark model itself (``core.landmark_search``), for faces
+in profile that neither finds. Detectors return their boxes *raw*: a detector's idea of a face box (forehead to chin, or a square around the eyes
 and mouth) is not the crop policy's landmark bounding box. :func:`calibrated_box` maps a raw box to
 a landmark-style box with a per-detector fit stored in ``assets/detector_calibration.json``, so
 ``crop_from_box(calibrated_box(d, kind))`` cuts the crop the model was trained on.
@@ -28,13 +30,15 @@ from typing import Callable, Iterator, Protocol
 import cv2
 import numpy as np
 
-from core.geometry import Box, landmark_box
+from core.geometry import Box
 from core.paths import DETECTOR_CALIBRATION
 from core.registry import Choice, Registry
 
 log = logging.getLogger(__name__)
 
 CALIBRATION_PATH = DETECTOR_CALIBRATION
+#: Detectors whose boxes are landmark boxes already (``core.landmark_search``): no calibration applies.
+LANDMARK_BOX_DETECTORS = frozenset({"landmark_search"})
 #: A detection counts as the annotated face when its raw box overlaps the landmark box this much.
 MATCH_IOU = 0.3
 #: Black border (fraction of the image side) added around a shared-data crop before detecting, so the
@@ -169,7 +173,8 @@ def _automatic(min_confidence: float) -> FaceDetector:
 #: The detector choices (``PipelineConfig.detector``, ``--detector``, Settings → Processing): name, label,
 #: and the factory taking the minimum detection confidence. A new detector is one entry here.
 DETECTORS: Registry[Callable[[float], FaceDetector]] = Registry("detector", [
-    Choice("auto", "Automatic (short range, full range when no face is accepted)", _automatic),
+    Choice("auto", "Automatic (short range, full range when no face is accepted, a landmark search for profiles)",
+           _automatic),
     Choice("short", "MediaPipe short range", lambda confidence: _mediapipe(confidence, False)),
     Choice("full", "MediaPipe full range (small, distant faces)", lambda confidence: _mediapipe(confidence, True)),
     Choice("haar", "OpenCV Haar cascade", lambda confidence: HaarDetector()),
@@ -239,6 +244,8 @@ def calibrated_box(detection: Detection, kind: str = "", path: str | Path = CALI
     """The landmark-style box for a raw detection, calibrated for the detector that found it
     (``detection.detector``; ``kind`` names it for a detection that does not say)."""
     kind = detection.detector or kind
+    if kind in LANDMARK_BOX_DETECTORS:
+        return detection.box
     calibrations = load_calibration(path)
     if kind not in calibrations:
         raise ValueError(f"no calibration for detector {kind!r} in {path}; it has {', '.join(sorted(calibrations))}")

@@ -18,6 +18,7 @@ from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate, uncertainty_to
 from core.detection import DETECTORS, FaceDetector, calibrated_box, detector_stages, make_detector
 from core.face_state import FaceStates
 from core.geometry import invert_affine, landmark_box, transform_points, warp_to_crop
+from core.landmark_search import LandmarkSearch
 from core.pose import estimate_pose
 from core.results import FaceResult
 from core.runtime import LandmarkModel
@@ -112,7 +113,7 @@ class FramePipeline:
         return Tracker(self.config.tracker, self.config.smoother.build)
 
     def _new_schedule(self) -> None:
-        self.schedule = SearchSchedule(self.config.tracker.search_delay, len(detector_stages(self.detector)))
+        self.schedule = SearchSchedule(self.config.tracker.search_delay, len(self._stages(searching=True)))
         self.newcomers = NewcomerWatch()
         self._last_detection: float | None = None
 
@@ -207,16 +208,24 @@ class FramePipeline:
         return result
 
 
+    def _stages(self, searching: bool) -> tuple[FaceDetector, ...]:
+        """The detector's stages; with ``auto`` and nothing tracked (``searching``), the landmark model's
+        own grid search after them (``core.landmark_search``: profiles the detectors miss). Tracks are
+        found again by the detectors, so the search, tens of inferences, never runs while one is followed."""
+        stages = detector_stages(self.detector)
+        return (*stages, LandmarkSearch(self.model)) if searching and self.config.detector == "auto" else stages
+
     def _stages_due(self, frame: np.ndarray, timestamp: float) -> list[tuple[int, FaceDetector]]:
         """The detector stages to try this frame, in order: all of them when a track needs detection
         (one is lost, or the periodic sweep for new faces is due) or when someone may have come in
         (:meth:`_newcomer_due`); while nothing is tracked, those the search schedule says are due
-        (``TrackerConfig.search_delay``)."""
-        stages = list(enumerate(detector_stages(self.detector)))
+        (``TrackerConfig.search_delay``), the landmark search last and most rarely."""
         if not self.tracker.tracks:
             due = set(self.schedule.due(timestamp))
-            return [(k, stage) for k, stage in stages if k in due]
-        return stages if self.tracker.needs_detection() or self._newcomer_due(frame, timestamp) else []
+            return [(k, stage) for k, stage in enumerate(self._stages(searching=True)) if k in due]
+        if self.tracker.needs_detection() or self._newcomer_due(frame, timestamp):
+            return list(enumerate(self._stages(searching=False)))
+        return []
 
     def _newcomer_due(self, frame: np.ndarray, timestamp: float) -> bool:
         """Sweep for new faces before the periodic sweep when the picture changed away from the tracked

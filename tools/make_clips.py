@@ -19,25 +19,42 @@ The shared clips all show one face in every frame; real footage does not. From t
 * ``small_face.mp4`` — a person across a room: the first clip scaled so its face is ``--face-px`` wide
   (measured with MediaPipe full range) and pasted in the middle of a black frame of its own size;
 * ``cut.mp4`` — two shots of different people, the second framed so its face starts where the first
-  one's ended (the hard case for ids across a cut).
+  one's ended (the hard case for ids across a cut);
+* ``turn.mp4`` — a head turning from frontal to profile and back. None of the shared clips turns further
+  than about 20° of yaw, so this one is made from still photos: MERL-RAV's turned faces of the shared
+  data (``faces_meta.json``: ``yaw_bucket``, ``n_self_occluded``), frontal → half → profile → half →
+  frontal (``TURN_STEPS``), faces turned left mirrored so all turn one way, each ordered by how many of
+  its points the turn hides. Every photo is scaled and shifted so its visible-landmark box has the same
+  height and centre, held for ``TURN_HOLD`` frames and cross-faded into the next over ``TURN_FADE``:
+  a turn at 30 fps whose identity changes, harder than a real one (double images in the fades), never
+  easier;
+* ``profile_start.mp4`` — faces that first appear in profile: the most turned MERL-RAV faces (``left``,
+  ``right`` buckets, left ones mirrored), each fading in from black (``PROFILE_FADE`` s) over a
+  faceless gap, at ``PROFILE_FACE_HEIGHT`` of the frame height (about 90 px: small turned faces are where
+  MediaPipe misses most), drifting slowly, for ``PROFILE_SECONDS``; segment k's face appears at
+  k · (``PROFILE_GAP`` + ``PROFILE_FADE`` + ``PROFILE_SECONDS``) + ``PROFILE_GAP`` seconds
+  (:func:`profile_onsets`).
 
-Everything is written with OpenCV's ``mp4v`` and read back through ``core.io.video`` like any clip.
+The last two need the shared annotated faces (``--data``). Everything is written with OpenCV's ``mp4v`` and read back through ``core.io.video`` like any clip.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
 from tqdm import tqdm
 
-from core.paths import SHARED_VIDEOS
+from core.paths import SHARED_DATA, SHARED_VIDEOS
 from core.detection import MediaPipeDetector, calibrated_box
-from core.geometry import Box
+from core.geometry import Box, landmark_box
 from core.io.video import SourceError, VideoSource
+from core.offline.datasets import read_pts
 
 #: Clips made into faceless versions: a close-up, a webcam with a window behind, a portrait phone selfie.
 FACELESS_SOURCES = ("pyfeat_WolfgangLanger_Pexels.mp4", "openface_default.wmv", "liveportrait_d13_selfie.mp4")
@@ -52,6 +69,20 @@ STAGGER = 1.5
 STAGGERED_SOURCES = ("liveportrait_d3_expressions.mp4", "pyfeat_WolfgangLanger_Pexels.mp4", "openface_default.wmv")
 #: Clips joined by a cut for ``cut.mp4``.
 CUT_SOURCES = ("pyfeat_WolfgangLanger_Pexels.mp4", "pyfeat_single_face.mp4")
+#: The made-from-photos clips: frame size and rate.
+PHOTO_CLIP_SIZE = (640, 360)
+PHOTO_CLIP_FPS = 30.0
+#: ``turn.mp4``: photos per stretch of the turn (frontal, half, profile, half, frontal), the face's
+#: visible-landmark box height as a fraction of the frame height, frames each photo is held and cross-faded.
+TURN_STEPS = (("frontal", 3), ("half", 4), ("profile", 5), ("half", 4), ("frontal", 3))
+TURN_FACE_HEIGHT = 0.45
+TURN_HOLD = 4
+TURN_FADE = 6
+#: ``profile_start.mp4``: faceless gap, fade-in and visible time of each face (seconds), its height.
+PROFILE_GAP = 0.5
+PROFILE_FADE = 0.2
+PROFILE_SECONDS = 1.5
+PROFILE_FACE_HEIGHT = 0.25
 #: A face box is widened by this fraction of its size on each side before the background band is cut.
 FACE_MARGIN = 0.25
 
@@ -214,8 +245,106 @@ def make_cut_clip(sources: list[Path], out: Path, limit: int | None = None) -> t
     return write_clip(out, frames, fps), first_after
 
 
-def make_all(videos: Path, out: Path, limit: int | None = None, face_px: float = 40.0) -> list[str]:
-    """Every derived clip into ``out``; returns one line per clip saying what it is."""
+@dataclass(frozen=True)
+class TurnedFace:
+    """A MERL-RAV photo as the turn clips use it: turned to the right (mirrored when it was turned left),
+    with its visible points' landmark box in the (mirrored) photo's pixels."""
+
+    path: Path
+    mirrored: bool
+    box: Box
+    hidden: int
+
+    def image(self) -> np.ndarray:
+        image = cv2.imread(str(self.path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise SourceError(f"cannot read {self.path}")
+        return image[:, ::-1] if self.mirrored else image
+
+
+def turned_faces(data: Path) -> dict[str, list[TurnedFace]]:
+    """MERL-RAV faces by stretch of a turn — ``frontal`` (no hidden point), ``half``, ``profile`` — each
+    list ordered by the number of points the turn hides (then by name: deterministic)."""
+    stretches = {"frontal": ("frontal",), "half": ("lefthalf", "righthalf"), "profile": ("left", "right")}
+    with (data / "faces_meta.json").open(encoding="utf-8") as f:
+        meta = [m for m in json.load(f) if "yaw_bucket" in m]
+    found: dict[str, list[TurnedFace]] = {}
+    for stretch, buckets in stretches.items():
+        chosen = [m for m in meta if m["yaw_bucket"] in buckets and (stretch != "frontal" or m["n_self_occluded"] == 0)]
+        faces = []
+        for m in sorted(chosen, key=lambda m: (m["n_self_occluded"], m["image"])):
+            points = read_pts(data / m["pts"])
+            mirrored = m["yaw_bucket"].startswith("left")
+            if mirrored:  # x → W − 1 − x, the project's flip
+                points[:, 0] = cv2.imread(str(data / m["image"]), cv2.IMREAD_COLOR).shape[1] - 1 - points[:, 0]
+            faces.append(TurnedFace(data / m["image"], mirrored, landmark_box(points), m["n_self_occluded"]))
+        found[stretch] = faces
+    return found
+
+
+def spread(items: list, count: int) -> list:
+    """``count`` items evenly spaced through ``items``, first and last included (in order)."""
+    return [items[round(k)] for k in np.linspace(0, len(items) - 1, count)]
+
+
+def place_face(face: TurnedFace, height: float, center: tuple[float, float],
+               size: tuple[int, int] = PHOTO_CLIP_SIZE) -> np.ndarray:
+    """The photo scaled so its visible-landmark box is ``height`` px high, that box centred on ``center``,
+    on a black frame of ``size``."""
+    scale = height / face.box.height
+    cx, cy = face.box.center
+    matrix = np.float32([[scale, 0, center[0] - scale * cx], [0, scale, center[1] - scale * cy]])
+    return cv2.warpAffine(face.image(), matrix, size, flags=cv2.INTER_LINEAR)
+
+
+def make_turn_clip(data: Path, out: Path) -> tuple[Path, int]:
+    """``turn.mp4`` (module doc); returns it and the number of its frames."""
+    faces = turned_faces(data)
+    steps: list[TurnedFace] = []
+    peak = len(TURN_STEPS) // 2
+    for k, (stretch, count) in enumerate(TURN_STEPS):
+        if k == peak:
+            steps += spread(faces[stretch], count)
+            continue
+        pool = spread(faces[stretch], 2 * count)  # other photos on the way back, in the reverse order
+        steps += pool[::2] if k < peak else pool[1::2][::-1]
+    width, height = PHOTO_CLIP_SIZE
+    stills = [place_face(f, TURN_FACE_HEIGHT * height, (width / 2, height / 2)).astype(np.float32) for f in steps]
+    frames = []
+    for current, following in zip(stills, stills[1:] + [None]):
+        frames += [current] * TURN_HOLD
+        if following is not None:
+            frames += [(1 - a) * current + a * following for a in np.arange(1, TURN_FADE + 1) / (TURN_FADE + 1)]
+    return write_clip(out, [np.clip(f, 0, 255).astype(np.uint8) for f in frames], PHOTO_CLIP_FPS), len(frames)
+
+
+def profile_onsets(count: int) -> list[float]:
+    """Seconds at which each face of ``profile_start.mp4`` starts to fade in."""
+    period = PROFILE_GAP + PROFILE_FADE + PROFILE_SECONDS
+    return [k * period + PROFILE_GAP for k in range(count)]
+
+
+def make_profile_clip(data: Path, out: Path) -> tuple[Path, int]:
+    """``profile_start.mp4`` (module doc); returns it and the number of faces in it."""
+    faces = turned_faces(data)["profile"]
+    width, height = PHOTO_CLIP_SIZE
+    rng = np.random.default_rng(0)  # where each face is: deterministic
+    gap, fade, shown = (round(s * PHOTO_CLIP_FPS) for s in (PROFILE_GAP, PROFILE_FADE, PROFILE_SECONDS))
+    face_px = PROFILE_FACE_HEIGHT * height
+    frames = []
+    for face in faces:
+        frames += [np.zeros((height, width, 3), np.uint8)] * gap
+        x, y = rng.uniform(face_px, width - face_px), rng.uniform(face_px, height - face_px)
+        for k in range(fade + shown):
+            still = place_face(face, face_px * (1 + 0.002 * k), (x + 0.3 * k, y))  # a slow drift and zoom
+            frames.append((still * min(1.0, (k + 1) / (fade + 1))).astype(np.uint8))
+    return write_clip(out, frames, PHOTO_CLIP_FPS), len(faces)
+
+
+def make_all(videos: Path, out: Path, limit: int | None = None, face_px: float = 40.0,
+             data: Path | None = None) -> list[str]:
+    """Every derived clip into ``out`` (the clips made from photos only with ``data``, the shared annotated
+    faces); returns one line per clip saying what it is."""
     out.mkdir(parents=True, exist_ok=True)
     jobs = [*((f"faceless_{Path(name).stem}.mp4", name) for name in FACELESS_SOURCES),
             ("side_by_side_2.mp4", SIDE_BY_SIDE_SOURCES[:2]), ("side_by_side_3.mp4", SIDE_BY_SIDE_SOURCES),
@@ -241,6 +370,11 @@ def make_all(videos: Path, out: Path, limit: int | None = None, face_px: float =
             _, first_after = make_cut_clip([videos / n for n in using], target, limit)
             lines.append(f"{name}: {' then '.join(using)}, the second framed where the first face was "
                          f"(cut before frame {first_after})")
+    if data is not None:
+        _, frames = make_turn_clip(data, out / "turn.mp4")
+        lines.append(f"turn.mp4: MERL-RAV photos turning frontal → profile → frontal, cross-faded ({frames} frames)")
+        _, faces = make_profile_clip(data, out / "profile_start.mp4")
+        lines.append(f"profile_start.mp4: {faces} MERL-RAV profiles, each fading in over a faceless gap")
     return lines
 
 
@@ -252,9 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=None,
                         help="use at most N frames of each source (default: whole clips)")
     parser.add_argument("--face-px", type=float, default=40.0, help="face width in the small-face clip")
+    parser.add_argument("--data", type=Path, default=SHARED_DATA,
+                        help="the shared annotated faces, for the turn and profile clips ('' to skip them)")
     args = parser.parse_args(argv)
+    data = args.data if str(args.data) not in ("", ".") else None
     try:
-        for line in make_all(args.videos, args.out, args.frames, args.face_px):
+        for line in make_all(args.videos, args.out, args.frames, args.face_px, data):
             print(line)
     except (SourceError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -101,7 +101,8 @@ def test_make_clips_cli_writes_every_derived_clip_as_documented(shared_data: Pat
     assert make_clips_main([str(tmp_path), "--videos", str(shared_data / "video"), "--frames", "30"]) == 0
     names = sorted(p.name for p in tmp_path.glob("*.mp4"))
     assert names == sorted([*(f"faceless_{Path(n).stem}.mp4" for n in FACELESS_SOURCES), "side_by_side_2.mp4",
-                            "side_by_side_3.mp4", "side_by_side_3_staggered.mp4", "small_face.mp4", "cut.mp4"])
+                            "side_by_side_3.mp4", "side_by_side_3_staggered.mp4", "small_face.mp4", "cut.mp4",
+                            "turn.mp4", "profile_start.mp4"])
     detector, full = MediaPipeDetector(), MediaPipeDetector(full_range=True)
     for name, faces in (("side_by_side_2.mp4", 2), ("side_by_side_3.mp4", 3)):
         frames, _ = read_frames(tmp_path / name)

@@ -1,0 +1,78 @@
+"""A last-resort face search with the landmark model itself, for faces the detectors miss (profiles).
+
+MediaPipe's BlazeFace models and the Haar cascades are trained on faces that show both eyes; a face
+turned to profile, small in the frame, is often found by neither (``benchmarks/RESULTS.md``, issue 23
+item 2). The landmark model was trained on turned faces (MERL-RAV) and its anchor confidence scores
+any crop, face or not, so a coarse grid of crops at a few face sizes, run in one batch, finds a face
+wherever one crop holds enough of it: the best crop's landmarks give the face box, and a second crop
+from that box refines it (the pipeline then crops a third time and accepts the face only if the model
+is confident there, like any detection). A grid costs tens of inferences, so the pipeline runs it only
+as the last stage of the ``auto`` cascade, only while nothing is tracked, on the search schedule's
+slowest interval (``core.tracker.SearchSchedule``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from core.detection import Detection
+from core.geometry import Box, crop_from_box, invert_affine, landmark_box, transform_points, warp_to_crop
+from core.runtime import LandmarkModel
+
+#: Face sizes searched (the landmark box's side as a fraction of the frame height): a close-up, a
+#: webcam face, a face across a desk; smaller faces are full range's.
+SEARCH_SIZES = (0.6, 0.4, 0.25)
+#: Neighbouring crops of one size overlap by this fraction of the crop side.
+SEARCH_OVERLAP = 0.25
+#: A grid crop is refined only when the model's face confidence there reaches this.
+CANDIDATE_CONFIDENCE = 0.45
+#: The refined crop is reported as a face only at this confidence, above the tracker's 0.5: on the made
+#: faceless stretches (real background) refined grid crops reached 0.52, on MERL-RAV profiles 0.47–0.77.
+FACE_CONFIDENCE = 0.6
+
+
+class LandmarkSearch:
+    """A :class:`core.detection.FaceDetector` that runs the landmark model on a grid of crops.
+
+    Its boxes are landmark boxes already (``core.detection.calibrated_box`` leaves them as they are).
+    """
+
+    name = "landmark_search"
+
+    def __init__(self, model: LandmarkModel, sizes: tuple[float, ...] = SEARCH_SIZES,
+                 overlap: float = SEARCH_OVERLAP, candidate_confidence: float = CANDIDATE_CONFIDENCE,
+                 face_confidence: float = FACE_CONFIDENCE) -> None:
+        self.model = model
+        self.sizes, self.overlap = sizes, overlap
+        self.candidate_confidence, self.face_confidence = candidate_confidence, face_confidence
+
+    def grid(self, width: int, height: int) -> list[Box]:
+        """Landmark-style boxes whose crops tile the frame at every size of :attr:`sizes`."""
+        margin = self.model.info.crop_margin
+        boxes = []
+        for fraction in self.sizes:
+            side = fraction * height
+            crop = margin * side
+            step = crop * (1 - self.overlap)
+            xs = np.linspace(crop / 2, width - crop / 2, max(1, int(np.ceil((width - crop) / step)) + 1))
+            ys = np.linspace(crop / 2, height - crop / 2, max(1, int(np.ceil((height - crop) / step)) + 1))
+            boxes += [Box(x - side / 2, y - side / 2, x + side / 2, y + side / 2) for y in ys for x in xs]
+        return boxes
+
+    def _faces(self, frame: np.ndarray, boxes: list[Box]) -> list[tuple[Box, float]]:
+        """The model's landmark box and face confidence for the crop of each box (one batch)."""
+        info = self.model.info
+        matrices = [crop_from_box(b, info.input_size, info.crop_margin) for b in boxes]
+        decoded = self.model.predict(np.stack([warp_to_crop(frame, m, info.input_size) for m in matrices]))
+        return [(landmark_box(transform_points(points, invert_affine(m))), float(score))
+                for points, m, score in zip(decoded.landmarks, matrices, decoded.confidence)]
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        """The face of the grid's most confident crop, refined once, if that crop reaches
+        :attr:`candidate_confidence` and the refined one :attr:`face_confidence` (one face per search: the search runs while nothing is tracked,
+        and the tracker's periodic sweep finds the others once one is followed)."""
+        height, width = frame_bgr.shape[:2]
+        box, score = max(self._faces(frame_bgr, self.grid(width, height)), key=lambda found: found[1])
+        if score < self.candidate_confidence:
+            return []
+        (refined, score), = self._faces(frame_bgr, [box])
+        return [Detection(refined, score, self.name)] if score >= self.face_confidence else []
