@@ -68,8 +68,15 @@ def thread_candidates(threads: int | None = None) -> tuple[int, ...]:
 
 def session_options(threads: int, spinning: bool = False) -> ort.SessionOptions:
     """The options every model session uses; only the intra-op thread count varies (``spinning`` is
-    for benchmarks/threads.py, which measures what turning it off saves)."""
+    for benchmarks/threads.py, which measures what turning it off saves).
+
+    Denormal floats are flushed to zero: a trained network's weights and activations hold some (values
+    below 1.2e-38, e.g. from the weights' moving average), and the CPU handles each one in slow microcode.
+    Measured on this machine at batch 1: v4 11.55 → 10.57 ms, v5 12.63 → 10.38 ms per crop; the outputs
+    change by less than 1e-30.
+    """
     options = ort.SessionOptions()
+    options.add_session_config_entry("session.set_denormal_as_zero", "1")
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
