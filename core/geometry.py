@@ -12,6 +12,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+#: The project's one pixel convention: every reader returns it, every crop, warp, flip, resize and
+#: inverse map keeps it, and every output (CSV, OSC, overlay, batch) is in it; the sidecar states it.
+PIXEL_CONVENTION = ("0-based pixel centres: the centre of the top-left pixel is (0, 0) and pixel (i, j) "
+                    "covers [i-0.5, i+0.5] x [j-0.5, j+0.5] (OpenCV's warpAffine/resize, numpy indexing)")
+
 #: Side of the square crop divided by the longer side of the landmark bounding box. 1.5 leaves room
 #: for a 45°-rolled face (a rotated square needs 1.41×) and for tracking drift between frames.
 CROP_MARGIN = 1.5

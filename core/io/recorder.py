@@ -49,6 +49,7 @@ import numpy as np
 from core.partial_imports import lazy_module
 from core.results import FaceResult
 from core.schemes import LandmarkScheme, get_scheme
+from core.geometry import PIXEL_CONVENTION
 from core.io.table import DEFAULT_GROUPS, LAYOUT, ColumnGroup, LandmarkTable
 from core.io.video import SOURCE_FIELDS
 
@@ -257,7 +258,8 @@ class Recorder:
         self._files = opened
         self._recording = {
             "video": self.video_path.name if self.video_path else None, "csv": self.csv_path.name,
-            "csv_layout": LAYOUT, "csv_columns": len(self.table.columns), "fps": fps,
+            "csv_layout": LAYOUT, "coordinates": f"x, y in the frame's pixels, {PIXEL_CONVENTION}",
+            "csv_columns": len(self.table.columns), "fps": fps,
             "frame_size": list(self.frame_size), "scheme": self.scheme.name,
             "video_codec": self._video.codec if self._video else None,
             "container": self._container_note(), "video_timing": "each frame at its real timestamp",

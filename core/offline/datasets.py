@@ -36,9 +36,6 @@ from core.schemes import scheme_for_point_count
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
 
 
-#: Every reader returns points in this convention, and every crop, warp, flip, resize and output keeps it.
-PIXEL_CONVENTION = ("0-based pixel centres: the centre of the top-left pixel is (0, 0) and pixel (i, j) "
-                    "covers [i-0.5, i+0.5] x [j-0.5, j+0.5] (OpenCV's warpAffine/resize, numpy indexing)")
 #: Where the public 300-W / menpo ``.pts`` put the top-left pixel's centre (Matlab's 1-based pixels;
 #: menpo, the 300-W group's toolkit, subtracts 1 on reading).
 PTS_FOLDER_ORIGIN = 1.0
@@ -93,7 +90,7 @@ def read_pts(path: str | Path, origin: float = 0.0) -> np.ndarray:
     errors name the file and line.
 
     ``origin`` is the coordinate the file gives the top-left pixel's centre; it is subtracted so the
-    result is in the project's convention (0-based pixel centres, see ``PIXEL_CONVENTION``). The 300-W
+    result is in the project's convention (``core.geometry.PIXEL_CONVENTION``: 0-based pixel centres). The 300-W
     and menpo files are 1-based (Matlab); the shared data is already 0-based.
     """
     path = Path(path)

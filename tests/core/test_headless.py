@@ -347,7 +347,9 @@ def test_frames_without_a_face_still_get_a_row(clip_frames: list[np.ndarray], tm
     assert all(r["face_count"] == "0" and r["success"] == "0" and r["x0"] == "" for r in blank)
     seen = [r for r in rows if not 5 <= int(r["frame"]) < 10]
     assert all(r["face_count"] == "1" and r["success"] == "1" and r["face"] == "0" for r in seen)
-    assert "face_count = 0" in json.loads((tmp_path / "gap.json").read_text())["recording"]["csv_layout"]
+    recording = json.loads((tmp_path / "gap.json").read_text())["recording"]
+    assert "face_count = 0" in recording["csv_layout"]
+    assert "0-based pixel centres" in recording["coordinates"]
     with pytest.raises(HeadlessError, match="at least 1"):
         process_video(RunOptions(str(clip), outputs, max_frames=0), model, progress=False)
 
