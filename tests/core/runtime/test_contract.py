@@ -19,7 +19,8 @@ CONTRACT = Path("core/runtime/contract.py")
 TENSOR_NAMES = {INPUT_NAME, *OUTPUT_NAMES}
 #: Strings equal to a tensor name that name something else: the shared data's photo path (a column of
 #: manifest.csv, a key of faces_meta.json).
-OTHER_MEANINGS = {(Path("core/offline/datasets.py"), "image"), (Path("core/offline/evaluation.py"), "image")}
+OTHER_MEANINGS = {(Path(p), "image") for p in ("core/offline/datasets.py", "core/offline/evaluation.py",
+                                                "tools/make_clips.py")}
 
 
 def python_sources() -> list[Path]:
