@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from core.offline.datasets import FaceRecord, select_split, read_dataset
-from core.offline.evaluation import evaluate
+from core.offline.evaluation import evaluate, report
 from core.offline.metrics import normaliser
 from core.schemes import get_scheme
 
@@ -106,9 +106,8 @@ def main(argv: list[str] | None = None) -> int:
     predictor = open_predictor(args.model, "auto")
     records = [r for r in select_split(read_dataset(args.data), args.split)
                if r.scheme == predictor.scheme and r.source in {*REFERENCE_SOURCES, *args.source}]
-    result = evaluate(predictor, records)
-    sources = np.array(result.sources)
-    bias = {s: (*np.nanmean(result.bias[sources == s], axis=0), int((sources == s).sum())) for s in set(result.sources)}
+    per_source = report(evaluate(predictor, records))["per_source"]
+    bias = {source: (row["dx"], row["dy"], row["n"]) for source, row in per_source.items()}
     offsets = measure_offsets(bias, args.source)
     document = {"unit": "fraction of the inter-ocular distance; label + offset moves a source into 300-W's "
                         "convention (applied in source-image coordinates, before crop, rotation and flip)",

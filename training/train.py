@@ -37,7 +37,8 @@ from core.anchors import AnchorConfig, anchor_area, anchor_grid, build_templates
 from core.offline.datasets import DatasetError, FaceRecord, read_dataset, select_split
 from core.geometry import INPUT_SIZE, INPUT_SIZES
 from core.decode import aggregate
-from core.offline.metrics import eyelid_nme, failure_rate, nme, signed_errors
+from core.offline.evaluation import summarise
+from core.offline.metrics import eyelid_nme, nme, signed_errors
 from core.schemes import get_scheme
 from models.anchorface import ModelConfig, build_model
 from models.losses import LossConfig, LossTerms, anchorface_loss, direct_loss
@@ -223,11 +224,10 @@ def validate(model: torch.nn.Module, loader: DataLoader, scheme_name: str, devic
         truths.append(targets.numpy())
     scheme = get_scheme(scheme_name)
     pred, truth = np.concatenate(preds), np.concatenate(truths)
-    errors = nme(pred, truth, scheme)
-    dx, dy = np.nanmean(signed_errors(pred, truth, scheme), axis=0)
-    lids = float(np.nanmean(eyelid_nme(pred, truth, scheme))) if scheme.eyelids else float("nan")
-    return {"val_nme": float(errors.mean()), "val_fr": failure_rate(errors), "val_dx": float(dx), "val_dy": float(dy),
-            "val_eyelid": lids}
+    scores = summarise(nme(pred, truth, scheme), bias=signed_errors(pred, truth, scheme),
+                       eyelids=eyelid_nme(pred, truth, scheme))
+    return {"val_nme": scores.nme, "val_fr": scores.fr, "val_dx": scores.dx, "val_dy": scores.dy,
+            "val_eyelid": scores.eyelid}
 
 
 def plot_curves(rows: list[dict], path: Path) -> None:

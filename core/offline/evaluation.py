@@ -99,10 +99,10 @@ class CropsFrom:
     error would move with its input instead of being measured against the new truth."""
 
     def __init__(self, records: list[FaceRecord]) -> None:
-        self.landmarks = {r.key: r.landmarks for r in records}
+        self.landmarks = {r.image_path: r.landmarks for r in records}
 
     def __call__(self, sample: FaceSample, size: int, margin: float) -> np.ndarray:
-        return crop_from_landmarks(self.landmarks[f"{sample.source}/{sample.path.stem}"], size, margin)
+        return crop_from_landmarks(self.landmarks[sample.path], size, margin)
 
 
 class DetectorCrops:
@@ -170,7 +170,7 @@ def evaluate(predictor: AnchorPredictor, records: list[FaceRecord], strategy: st
     pred = np.stack(preds) if preds else np.zeros_like(gt)
     return Evaluation([r.key for r in placed_records], [r.source for r in placed_records], nme(pred, gt, scheme),
                       np.asarray(scores), normalisations(gt, scheme), signed_errors(pred, gt, scheme),
-                      eyelid_nme(pred, gt, scheme) if scheme.eyelids else np.full(len(gt), np.nan),
+                      eyelid_nme(pred, gt, scheme),
                       pearson(confs, errs) if confs else float("nan"), kept.count(False))
 
 

@@ -82,9 +82,12 @@ def signed_errors(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme,
 
 
 def eyelid_nme(pred: np.ndarray, gt: np.ndarray, scheme: LandmarkScheme, kind: str = "inter_ocular") -> np.ndarray:
-    """``[N]`` NME over the scheme's eyelid points only (the points a blink moves)."""
-    lids = list(scheme.eyelids)
+    """``[N]`` NME over the scheme's eyelid points only (the points a blink moves); NaN for a scheme
+    that names none (an average over no points would read as a perfect score)."""
     gt = np.asarray(gt, np.float64)
+    if not scheme.eyelids:
+        return np.full(len(gt), np.nan)
+    lids = list(scheme.eyelids)
     return point_errors(np.asarray(pred, np.float64)[:, lids], gt[:, lids]) / normaliser(gt, scheme, kind)
 
 
