@@ -86,13 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         print("error: --headless needs --source (a video file or a camera index)", file=sys.stderr)
         return 2
     options = run_options(args)
-    try:  # every option checked (the stream host looked up) before any window opens or any file is created
+    if args.headless:  # core.headless.run checks every option before it opens or creates any file
+        return run_headless_cli(options)
+    try:  # the window's options checked (the stream host looked up) before it opens
         options.check()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.headless:
-        return run_headless_cli(options)
     from app.application import run_app
 
     return run_app(args)
