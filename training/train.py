@@ -80,6 +80,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lam", type=float, default=0.5, help="weight λ of the confidence loss")
     p.add_argument("--reg-power", type=float, default=1.0,
                    help="regression weight C̄^p: p > 1 focuses the offset loss on the anchors decoding uses")
+    p.add_argument("--eyelid-weight", type=float, default=1.0,
+                   help="weight of the eyelid points in the regression loss (> 1 teaches blinks; see models/losses.py)")
     for f in fields(AugmentConfig):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"augmentation: {f.name}")
     p.add_argument("--workers", type=int, default=1, help="data-loading worker processes")
@@ -292,7 +294,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     loss_config = LossConfig.for_input_size(config.input_size, beta=args.beta, lam=args.lam,
-                                            regression_power=args.reg_power)
+                                            regression_power=args.reg_power,
+                                            emphasised_points=train_set.scheme.eyelids, emphasis=args.eyelid_weight)
 
     average = WeightAverage(model, args.ema_decay) if args.ema_decay else None
     start_epoch, best, history = 0, math.inf, []

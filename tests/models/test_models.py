@@ -92,6 +92,27 @@ def test_regression_power_shifts_the_weight_to_near_anchors() -> None:
     assert 0 < regression(4.0) < 0.5 * regression(1.0)
 
 
+def test_eyelid_emphasis_weights_only_the_emphasised_points_and_keeps_the_scale() -> None:
+    """An error on the eyelids alone grows with the emphasis; an equal error on every point does not
+    (the weights are normalised per face), and a hidden eyelid point carries no weight."""
+    from core.schemes import get_scheme
+
+    lids = get_scheme("ibug68").eyelids
+    truth = torch.zeros(1, 68, 2)
+    placed, logits = truth.clone(), torch.zeros(1, 1)
+
+    def regression(error_on: list[int], emphasis: float, target: torch.Tensor = truth) -> float:
+        pred = placed[None].clone()
+        pred[0, 0, error_on] += 4.0
+        config = LossConfig(emphasised_points=lids, emphasis=emphasis)
+        return float(anchorface_loss(pred, logits, placed, target, config).regression)
+    assert regression(list(lids), 3.0) == pytest.approx(regression(list(lids), 1.0) * 3 * 68 / (60 + 24))
+    assert regression(list(range(68)), 3.0) == pytest.approx(regression(list(range(68)), 1.0))
+    hidden = truth.clone()
+    hidden[0, list(lids)] = float("nan")
+    assert regression(list(lids), 3.0, hidden) == 0.0
+
+
 @pytest.mark.slow
 def test_loss_decreases_when_overfitting_a_few_real_faces(shared_data) -> None:
     records = [r for r in select_split(read_dataset(shared_data), "train") if r.scheme == "ibug68"][:4]
