@@ -108,10 +108,16 @@ def anchor_spread(preds: np.ndarray, conf: np.ndarray, centre: np.ndarray,
     few = passing.sum(axis=1) < MIN_SPREAD_ANCHORS
     spread = np.empty((preds.shape[0], preds.shape[2]), dtype=np.float32)
     for n in range(len(preds)):  # only the anchors that count: typically a few dozen of over a thousand
-        used = np.arange(preds.shape[1]) if few[n] else np.flatnonzero(passing[n])
+        used = slice(None) if few[n] else np.flatnonzero(passing[n])
         weights = conf[n, used].astype(np.float64)
-        squared = ((preds[n, used] - centre[n]) ** 2).sum(axis=-1)  # [used, L]
-        spread[n] = np.sqrt(weights @ squared / max(weights.sum(), 1e-12))
+        weights /= max(weights.sum(), 1e-12)
+        points = preds[n, used].reshape(len(weights), -1).astype(np.float64)  # [used, L*2]
+        # Σw|p − c|² from the weighted first and second moments: two matrix-vector products instead of
+        # an [anchors, L, 2] difference array, which on a non-face (every anchor used) cost 1.4 ms a crop.
+        first, second = weights @ points, weights @ (points * points)
+        centred = centre[n].reshape(-1).astype(np.float64)
+        variance = (second - 2 * centred * first + centred * centred).reshape(-1, 2).sum(axis=1)
+        spread[n] = np.sqrt(np.maximum(variance, 0.0))
     return spread
 
 

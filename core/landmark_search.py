@@ -18,9 +18,11 @@ from core.detection import Detection
 from core.geometry import Box, crop_from_box, invert_affine, landmark_box, transform_points, warp_to_crop
 from core.runtime import LandmarkModel
 
-#: Face sizes searched (the landmark box's side as a fraction of the frame height): a close-up, a
-#: webcam face, a face across a desk; smaller faces are full range's.
-SEARCH_SIZES = (0.6, 0.4, 0.25)
+#: Face sizes searched (the landmark box's side as a fraction of the frame height): a close-up or webcam
+#: face, and a face across a desk; smaller faces are full range's. Two sizes make 21 crops on a 16:9
+#: frame; the three sizes before (0.6, 0.4, 0.25: 38 crops) found no more on the made profile clip
+#: (86 of 150 frames with a face either way, every face first found on the same frame) at 1.7x the cost.
+SEARCH_SIZES = (0.5, 0.3)
 #: Neighbouring crops of one size overlap by this fraction of the crop side.
 SEARCH_OVERLAP = 0.25
 #: A grid crop is refined only when the model's face confidence there reaches this.

@@ -19,7 +19,9 @@ from core.geometry import Box
 
 #: Bhattacharyya distance between neighbouring frames' hue–saturation histograms that counts as a cut.
 CUT_THRESHOLD = 0.3
-#: The frame is compared at this size: enough for a colour distribution, cheap (about 0.2 ms).
+#: The frame is compared at this size: enough for a colour distribution. Sampled (nearest pixel), not
+#: averaged: an area resize of a 640x360 frame took 0.53 ms here, sampling 0.03 ms, and a histogram of
+#: 14 400 sampled pixels is as good a colour distribution as one of their averages.
 _SIGNATURE_SIZE = (160, 90)
 _BINS = (16, 8)
 
@@ -27,7 +29,7 @@ _BINS = (16, 8)
 def frame_signature(frame_bgr: np.ndarray) -> np.ndarray:
     """Normalised hue–saturation histogram of a small copy of the frame (brightness left out, so a
     light flicker or auto-exposure step is not a cut)."""
-    small = cv2.resize(frame_bgr, _SIGNATURE_SIZE, interpolation=cv2.INTER_AREA)
+    small = cv2.resize(frame_bgr, _SIGNATURE_SIZE, interpolation=cv2.INTER_NEAREST)
     hist = cv2.calcHist([cv2.cvtColor(small, cv2.COLOR_BGR2HSV)], [0, 1], None, list(_BINS), [0, 180, 0, 256])
     return cv2.normalize(hist, hist).flatten()
 
