@@ -66,3 +66,23 @@ def test_the_landmark_search_finds_no_face_in_a_faceless_stretch(model, clips) -
     search = LandmarkSearch(model)
     background = frames[:round(FACELESS_PATTERN[0] * fps)]
     assert [d.score for frame in background[::4] for d in search.detect(frame)] == []
+
+
+def test_the_landmark_search_waits_for_the_picture_to_change(model, clips, monkeypatch) -> None:
+    """On one faceless picture the search runs once (it would find nothing again), and again as soon as
+    the picture changes (here: a profile face fades in where the background was)."""
+    frames, fps = read_frames(clips[0] / "faceless.mp4")
+    background = frames[0]
+    runs: list[int] = []
+    detect = LandmarkSearch.detect
+    monkeypatch.setattr(LandmarkSearch, "detect", lambda self, frame: runs.append(1) or detect(self, frame))
+    pipeline = FramePipeline(model, PipelineConfig())
+    for index in range(90):  # 3 s at 30 fps: three search intervals
+        pipeline.process(background, index / 30)
+    assert len(runs) == 1
+    changed = frames[0].copy()
+    changed[:, : changed.shape[1] // 3] = 255 - changed[:, : changed.shape[1] // 3]
+    for index in range(90, 120):
+        pipeline.process(changed, index / 30)
+    assert len(runs) == 2
+    pipeline.close()
