@@ -19,6 +19,8 @@ DEMO_CLIP = ASSETS / "demo.mp4"
 PROBE_CROP_PATH = ASSETS / "probe_face.png"
 #: The face detectors' box → landmark-box calibration (``python -m tools.calibrate_detector``).
 DETECTOR_CALIBRATION = ASSETS / "detector_calibration.json"
+#: The fixed train/validation split of the shared data (``core.offline.datasets``).
+SPLIT_FILE = ASSETS / "split.json"
 #: The 3D mean face the head pose is fitted to (``python -m tools.mean_face``).
 MEAN_FACE_3D = ASSETS / "mean_face_3d_ibug68.npy"
 

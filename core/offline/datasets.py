@@ -31,6 +31,7 @@ from typing import Iterator
 import cv2
 import numpy as np
 
+from core.paths import SPLIT_FILE
 from core.schemes import scheme_for_point_count
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm")
@@ -246,8 +247,9 @@ def _scheme_name(num_points: int, path: Path, lineno: int | None = None) -> str:
 
 # --- the repository's train/validation split -------------------------------------------------
 
-#: The split of ../shared/data used everywhere (training, evaluation, benchmarks).
-SPLIT_FILE = Path(__file__).resolve().parents[2] / "assets" / "split.json"
+# The split of ../shared/data used everywhere (training, evaluation, benchmarks) is stored in
+# ``core.paths.SPLIT_FILE``.
+
 #: Sources of the ``val`` part: manual 300-W annotations. These 180 faces are the yardstick every model
 #: version since v1 was measured on, so the rule that picks them never changes.
 VALIDATION_SOURCES = ("300w_afw", "300w_helen_train")
