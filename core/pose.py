@@ -111,8 +111,11 @@ def estimate_pose(landmarks: np.ndarray, image_size: tuple[int, int], scheme: st
     """Head pose of one face from its landmarks ``[68, 2]`` in image pixels; ``image_size`` is ``(w, h)``.
 
     Returns ``None`` for schemes without a 3D model (anything but ibug68), non-finite landmarks,
-    landmarks too close together to fit (a collapsed output: SQPnP asserts on it), or a failed solve. Uses SQPnP (globally optimal, no initial guess needed) refined by Levenberg–Marquardt
-    on the rigid points (no jaw, no inner lips).
+    landmarks too close together to fit (a collapsed output: SQPnP asserts on it), or a failed solve. Uses SQPnP
+    (globally optimal, no initial guess needed) on the rigid points (no jaw, no inner lips). No
+    Levenberg–Marquardt refinement after it: on the Pexels clip's tracked landmarks it moved the angles by
+    0.1° on average (at most 0.5°, far inside a mean face's own error) for 0.24 ms a frame, 5 % of the
+    whole per-frame cost.
     """
     if scheme != POSE_SCHEME:
         return None
@@ -133,7 +136,6 @@ def estimate_pose(landmarks: np.ndarray, image_size: tuple[int, int], scheme: st
     if not ok or tvec[2, 0] <= 0:
         log.debug("solvePnP found no pose in front of the camera")
         return None
-    rvec, tvec = cv2.solvePnPRefineLM(object_points, image_points, k, None, rvec, tvec)
     yaw, pitch, roll = rotation_to_angles(cv2.Rodrigues(rvec)[0])
     return HeadPose(yaw, pitch, roll, rvec.ravel(), tvec.ravel())
 
