@@ -93,14 +93,17 @@ class AnchorFace(nn.Module):
         self.register_buffer("templates", torch.as_tensor(np.asarray(templates), dtype=torch.float32))
         self.register_buffer("placed_templates", torch.as_tensor(placed, dtype=torch.float32))
 
-    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, image: torch.Tensor, with_features: bool = False) -> tuple[torch.Tensor, ...]:
+        """``(anchor_landmarks, confidence_logits)``, and the ``[N, C, H, W]`` bottleneck features after them
+        when ``with_features`` (training's auxiliary eye-openness head reads them; the export never asks)."""
         feats = self.neck(self.backbone(self.normalise(image)))
         anchors, points = self.placed_templates.shape[:2]
         # [N, K*L*2, H, W] -> [N, H, W, K, L, 2] -> [N, M, L, 2]; sizes are Python ints so the exported
         # graph reshapes with constants instead of computing shapes at run time.
         offsets = self.regression(feats).permute(0, 2, 3, 1).reshape(-1, anchors, points, 2)
         logits = self.confidence(feats).permute(0, 2, 3, 1).reshape(-1, anchors)
-        return self.placed_templates + offsets * self.config.offset_scale, logits
+        landmarks = self.placed_templates + offsets * self.config.offset_scale
+        return (landmarks, logits, feats) if with_features else (landmarks, logits)
 
 
 class DirectRegression(nn.Module):

@@ -24,7 +24,7 @@ import math
 import os
 import sys
 import time
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
@@ -39,13 +39,14 @@ from core.geometry import INPUT_SIZE, INPUT_SIZES
 from core.decode import aggregate
 from core.offline.evaluation import summarise
 from core.offline.metrics import eyelid_nme, nme, signed_errors
-from core.schemes import get_scheme
+from core.schemes import LandmarkScheme, get_scheme
 from models.anchorface import ModelConfig, build_model
 from models.losses import LossConfig, LossTerms, anchorface_loss, direct_loss
 from training.augment import AugmentConfig
 from training.checkpoint import load_model_from_checkpoint, read_checkpoint, save_checkpoint
 from training.data import FaceDataset, cv2_threads_off, to_tensor
 from training.ema import WeightAverage
+from training.eye_aux import EyeOpenness, eye_openness_loss
 from training.label_offsets import apply_offsets, load_offsets
 from training.augment import crop_with_jitter
 from training.onnx_init import OnnxInitError, model_from_onnx, recalibrate_batch_norm
@@ -82,6 +83,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="regression weight C̄^p: p > 1 focuses the offset loss on the anchors decoding uses")
     p.add_argument("--eyelid-weight", type=float, default=1.0,
                    help="weight of the eyelid points in the regression loss (> 1 teaches blinks; see models/losses.py)")
+    p.add_argument("--eye-aux-weight", type=float, default=0.0,
+                   help="weight of an auxiliary loss that asks the pooled features for each eye's opening "
+                        "(training/eye_aux.py: makes the backbone see blinks; nothing of it is exported); 0: off")
     for f in fields(AugmentConfig):
         p.add_argument(f"--{f.name.replace('_', '-')}", type=float, default=f.default, help=f"augmentation: {f.name}")
     p.add_argument("--workers", type=int, default=1, help="data-loading worker processes")
@@ -200,14 +204,30 @@ def lr_at(epoch_float: float, args: argparse.Namespace) -> float:
     return lr
 
 
+@dataclass
+class EyeAux:
+    """The auxiliary eye-openness head (``training/eye_aux.py``), its loss weight and the scheme's eyes."""
+
+    head: EyeOpenness
+    weight: float
+    scheme: LandmarkScheme
+
+
 def train_step(net: torch.nn.Module, model: torch.nn.Module, config: ModelConfig, optimizer: torch.optim.Optimizer,
-               images: torch.Tensor, targets: torch.Tensor, loss_config: LossConfig) -> LossTerms:
+               images: torch.Tensor, targets: torch.Tensor, loss_config: LossConfig,
+               eye_aux: EyeAux | None = None) -> LossTerms:
     """One optimiser step on a batch (``net`` may be the DDP wrapper of ``model``)."""
-    landmarks, logits = net(images)
+    if eye_aux is None:
+        landmarks, logits = net(images)
+    else:
+        landmarks, logits, features = net(images, with_features=True)
     terms = (anchorface_loss(landmarks, logits, model.placed_templates, targets, loss_config)
              if config.model_type == "anchorface" else direct_loss(landmarks, targets, loss_config))
+    total = terms.total
+    if eye_aux is not None:
+        total = total + eye_aux.weight * eye_openness_loss(eye_aux.head(features), targets, eye_aux.scheme)
     optimizer.zero_grad(set_to_none=True)
-    terms.total.backward()
+    total.backward()
     optimizer.step()
     return terms
 
@@ -292,7 +312,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.init} is a {config.input_size} px model; pass --input-size {config.input_size}",
               file=sys.stderr)
         return 2
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    eye_aux = None
+    if args.eye_aux_weight > 0:
+        if config.model_type != "anchorface" or world > 1:
+            print("error: --eye-aux-weight needs an anchorface model trained in one process", file=sys.stderr)
+            return 2
+        eye_aux = EyeAux(EyeOpenness(config.head_channels, len(train_set.scheme.eyes)).to(device),
+                         args.eye_aux_weight, train_set.scheme)
+    parameters = list(model.parameters()) + (list(eye_aux.head.parameters()) if eye_aux else [])
+    optimizer = torch.optim.Adam(parameters, lr=args.lr, weight_decay=args.weight_decay)
     loss_config = LossConfig.for_input_size(config.input_size, beta=args.beta, lam=args.lam,
                                             regression_power=args.reg_power,
                                             emphasised_points=train_set.scheme.eyelids, emphasis=args.eyelid_weight)
@@ -305,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
         optimizer.load_state_dict(state["optimizer"])
         if average is not None and "ema" in state:
             average.load_state_dict(state["ema"])
+        if eye_aux is not None and "eye_aux" in state:
+            eye_aux.head.load_state_dict(state["eye_aux"])
         start_epoch, best, history = int(state["epoch"]), float(state["best_nme"]), list(state["history"])
         log.info("resumed from %s at epoch %d", out / "last.pt", start_epoch)
 
@@ -341,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(epoch + step / len(loader), args)
             terms = train_step(net, model, config, optimizer, images.to(device, non_blocking=True),
-                               targets.to(device, non_blocking=True), loss_config)
+                               targets.to(device, non_blocking=True), loss_config, eye_aux)
             if average is not None:
                 average.update(model)
             sums += [terms.total.item(), terms.regression.item(), terms.confidence.item()]
@@ -364,6 +394,8 @@ def main(argv: list[str] | None = None) -> int:
             save_checkpoint(out / "best.pt", validated, config, epoch=epoch + 1, best_nme=best, history=history,
                             run=json.dumps(run_info))
         extra = {"ema": average.state_dict()} if average is not None else {}
+        if eye_aux is not None:
+            extra["eye_aux"] = eye_aux.head.state_dict()
         save_checkpoint(out / "last.pt", model, config, optimizer=optimizer.state_dict(), epoch=epoch + 1,
                         best_nme=best, history=history, run=json.dumps(run_info), **extra)
         with (out / "log.csv").open("w", newline="") as f:
