@@ -23,9 +23,16 @@ from core.schemes import LandmarkScheme
 class EyeOpenness(nn.Module):
     """Each eye's aspect ratio (``core.face_state.aspect_ratio``) from the pooled bottleneck features."""
 
+    #: The head starts at this answer for every eye (about an open eye's ratio), with zero weights: a
+    #: randomly initialised head answered ±0.5 at first, and its error, pushed into a trained backbone,
+    #: took stage 4's validation NME from 5.11 to 6.36 % in the first epoch.
+    START_RATIO = 0.3
+
     def __init__(self, channels: int, eyes: int) -> None:
         super().__init__()
         self.linear = nn.Linear(channels, eyes)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.constant_(self.linear.bias, self.START_RATIO)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.linear(features.mean(dim=(2, 3)))
