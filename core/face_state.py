@@ -80,16 +80,25 @@ class BlinkDetector:
 
     The open level is the median mean-EAR over the previous ``window_s`` seconds: a blink (a few
     frames) barely moves it, a lasting change (a smile narrows the eyes) is followed within the window.
+    The window is 0.6 s, not longer: a smile can narrow the eyes by half within a third of a second, and
+    a blink that follows at once (the single-face clip: a smile over frames 17-25, the lids shut at 26-28)
+    must find the level already lowered when the eyes reopen, within ``max_blink_s`` of closing; with a
+    1 s window the level still stood at the unsmiling eyes then, so the reopening never counted. A blink
+    shorter than 0.3 s is under half the window and cannot move its median. Because the level also
+    comes down to meet eyes that stay shut, reopening needs the lids to move apart again too: the ratio
+    must rise to ``reopen_rise`` times its lowest value since closing, so a long closure stays one
+    closure (and no blink) however the level follows it.
     """
 
     def __init__(self, close_ratio: float = 0.8, open_ratio: float = 0.9, max_blink_s: float = 0.5,
-                 window_s: float = 1.0) -> None:
+                 window_s: float = 0.6, reopen_rise: float = 1.3) -> None:
         if not 0 < close_ratio < open_ratio <= 1:
             raise ValueError(f"need 0 < close_ratio < open_ratio <= 1, got {close_ratio}, {open_ratio}")
         if max_blink_s <= 0 or window_s <= 0:
             raise ValueError(f"max_blink_s and window_s must be positive, got {max_blink_s}, {window_s}")
         self.close_ratio, self.open_ratio = close_ratio, open_ratio
-        self.max_blink_s, self.window_s = max_blink_s, window_s
+        self.max_blink_s, self.window_s, self.reopen_rise = max_blink_s, window_s, reopen_rise
+        self._closed_min = np.inf
         self._history: deque[tuple[float, float]] = deque()
         self._closed_since: float | None = None
         self.blinks = 0
@@ -105,11 +114,13 @@ class BlinkDetector:
         blink = False
         if level is not None:
             if self._closed_since is None and ear < self.close_ratio * level:
-                self._closed_since = t
-            elif self._closed_since is not None and ear > self.open_ratio * level:
-                blink = t - self._closed_since <= self.max_blink_s
-                self.blinks += blink
-                self._closed_since = None
+                self._closed_since, self._closed_min = t, ear
+            elif self._closed_since is not None:
+                self._closed_min = min(self._closed_min, ear)
+                if ear > self.open_ratio * level and ear > self.reopen_rise * self._closed_min:
+                    blink = t - self._closed_since <= self.max_blink_s
+                    self.blinks += blink
+                    self._closed_since = None
         self._history.append((t, ear))
         while self._history and self._history[0][0] < t - self.window_s:
             self._history.popleft()

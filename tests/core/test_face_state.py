@@ -73,6 +73,18 @@ def test_hysteresis_noise_between_the_thresholds_makes_no_extra_blinks() -> None
     assert all(s.eyes_closed for s in states[30:38])
 
 
+def test_a_blink_right_after_a_smile_narrowed_the_eyes_is_seen() -> None:
+    """The eyes narrow by half over a quarter second (a smile), shut for 0.1 s and open to the narrowed
+    level (the shape of the single-face clip's frames 17-35): one blink, reported once they are open and
+    the open level has followed the smile. With the 1 s window of before, none."""
+    smile = list(np.linspace(0.33, 0.15, 8))
+    ears = [0.33] * 30 + smile + [0.11, 0.07, 0.07, 0.07, 0.11] + [0.15] * 15
+    states = feed(BlinkDetector(), ears)
+    assert [k for k, s in enumerate(states) if s.blink] == [47]  # closed at 33, 0.47 s before
+    assert all(s.eyes_closed for s in states[39:42])
+    assert not any(s.blink for s in feed(BlinkDetector(window_s=1.0), ears))
+
+
 def test_a_long_closure_is_not_a_blink() -> None:
     states = feed(BlinkDetector(max_blink_s=0.5), [0.30] * 30 + [0.10] * 20 + [0.30] * 5)
     assert not any(s.blink for s in states)
