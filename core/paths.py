@@ -13,6 +13,9 @@ ASSETS = REPO_ROOT / "assets"
 
 #: The model the app ships with (written by the training export).
 DEFAULT_MODEL_PATH = ASSETS / "anchorface_ibug68.onnx"
+#: An optional model whose eyelid points follow blinks, at some cost in overall accuracy (the model card's
+#: "v5.1"): a custom model to load in the settings dialog or with ``--model``.
+BLINK_MODEL_PATH = ASSETS / "anchorface_ibug68_blinks.onnx"
 #: The clip played when there is no camera (Pexels licence).
 DEMO_CLIP = ASSETS / "demo.mp4"
 #: A real face crop the model loader probes every model with (``python -m tools.probe_crop``).
