@@ -117,7 +117,10 @@ class FramePipeline:
         return Tracker(self.config.tracker, self.config.smoother.build)
 
     def _new_schedule(self) -> None:
-        self.schedule = SearchSchedule(self.config.tracker.search_delay, len(self._stages(searching=True)))
+        """Fresh search state for the current detector, model and settings (every caller that changes one
+        of them lands here): the stages tried while nothing is tracked are built once, here."""
+        self._search_stages = self._stages(searching=True)
+        self.schedule = SearchSchedule(self.config.tracker.search_delay, len(self._search_stages))
         self.newcomers = NewcomerWatch()
         self.search_gate = NewcomerWatch(fraction=SEARCH_GATE_FRACTION)
         self._last_detection: float | None = None
@@ -216,7 +219,6 @@ class FramePipeline:
         self.frame_index += 1
         return result
 
-
     def _stages(self, searching: bool) -> tuple[FaceDetector, ...]:
         """The detector's stages; with ``auto`` and nothing tracked (``searching``), the landmark model's
         own grid search after them (``core.landmark_search``: profiles the detectors miss). Tracks are
@@ -231,7 +233,7 @@ class FramePipeline:
         (``TrackerConfig.search_delay``), the landmark search last and most rarely."""
         if not self.tracker.tracks:
             due = set(self.schedule.due(timestamp))
-            stages = [(k, stage) for k, stage in enumerate(self._stages(searching=True)) if k in due]
+            stages = [(k, stage) for k, stage in enumerate(self._search_stages) if k in due]
             return [(k, stage) for k, stage in stages if self._search_worthwhile(k, stage, frame, timestamp)]
         if self.tracker.needs_detection() or self._newcomer_due(frame, timestamp):
             return list(enumerate(self._stages(searching=False)))
