@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from core.face_state import EYE_CONTOURS, measure
 from core.schemes import LandmarkScheme
 
 
@@ -28,7 +29,7 @@ class EyeOpenness(nn.Module):
     #: took stage 4's validation NME from 5.11 to 6.36 % in the first epoch.
     START_RATIO = 0.3
 
-    def __init__(self, channels: int, eyes: int) -> None:
+    def __init__(self, channels: int, eyes: int = len(EYE_CONTOURS)) -> None:
         super().__init__()
         self.linear = nn.Linear(channels, eyes)
         nn.init.zeros_(self.linear.weight)
@@ -39,14 +40,11 @@ class EyeOpenness(nn.Module):
 
 
 def eye_ratios(landmarks: torch.Tensor, scheme: LandmarkScheme) -> torch.Tensor:
-    """``[N, eyes]`` mean gap between facing lid points over the corner distance; NaN where a point of
-    that eye is hidden (NaN in ``landmarks [N, L, 2]``)."""
-    ratios = []
-    for outer, inner, upper, lower in scheme.eyes:
-        width = (landmarks[:, outer] - landmarks[:, inner]).norm(dim=-1)
-        gaps = torch.stack([(landmarks[:, u] - landmarks[:, v]).norm(dim=-1) for u, v in zip(upper, lower)])
-        ratios.append(gaps.mean(dim=0) / width.clamp_min(1e-6))
-    return torch.stack(ratios, dim=1)
+    """``[N, 2]`` the app's eye ratios (``core.face_state.measure``: left, right) of target shapes
+    ``[N, L, 2]``; NaN where a point of that eye is hidden (NaN). Targets need no gradient, so the app's
+    own numpy measure is used rather than a torch copy of it."""
+    states = [measure(face, scheme) for face in landmarks.detach().cpu().numpy()]
+    return torch.tensor([[s.eye_left, s.eye_right] for s in states], dtype=landmarks.dtype, device=landmarks.device)
 
 
 def eye_openness_loss(predicted: torch.Tensor, landmarks: torch.Tensor, scheme: LandmarkScheme) -> torch.Tensor:

@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
         if config.model_type != "anchorface" or world > 1:
             print("error: --eye-aux-weight needs an anchorface model trained in one process", file=sys.stderr)
             return 2
-        eye_aux = EyeAux(EyeOpenness(config.head_channels, len(train_set.scheme.eyes)).to(device),
+        eye_aux = EyeAux(EyeOpenness(config.head_channels).to(device),
                          args.eye_aux_weight, train_set.scheme)
     parameters = list(model.parameters()) + (list(eye_aux.head.parameters()) if eye_aux else [])
     optimizer = torch.optim.Adam(parameters, lr=args.lr, weight_decay=args.weight_decay)
