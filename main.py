@@ -15,7 +15,8 @@ from pathlib import Path
 from core.config import OneLineErrorParser, add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
 from core.run_options import OutputPaths, RunOptions, add_sink_arguments, positive_int, sink_options
-from core.runtime import DEFAULT_MODEL_PATH
+from core.runtime import DEFAULT_MODEL_PATH, PRECISIONS
+from core.runtime.precision import PRECISION_HELP
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=["auto", "cpu", "cuda"],
                    help="inference device: auto (default) uses CUDA when it really works, else CPU; "
                         "in the window it overrides the saved setting for this run")
+    p.add_argument("--precision", choices=PRECISIONS, help=PRECISION_HELP + "; in the window it overrides the "
+                                                                          "saved setting for this run")
     p.add_argument("--max-frames", type=positive_int, help="stop after this many frames (at least 1)")
     p.add_argument("--screenshot", help="window: save a PNG of the window after --frames frames, then exit")
     p.add_argument("--frames", type=int, default=60, help="window: frames to process before --screenshot")
@@ -57,7 +60,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     """The run the command line asks for (the window takes only what was given, over its saved settings)."""
     return RunOptions(args.source or "0", output_paths(args.output, args.landmarks), sink_options(args),
                       args.overwrite, args.max_frames, Path(args.model) if args.model else DEFAULT_MODEL_PATH,
-                      args.device or "auto", apply_arguments(PipelineConfig(), args))
+                      args.device or "auto", apply_arguments(PipelineConfig(), args), args.precision or "auto")
 
 
 def run_headless_cli(options: RunOptions) -> int:

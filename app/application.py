@@ -134,6 +134,8 @@ def session_overrides(args: argparse.Namespace) -> dict:
         overrides["model_path"] = str(Path(args.model).resolve())
     if getattr(args, "device", None):
         overrides["device"] = args.device
+    if getattr(args, "precision", None):
+        overrides["precision"] = args.precision
     overrides.update(given_arguments(args))  # processing settings (core.config), by key
     overrides.update(given_sink_arguments(args))  # output options (core.run_options), by field
     return overrides

@@ -18,7 +18,7 @@ from PyQt6.QtCore import QSettings, QStandardPaths
 from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY
 from core.draw import DrawOptions
 from core.pipeline import PipelineConfig
-from core.runtime import DEFAULT_MODEL_PATH, DEVICES
+from core.runtime import DEFAULT_MODEL_PATH, DEVICES, PRECISIONS
 from core.run_options import SINK_OPTIONS, SinkOptions, as_bool
 
 ORGANIZATION = "AnchorFace"
@@ -47,6 +47,7 @@ class AppSettings:
     camera_height: int = 0
     model_path: str = ""
     device: str = "auto"
+    precision: str = "auto"
     pipeline: PipelineConfig = PipelineConfig()
     draw: DrawOptions = field(default_factory=DrawOptions)
     recording_folder: str = field(default_factory=default_recording_folder)
@@ -72,6 +73,11 @@ class AppSettings:
     def model_file(self) -> Path:
         """The model these settings mean: the chosen file, or the bundled one."""
         return Path(self.model_path) if self.model_path else DEFAULT_MODEL_PATH
+
+    @property
+    def model_key(self) -> tuple[Path, str, str]:
+        """What loading the model takes: ``(file, device, precision)``; a change means a new session."""
+        return self.model_file, self.device, self.precision
 
     @property
     def resolution(self) -> tuple[int, int]:
@@ -151,6 +157,7 @@ def load_settings(store: QSettings) -> tuple[AppSettings, list[str]]:
         camera_width=width, camera_height=height,
         model_path=read("model/path", defaults.model_path, _text),
         device=read("model/device", defaults.device, _choice(DEVICES)),
+        precision=read("model/precision", defaults.precision, _choice(PRECISIONS)),
         pipeline=pipeline,
         draw=draw,
         recording_folder=read("recording/folder", defaults.recording_folder, _text) or defaults.recording_folder,
@@ -183,6 +190,7 @@ def save_settings(store: QSettings, settings: AppSettings) -> None:
     store.setValue("camera/resolution", f"{settings.camera_width}x{settings.camera_height}")
     store.setValue("model/path", settings.model_path)
     store.setValue("model/device", settings.device)
+    store.setValue("model/precision", settings.precision)
     for setting in PIPELINE_SETTINGS:
         store.setValue(f"processing/{setting.key}", setting.get(settings.pipeline))
     for name in draw_switches():

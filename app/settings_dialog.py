@@ -20,9 +20,11 @@ from core.config import PIPELINE_SETTINGS, SETTINGS_BY_KEY, Setting
 from core.pipeline import PipelineConfig
 from core.run_options import SINK_OPTIONS, SinkOptions
 from core.runtime import DEFAULT_MODEL_PATH, LandmarkModel, ModelError, ModelInfo
+from core.runtime.precision import PRECISION_LABELS
 
-#: Loads (and thereby validates) a model: ``(path, device) -> LandmarkModel``, raising ModelError.
-ModelLoader = Callable[[Path, str], LandmarkModel]
+#: Loads (and thereby validates) a model: ``(path, device, precision) -> LandmarkModel``, raising ModelError.
+ModelLoader = Callable[[Path, str, str], LandmarkModel]
+ModelKey = tuple[Path, str, str]
 
 DEVICE_LABELS = {"auto": "Automatic (CUDA when it works, else CPU)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
 DRAW_LABELS = {"points": "Landmark points", "contours": "Contours (jaw, brows, eyes, nose, lips)",
@@ -47,8 +49,8 @@ class SettingsDialog(QDialog):
         self.setMinimumWidth(560)
         self.initial = settings
         self.settings = settings
-        self.loaded_model: LandmarkModel | None = None  # set when the model or device changed and loaded
-        self._loaded_key: tuple[Path, str] | None = None
+        self.loaded_model: LandmarkModel | None = None  # set when the model, device or precision changed and loaded
+        self._loaded_key: ModelKey | None = None
         self._load = load
         tabs = QTabWidget()
         tabs.addTab(self._camera_tab(), "Camera")
@@ -94,6 +96,9 @@ class SettingsDialog(QDialog):
         self.device = QComboBox()
         for device, label in DEVICE_LABELS.items():
             self.device.addItem(label, device)
+        self.precision = QComboBox()
+        for precision, label in PRECISION_LABELS.items():
+            self.precision.addItem(label, precision)
         self.current_model = QLabel(describe_model(model.info, model.provider) if model else "no model loaded",
                                     wordWrap=True)
         self.model_error = QLabel(wordWrap=True)
@@ -102,6 +107,7 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
         form.addRow("Model file", row)
         form.addRow("Device", self.device)
+        form.addRow("Precision", self.precision)
         form.addRow("Active model", self.current_model)
         form.addRow(self.model_error)
         return _page(form)
@@ -169,6 +175,7 @@ class SettingsDialog(QDialog):
         select_data(self.resolution, settings.resolution)
         self.model_path.setText(settings.model_path)
         select_data(self.device, settings.device)
+        select_data(self.precision, settings.precision)
         for setting in PIPELINE_SETTINGS:
             widget, value = self.fields[setting.key], setting.get(settings.pipeline)
             if isinstance(widget, QComboBox):
@@ -190,6 +197,7 @@ class SettingsDialog(QDialog):
         return AppSettings(
             camera_index=self.camera_index.value(), camera_width=width, camera_height=height,
             model_path=self.model_path.text().strip(), device=self.device.currentData(),
+            precision=self.precision.currentData(),
             pipeline=self.edited_pipeline(),
             draw=replace(self.initial.draw, **{n: box.isChecked() for n, box in self.draw_boxes.items()}),
             recording_folder=self.recording_folder.text().strip() or AppSettings().recording_folder,
@@ -206,7 +214,7 @@ class SettingsDialog(QDialog):
         return config
 
     def accept(self) -> None:
-        """Accept only if a changed model file or device really loads; otherwise show why and stay open."""
+        """Accept only if a changed model file, device or precision really loads; otherwise show why and stay open."""
         edited = self.edited_settings()
         try:
             for option in SINK_OPTIONS:
@@ -214,26 +222,26 @@ class SettingsDialog(QDialog):
         except ValueError as exc:
             self.output_error.setText(str(exc))
             return
-        if (edited.model_file, edited.device) != (self.initial.model_file, self.initial.device):
-            if not self._try_model(edited.model_file, edited.device):
+        if edited.model_key != self.initial.model_key:
+            if not self._try_model(edited.model_key):
                 return
         else:
             self.loaded_model = None
         self.settings = edited
         super().accept()
 
-    def _try_model(self, path: Path, device: str) -> bool:
-        if self._loaded_key == (path, device):
+    def _try_model(self, key: ModelKey) -> bool:
+        if self._loaded_key == key:
             return True
         try:
-            model = self._load(path, device)
+            model = self._load(*key)
         except ModelError as exc:
             self.loaded_model, self._loaded_key = None, None
             self.model_error.setText(f"This model cannot be used: {exc}\nThe current model stays active.")
             self.model_error.show()
             self.tabs.setCurrentIndex(1)
             return False
-        self.loaded_model, self._loaded_key = model, (path, device)
+        self.loaded_model, self._loaded_key = model, key
         self.model_error.hide()
         self.current_model.setText(describe_model(model.info, model.provider))
         return True
@@ -243,7 +251,7 @@ class SettingsDialog(QDialog):
         path, _ = QFileDialog.getOpenFileName(self, "Choose an AnchorFace model", start, "ONNX models (*.onnx)")
         if path:
             self.model_path.setText(path)
-            self._try_model(Path(path), self.device.currentData())
+            self._try_model((Path(path), self.device.currentData(), self.precision.currentData()))
 
     def _browse_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for recordings", self.recording_folder.text())

@@ -35,6 +35,12 @@ from core.paths import DEMO_CLIP
 
 log = logging.getLogger(__name__)
 
+
+def load_model_as(path: Path, device: str, precision: str) -> LandmarkModel:
+    """:func:`core.runtime.load_model` by the settings' model key ``(file, device, precision)``: how the
+    window loads at start-up and the settings dialog tries a changed model."""
+    return load_model(path, device, precision=precision)
+
 T = TypeVar("T")
 
 VIDEO_FILTER = "Videos (*.mp4 *.avi *.mov *.mkv *.webm *.m4v);;All files (*)"
@@ -193,23 +199,24 @@ class MainWindow(QMainWindow):
     # --- model --------------------------------------------------------------------------------------
 
     def _load_startup_model(self) -> None:
-        """The configured model; if it fails, the bundled one on automatic device, with a notice that
-        stays until dismissed. The settings then name the model that runs, so the one that failed is
-        never saved as if it worked."""
-        wanted = (self.settings.model_file, self.settings.device)
-        fallback = (AppSettings().model_file, "auto")
-        for path, device in dict.fromkeys([wanted, fallback]):
+        """The configured model; if it fails, the bundled one on automatic device and precision, with a
+        notice that stays until dismissed. The settings then name the model that runs, so the one that
+        failed is never saved as if it worked."""
+        wanted, fallback = self.settings.model_key, AppSettings().model_key
+        for key in dict.fromkeys([wanted, fallback]):
             try:
-                model = load_model(path, device)
+                model = load_model_as(*key)
             except ModelError as exc:
                 problem = str(exc)
-                log.error("model %s on %s: %s", path, device, problem)
+                log.error("model %s on %s (precision %s): %s", *key, problem)
                 continue
-            if (path, device) != wanted:
+            if key != wanted:
                 self.notice.show_notice(f"The configured model could not be used ({problem}); running the "
                                         f"bundled model instead. Choose another under Settings → Model.",
                                         sticky=True)
-                self.settings = replace(self.settings, model_path=AppSettings().model_path, device="auto")
+                defaults = AppSettings()
+                self.settings = replace(self.settings, model_path=defaults.model_path, device=defaults.device,
+                                        precision=defaults.precision)
             self._install_model(model)
             return
         self.show_message(f"No usable model: {problem}\nChoose a model file under Settings → Model.")
@@ -505,7 +512,7 @@ class MainWindow(QMainWindow):
 
     def open_settings(self) -> SettingsDialog:
         """Open the (window-modal, non-blocking) settings dialog; accepted changes apply live."""
-        dialog = SettingsDialog(self.settings, self.model, load_model, self)
+        dialog = SettingsDialog(self.settings, self.model, load_model_as, self)
         dialog.accepted.connect(lambda: self.apply_settings(dialog.settings, dialog.loaded_model))
         dialog.open()
         return dialog

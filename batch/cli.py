@@ -25,12 +25,13 @@ from tqdm import tqdm
 from batch.inputs import (STAGING_NAME, UsageError, VideoTask, check_output_folder, check_outputs_are_not_inputs,
                           discover, plan_outputs)
 from batch.job import Finished, JobSettings, one_line
-from batch.manifest import InputKey, Manifest, ManifestRow, file_sha256, input_key, now
+from batch.manifest import InputKey, Manifest, ManifestRow, input_key, now
 from batch.staging import remove_dead_runs, run_lock
 from core.config import OneLineErrorParser, add_arguments, apply_arguments
 from core.pipeline import PipelineConfig
 from core.run_options import RunOptions, add_sink_arguments, positive_int, sink_options
-from core.runtime import DEFAULT_MODEL_PATH, ModelError, load_model
+from core.runtime import DEFAULT_MODEL_PATH, PRECISIONS, ModelError, load_model
+from core.runtime.precision import PRECISION_HELP, file_sha256
 
 INSTALL_HINT = 'batch processing needs Ray: pip install -e ".[batch]"'
 #: Read by Ray when it is imported: "0" makes a new local node take the loopback address as its IP,
@@ -51,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the bundled model); every worker must be able to read this path")
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto (default): CUDA when the cluster has GPUs, else CPU")
+    p.add_argument("--precision", choices=PRECISIONS, default="auto", help=PRECISION_HELP)
     p.add_argument("--max-frames", type=positive_int, help="stop each video after this many frames (at least 1)")
     p.add_argument("--workers", type=int, help="actors (default: one per CPU the cluster offers)")
     p.add_argument("--address", help="join a running Ray cluster: 'auto' or 'ray://HOST:10001' "
@@ -192,7 +194,7 @@ def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask
     if args.retries < 0:
         raise UsageError("--retries must be 0 or more")
     options = RunOptions("", sinks=sink_options(args), max_frames=args.max_frames, model=args.model,
-                         device=args.device, pipeline=apply_arguments(PipelineConfig(), args))
+                         device=args.device, pipeline=apply_arguments(PipelineConfig(), args), precision=args.precision)
     try:
         options.check()  # the stream host looked up on the driver, before any file or worker exists
     except ValueError as exc:
@@ -201,7 +203,7 @@ def _prepare(args: argparse.Namespace) -> tuple[JobSettings, str, list[VideoTask
     check_outputs_are_not_inputs(tasks, args.video)  # before the output folder is even created
     check_output_folder(args.out)
     try:
-        load_model(args.model, device="cpu", threads=1)  # the same "invalid model" line the headless command gives
+        load_model(args.model, device="cpu", threads=1, precision=args.precision)  # the headless command's "invalid model" line
     except ModelError as exc:  # (the device is the workers' to try: this machine may have no GPU)
         raise UsageError(f"invalid model: {exc}") from exc
     settings = JobSettings(options, args.video)
@@ -215,7 +217,7 @@ def _run(args: argparse.Namespace, settings: JobSettings, model_sha: str, todo: 
 
     from batch.pool import WorkerPool, plan_pool
 
-    plan = plan_pool(ray.cluster_resources(), args.workers, args.device)
+    plan = plan_pool(ray.cluster_resources(), args.workers, args.device, args.precision)
     staging = args.out.absolute() / STAGING_NAME
     pool = WorkerPool(plan, args.model.absolute(), model_sha, staging, args.retries)
     # Largest files first: a long video started last would leave every other worker idle at the end.

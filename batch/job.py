@@ -36,7 +36,8 @@ class JobSettings:
     def as_dict(self) -> dict[str, Any]:
         """What changes a video's outputs, as recorded in the manifest (and compared on a rerun)."""
         return {"pipeline": asdict(self.options.pipeline), "max_frames": self.options.max_frames,
-                "video": self.video, "uncertainty_columns": self.options.sinks.uncertainty_columns}
+                "video": self.video, "uncertainty_columns": self.options.sinks.uncertainty_columns,
+                "precision": self.options.precision}
 
 
 @dataclass(frozen=True)

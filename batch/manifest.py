@@ -9,7 +9,6 @@ is ignored on reading.
 from __future__ import annotations
 
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -78,15 +77,6 @@ def input_key(source: Path, model_sha256: str, settings: dict[str, Any]) -> Inpu
 def normalise(settings: dict[str, Any]) -> dict[str, Any]:
     """Settings as they read back from JSON (tuples become lists), so a fresh key equals a stored one."""
     return json.loads(json.dumps(settings, default=str))
-
-
-def file_sha256(path: Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def now() -> str:

@@ -29,8 +29,9 @@ from ray.exceptions import RayActorError, RayTaskError
 
 from batch.inputs import UsageError, VideoTask
 from batch.job import Finished, JobSettings, one_line, run_video
-from batch.manifest import JobResult, file_sha256
+from batch.manifest import JobResult
 from core.runtime import DeviceError, ModelError, load_model
+from core.runtime.precision import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +44,10 @@ class PoolPlan:
     threads: int  # ONNX Runtime intra-op threads, also the CPUs each actor reserves
     gpu_share: float  # num_gpus per actor (0: CPU only)
     device: str  # "cpu" | "cuda" as passed to core.runtime.load_model
+    precision: str = "auto"  # as passed to core.runtime.load_model
 
 
-def plan_pool(resources: dict[str, float], workers: int | None, device: str) -> PoolPlan:
+def plan_pool(resources: dict[str, float], workers: int | None, device: str, precision: str = "auto") -> PoolPlan:
     """Size the pool from the cluster's ``ray.cluster_resources()``; see the module docstring."""
     cpus = max(1, int(resources.get("CPU", 1)))
     gpus = float(resources.get("GPU", 0))
@@ -56,7 +58,7 @@ def plan_pool(resources: dict[str, float], workers: int | None, device: str) -> 
     count = min(workers or cpus, cpus)
     use_gpu = gpus > 0 and device != "cpu"
     return PoolPlan(count, max(1, cpus // count), min(1.0, gpus / count) if use_gpu else 0.0,
-                    "cuda" if use_gpu else "cpu")
+                    "cuda" if use_gpu else "cpu", precision)
 
 
 def short_name(actor_name: str) -> str:
@@ -82,7 +84,7 @@ class VideoWorker:
             if file_sha256(Path(model_path)) != model_sha256:
                 self.problem = f"model file {model_path} on this node differs from the driver's (SHA-256)"
             else:
-                self.model = load_model(model_path, device=plan.device, threads=plan.threads)
+                self.model = load_model(model_path, device=plan.device, threads=plan.threads, precision=plan.precision)
         except DeviceError as exc:  # the headless command's wording for each
             self.problem = f"device problem: {exc}"
         except (ModelError, OSError) as exc:

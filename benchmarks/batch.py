@@ -78,7 +78,7 @@ def ray_costs(model: str, scratch: Path) -> dict[str, float]:
 
     from batch.inputs import VideoTask
     from batch.job import JobSettings
-    from batch.manifest import file_sha256
+    from core.runtime.precision import file_sha256
     from batch.pool import WorkerPool, plan_pool
     from core.run_options import RunOptions
 

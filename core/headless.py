@@ -152,7 +152,7 @@ def run(options: RunOptions, progress: bool = True) -> RunSummary:
     check_outputs(options)
     stream = _open_source(options.source)  # opened once, before the model: a bad source is reported cheaply
     try:
-        model = load_model(options.model, device=options.device)
+        model = load_model(options.model, device=options.device, precision=options.precision)
     except ModelError as exc:
         stream.release()
         kind = "device problem" if isinstance(exc, DeviceError) else "invalid model"

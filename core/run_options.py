@@ -20,7 +20,7 @@ from typing import Any, Callable
 from core.io.streaming import parse_target, resolve_target
 from core.io.table import DEFAULT_GROUPS, WITH_UNCERTAINTY, ColumnGroup
 from core.pipeline import PipelineConfig
-from core.runtime import DEFAULT_MODEL_PATH, DEVICES
+from core.runtime import DEFAULT_MODEL_PATH, DEVICES, PRECISIONS
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,8 @@ def sink_options(args: argparse.Namespace, base: SinkOptions = SinkOptions()) ->
 class RunOptions:
     """Everything one run of one source needs besides a loaded model: the one object each host builds.
 
-    ``model`` and ``device`` say which model to load where the caller has not loaded it already
-    (a batch worker loads once for many runs).
+    ``model``, ``device`` and ``precision`` say which model to load where the caller has not loaded it
+    already (a batch worker loads once for many runs).
     """
 
     source: str
@@ -164,6 +164,7 @@ class RunOptions:
     model: Path = DEFAULT_MODEL_PATH
     device: str = "auto"
     pipeline: PipelineConfig = PipelineConfig()
+    precision: str = "auto"
 
     def check(self) -> None:
         """Validate every option that needs no output file, the stream host looked up; ValueError with
@@ -172,6 +173,8 @@ class RunOptions:
             raise ValueError(f"max frames must be at least 1, got {self.max_frames}")
         if self.device not in DEVICES:
             raise ValueError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
         if self.outputs.landmarks is None and (self.outputs.video or self.outputs.sidecar):
             raise ValueError("a video or sidecar output needs a landmarks CSV output too")
         for option in SINK_OPTIONS:

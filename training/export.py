@@ -38,6 +38,7 @@ from core.geometry import CROP_MARGIN, crop_from_landmarks, warp_to_crop
 from core.runtime.contract import (DYNAMIC_AXES, INPUT_NAME, MIN_OPSET, OUTPUT_NAMES, ModelMetadata, code_version,
                                    export_arguments, write_props)
 from core.runtime.model_input import to_model_input
+from core.runtime.precision import int8_path
 from models.anchorface import ExportWrapper, ModelConfig
 from models.complexity import count_macs, count_parameters
 from training.checkpoint import CheckpointError, load_model_from_checkpoint, read_checkpoint
@@ -154,12 +155,6 @@ def export(checkpoint_path: str | Path, out: str | Path, name: str | None = None
             "parameters": count_parameters(model), "macs": count_macs(model, size), "bytes": out.stat().st_size}
 
 
-def int8_path(fp32: str | Path) -> Path:
-    """Where the INT8 sibling of an fp32 file goes: ``name.onnx`` → ``name_int8.onnx``."""
-    fp32 = Path(fp32)
-    return fp32.with_name(f"{fp32.stem}_int8{fp32.suffix}")
-
-
 def export_int8(fp32: str | Path, out: str | Path, scheme: str, calibration_faces: int = 64,
                 validation_faces: int = 0, max_nme_loss: float = 0.001, max_drift_px: float = 0.5,
                 method: str = "minmax"):
@@ -227,7 +222,7 @@ def onnx_scheme(path: Path) -> str:
     """The landmark scheme an exported file declares."""
     from core.runtime import load_model
 
-    return load_model(path, device="cpu").info.scheme
+    return load_model(path, device="cpu", precision="fp32").info.scheme
 
 
 if __name__ == "__main__":

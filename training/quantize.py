@@ -11,7 +11,9 @@ written — when either
 * its landmarks drift from fp32's by more than ``max_drift_px`` on average (crop pixels, after the
   app's aggregation): a model can keep its NME while moving every point, which a tracker shows as jitter.
 
-The fp32 file is left as it is; the INT8 file carries the same metadata with ``_int8`` in its name.
+The fp32 file is left as it is; the INT8 file carries the same metadata with ``_int8`` in its name and
+the fp32 file's SHA-256 (``quantized_from``), so the runtime runs it in the fp32 file's place only while
+the two belong together (``core.runtime.precision``).
 
 The head stays in fp32: the two 1×1 output convolutions and the decoding tail (offset scaling, adding
 the placed templates, the sigmoid, the reshapes). Offsets are fractions of the crop, so one uint8 step
@@ -35,6 +37,7 @@ from core.offline.evaluation import OnnxPredictor, evaluate
 from core.geometry import crop_from_landmarks, warp_to_crop
 from core.runtime import to_model_input
 from core.runtime.contract import INPUT_NAME, ModelMetadata, read_props, write_props
+from core.runtime.precision import INT8_SUFFIX, file_sha256
 
 #: Refusal limits of issue 14: 0.1 NME points, 0.5 px mean drift.
 MAX_NME_LOSS = 0.001
@@ -91,12 +94,14 @@ class _CropReader(CalibrationDataReader):
         return None if x is None else {INPUT_NAME: x}
 
 
-def _rename(path: Path, suffix: str) -> None:
-    """Append ``suffix`` to the model name in the metadata (the rest of the contract is unchanged)."""
+def _mark_int8(path: Path, fp32_path: Path) -> None:
+    """Name the file as INT8 (``_int8`` appended to the model name) and record the SHA-256 of the fp32
+    file it came from, which the runtime checks before it runs the file in that file's place
+    (``core.runtime.precision``); the rest of the contract is unchanged."""
     graph = onnx.load(str(path))
     meta = ModelMetadata.from_props(read_props(graph), path)
-    if not meta.name.endswith(suffix):
-        write_props(graph, replace(meta, name=meta.name + suffix))
+    name = meta.name if meta.name.endswith(INT8_SUFFIX) else meta.name + INT8_SUFFIX
+    write_props(graph, replace(meta, name=name, quantized_from=file_sha256(fp32_path)))
     onnx.save(graph, str(path))
 
 
@@ -122,7 +127,7 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: list[Face
         quantize_static(str(fp32_path), str(staged), _CropReader(calib), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                         nodes_to_exclude=head_nodes(fp32_path), calibrate_method=CALIBRATION_METHODS[method])
-        _rename(staged, "_int8")
+        _mark_int8(staged, Path(fp32_path))
         int8 = OnnxPredictor.from_file(staged, "cpu")
         fp32_nme = float(evaluate(fp32, validation).nmes.mean())
         int8_nme = float(evaluate(int8, validation).nmes.mean())

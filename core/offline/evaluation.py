@@ -63,7 +63,7 @@ class OnnxPredictor:
     def from_file(cls, path: str | Path, device: str = "auto") -> "OnnxPredictor":
         from core.runtime import load_model
 
-        model = load_model(path, device=device)
+        model = load_model(path, device=device, precision="fp32")  # the file named, not a sibling
         return cls(model, model.info.scheme, model.info.input_size, model.info.crop_margin)
 
     def predict(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -12,7 +12,8 @@ alone and training writes it with the ``onnx`` package.
 
 Besides what the runtime needs, a file records where it came from, as ultralytics' exports do: the
 code version (``git describe``, else the package version) and the export's arguments. Both are
-optional keys, so files written before them still load.
+optional keys, so files written before them still load; so is ``quantized_from``, which an INT8 file
+carries to name the fp32 file it was made from.
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ FORMAT_VERSION = "1"
 SUPPORTED_FORMATS = ("1",)
 MODEL_TYPES = ("anchorface", "direct")
 #: Provenance keys: written by every export since they were added, not required of older files.
-OPTIONAL_KEYS = ("code_version", "export_args")
+OPTIONAL_KEYS = ("code_version", "export_args", "quantized_from")
 
 
 class ModelError(ValueError):
@@ -73,6 +74,8 @@ class ModelMetadata:
     code_version: str = ""
     #: The export's arguments as JSON text; "" = not recorded.
     export_args: str = ""
+    #: An INT8 file: SHA-256 of the fp32 file it was quantised from (``core.runtime.precision``); "" = none.
+    quantized_from: str = ""
 
     def to_props(self) -> dict[str, str]:
         """The ``metadata_props`` of the file, all strings (ONNX stores only strings)."""

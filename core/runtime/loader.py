@@ -2,7 +2,7 @@
 
 The file is self-describing (input size, scheme, anchors, crop margin live in its metadata), so
 loading trusts nothing but the file: :func:`load_model` checks the bytes (:mod:`.onnx_file`), picks
-the providers (:mod:`.providers`), and validates the contract (:mod:`.contract`, checked by :mod:`.verify`) before the first frame.
+the providers (:mod:`.providers`) and the file's precision (:mod:`.precision`), and validates the contract (:mod:`.contract`, checked by :mod:`.verify`) before the first frame.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from core.runtime.contract import INPUT_NAME, OUTPUT_CONFIDENCE, OUTPUT_LANDMARK
 from core.runtime.model_input import to_model_input
 from core.runtime.verify import ModelInfo, read_info
 from core.runtime.onnx_file import check_onnx_file
+from core.runtime.precision import check_precision, file_sha256, int8_path
 from core.runtime.providers import provider_used, providers_for
 from core.runtime.threads import AdaptiveSession, session_options, thread_candidates
 from core.schemes import LandmarkScheme, get_scheme
@@ -80,20 +81,44 @@ class LandmarkModel:
         return aggregate(*self.run(crops), strategy=strategy, threshold=threshold)
 
 
-def load_model(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto",
-               threads: int | None = None) -> LandmarkModel:
+def load_model(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto", threads: int | None = None,
+               precision: str = "auto") -> LandmarkModel:
     """Open ``path`` on ``device`` ("auto": TensorRT/CUDA when they really work, else CPU).
 
-    Raises :class:`ModelError` for a bad file and its subclass :class:`~.providers.DeviceError` when
-    the device cannot run it. ``threads`` fixes the intra-op thread count; by default a CPU model
-    chooses between 1 and more threads by measuring while it runs (:mod:`.threads`).
+    ``precision`` (:mod:`.precision`): "auto" runs the file's INT8 sibling instead when the model runs
+    on the CPU and a sibling made from this very file exists, "fp32" the file given, "int8" the sibling
+    or a :class:`ModelError`. Raises :class:`ModelError` for a bad file and its subclass
+    :class:`~.providers.DeviceError` when the device cannot run it. ``threads`` fixes the intra-op
+    thread count; by default a CPU model chooses between 1 and more threads by measuring while it runs
+    (:mod:`.threads`).
     """
     path = Path(path)
     check_onnx_file(path)
+    check_precision(precision)
     providers = providers_for(device)
     candidates = thread_candidates(threads)
-    if providers != ["CPUExecutionProvider"]:
+    on_cpu = providers == ["CPUExecutionProvider"]
+    if not on_cpu:
         candidates = candidates[:1]  # on a GPU the CPU threads only feed it
+    sibling = int8_path(path)
+    if precision == "int8" or (precision == "auto" and on_cpu and sibling.is_file()):
+        try:
+            return _open(sibling, providers, candidates, device, made_from=path)
+        except ModelError as exc:
+            if precision == "int8":
+                raise
+            log.warning("not using the INT8 sibling of %s: %s; running the fp32 file", path.name, exc)
+    return _open(path, providers, candidates, device)
+
+
+def _open(path: Path, providers: list, candidates: tuple[int, ...], device: str,
+          made_from: Path | None = None) -> LandmarkModel:
+    """One checked session on ``path``; with ``made_from``, ``path`` must be that file's INT8 sibling."""
+    if made_from is not None:
+        if not path.is_file():
+            raise ModelError(f"{made_from.name} has no INT8 sibling ({path.name}); make one with "
+                             f"python -m training.export --onnx {made_from} --int8")
+        check_onnx_file(path)
 
     def build(count: int) -> ort.InferenceSession:
         return ort.InferenceSession(str(path), sess_options=session_options(count), providers=providers)
@@ -104,6 +129,9 @@ def load_model(path: str | Path = DEFAULT_MODEL_PATH, device: str = "auto",
         raise ModelError(f"onnxruntime cannot load {path}: {str(exc).strip().splitlines()[0]}") from exc
     provider = provider_used(session, device)
     info = read_info(path, session)
+    if made_from is not None and info.quantized_from != file_sha256(made_from):
+        raise ModelError(f"{path.name} was not quantised from this {made_from.name} (its recorded SHA-256 "
+                         f"differs: a stale sibling); re-run python -m training.export --onnx {made_from} --int8")
     log.info("loaded %s (%s, %s, %d anchors) on %s, intra-op threads %s", path.name, info.name, info.scheme,
              info.num_anchors, provider, " or ".join(map(str, candidates)))
     return LandmarkModel(AdaptiveSession(session, candidates, build), info, provider)

@@ -30,6 +30,7 @@ from core.io.table import LandmarkTable
 from core.paths import DEMO_CLIP, REPO_ROOT
 from core.run_options import SINK_OPTIONS, SinkOptions
 from core.runtime import DEFAULT_MODEL_PATH
+from core.runtime.precision import int8_path
 from tests.helpers_app import FRAME_TIMEOUT_MS, FrameCounter, UnpluggableCamera, as_array, play_demo
 from tests.helpers_outputs import OUTPUT_CASES
 from tests.helpers_onnx import make_model
@@ -334,7 +335,8 @@ def test_every_notice_shows_and_a_failed_model_stays_until_dismissed_and_is_neve
     qtbot.addWidget(window)
     window.show()
     window.start_initial(None)
-    assert window.model is not None and window.model.info.path == DEFAULT_MODEL_PATH
+    assert window.model is not None and window.settings.model_file == DEFAULT_MODEL_PATH
+    assert window.model.info.path in (DEFAULT_MODEL_PATH, int8_path(DEFAULT_MODEL_PATH)), "the bundled model runs"
     assert "configured model could not be used" in window.notice.text and "not finite" in window.notice.text
     assert "No camera at index 7" in window.notice.text, "the camera notice does not hide the model one"
     for i in range(MAX_NOTICES + 2):

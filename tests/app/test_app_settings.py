@@ -23,7 +23,7 @@ def custom_settings(folder: Path) -> AppSettings:
     pipeline = PipelineConfig(smoothing="one-euro", one_euro=OneEuroConfig(beta=7.5), threshold=0.45,
                               strategy="argmax", tracker=TrackerConfig(detection_interval=5), detector="haar")
     return AppSettings(camera_index=2, camera_width=1280, camera_height=720, model_path="/models/mine.onnx",
-                       device="cpu", pipeline=pipeline,
+                       device="cpu", precision="fp32", pipeline=pipeline,
                        draw=replace(DrawOptions(), box=False, pose_axes=False), recording_folder=str(folder))
 
 
@@ -54,6 +54,7 @@ DEFAULTS = AppSettings()
     ("camera/index", "-3", {"camera_index": DEFAULTS.camera_index}),
     ("camera/resolution", "77x5", {"camera_width": DEFAULTS.camera_width, "camera_height": DEFAULTS.camera_height}),
     ("model/device", "tpu", {"device": DEFAULTS.device}),
+    ("model/precision", "int4", {"precision": DEFAULTS.precision}),
     ("processing/threshold", "nan", {"threshold": DEFAULTS.pipeline.threshold}),
     ("processing/threshold", "1.7", {"threshold": DEFAULTS.pipeline.threshold}),
     ("processing/smoothing", "median", {"smoothing": DEFAULTS.pipeline.smoothing}),

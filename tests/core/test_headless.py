@@ -105,6 +105,30 @@ def test_invalid_model_is_one_clear_line(shared_data: Path, tmp_path: Path, caps
     assert len(err) == 1 and err[0].startswith("error: invalid model") and "bad.onnx" in err[0]
 
 
+@needs_model
+@pytest.mark.parametrize("precision, ran", [(None, "anchorface_ibug68_int8.onnx"), ("fp32", "anchorface_ibug68.onnx")])
+def test_the_sidecar_names_the_file_the_precision_ran(shared_data: Path, tmp_path: Path, precision: str | None,
+                                                       ran: str) -> None:
+    """On the CPU the default runs the bundled model's INT8 sibling; ``--precision fp32`` the file itself."""
+    table = tmp_path / "out.csv"
+    argv = ["--source", str(shared_data / "video" / "pyfeat_single_face.mp4"), "--headless", "--device", "cpu",
+            "--landmarks", str(table), "--max-frames", "3"] + (["--precision", precision] if precision else [])
+    assert main(argv) == 0
+    sidecar = json.loads(table.with_suffix(".json").read_text())
+    assert Path(sidecar["model_path"]).name == ran and sidecar["model"].endswith("_int8") == ran.endswith("_int8.onnx")
+
+
+def test_int8_precision_without_a_sibling_is_one_clear_line(shared_data: Path, tmp_path: Path, capsys) -> None:
+    alone = tmp_path / "alone.onnx"
+    shutil.copy(DEFAULT_MODEL_PATH, alone)
+    code = main(["--source", str(shared_data / "video" / "pyfeat_single_face.mp4"), "--headless", "--model", str(alone),
+                 "--precision", "int8", "--landmarks", str(tmp_path / "out.csv")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("error: invalid model") and "no INT8 sibling (alone_int8.onnx)" in err[0]
+    assert not (tmp_path / "out.csv").exists(), "nothing written"
+
+
 def test_missing_source_and_camera(tmp_path: Path, capsys) -> None:
     assert main(["--source", str(tmp_path / "nope.mp4"), "--headless"]) == 2
     assert "video file not found" in capsys.readouterr().err

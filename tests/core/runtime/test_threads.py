@@ -36,7 +36,7 @@ def test_flushing_denormals_changes_no_output_that_matters() -> None:
     """Denormals (< 1.2e-38) are slow on CPUs and carry no landmark information: the bundled model's
     outputs with and without flushing them agree to far below a thousandth of a pixel."""
     crops = random_crops(4, size=160)
-    flushed = load_model(DEFAULT_MODEL_PATH, device="cpu", threads=1).run(crops)
+    flushed = load_model(DEFAULT_MODEL_PATH, device="cpu", threads=1, precision="fp32").run(crops)
     plain_options = session_options(1)
     plain_options.add_session_config_entry("session.set_denormal_as_zero", "0")
     plain = ort.InferenceSession(str(DEFAULT_MODEL_PATH), sess_options=plain_options, providers=["CPUExecutionProvider"])
