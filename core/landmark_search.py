@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from core.decode import aggregate
 from core.detection import Detection
 from core.geometry import Box, crop_from_box, invert_affine, landmark_box, transform_points, warp_to_crop
 from core.runtime import LandmarkModel
@@ -60,21 +61,25 @@ class LandmarkSearch:
             boxes += [Box(x - side / 2, y - side / 2, x + side / 2, y + side / 2) for y in ys for x in xs]
         return boxes
 
-    def _faces(self, frame: np.ndarray, boxes: list[Box]) -> list[tuple[Box, float]]:
-        """The model's landmark box and face confidence for the crop of each box (one batch)."""
+    def _best_face(self, frame: np.ndarray, boxes: list[Box]) -> tuple[Box, float]:
+        """The landmark box and face confidence of the most confident crop among ``boxes``' (one batch).
+        Only that crop's anchors are aggregated: the others' landmarks and spreads would be thrown away,
+        and on non-faces, where every anchor counts, the spreads alone were 9 ms of a 21-crop search."""
         info = self.model.info
         matrices = [crop_from_box(b, info.input_size, info.crop_margin) for b in boxes]
-        decoded = self.model.predict(np.stack([warp_to_crop(frame, m, info.input_size) for m in matrices]))
-        return [(landmark_box(transform_points(points, invert_affine(m))), float(score))
-                for points, m, score in zip(decoded.landmarks, matrices, decoded.confidence)]
+        anchors, confidences = self.model.run(np.stack([warp_to_crop(frame, m, info.input_size) for m in matrices]))
+        best = int(confidences.max(axis=1).argmax())
+        decoded = aggregate(anchors[best:best + 1], confidences[best:best + 1])
+        points = transform_points(decoded.landmarks[0], invert_affine(matrices[best]))
+        return landmark_box(points), float(decoded.confidence[0])
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
         """The face of the grid's most confident crop, refined once, if that crop reaches
         :attr:`candidate_confidence` and the refined one :attr:`face_confidence` (one face per search: the search runs while nothing is tracked,
         and the tracker's periodic sweep finds the others once one is followed)."""
         height, width = frame_bgr.shape[:2]
-        box, score = max(self._faces(frame_bgr, self.grid(width, height)), key=lambda found: found[1])
+        box, score = self._best_face(frame_bgr, self.grid(width, height))
         if score < self.candidate_confidence:
             return []
-        (refined, score), = self._faces(frame_bgr, [box])
+        refined, score = self._best_face(frame_bgr, [box])
         return [Detection(refined, score, self.name)] if score >= self.face_confidence else []
