@@ -60,11 +60,12 @@ def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def commands(mode: str, clip: Path, scratch: Path, run: int, model: str) -> tuple[list[str], list[str] | None]:
+def commands(mode: str, clip: Path, scratch: Path, run: int, model: str,
+             mesh_faces: int = 1) -> tuple[list[str], list[str] | None]:
     """(ours, the yardstick or None) for one run, writing into ``scratch`` under fresh names."""
     python = sys.executable
     ours = [python, "main.py", "--source", str(clip), "--model", model]
-    mesh = [python, "-m", "benchmarks.mesh_job", "--source", str(clip)]
+    mesh = [python, "-m", "benchmarks.mesh_job", "--source", str(clip), "--max-faces", str(mesh_faces)]
     a, b = scratch / f"ours_{mode}_{run}", scratch / f"mesh_{mode}_{run}"
     if mode == "window":
         return ours + ["--screenshot", str(a.with_suffix(".png")), "--frames", "1"], None
@@ -79,13 +80,13 @@ def commands(mode: str, clip: Path, scratch: Path, run: int, model: str) -> tupl
     return ours, mesh
 
 
-def measure(mode: str, clip: Path, runs: int, model: str, bar: tqdm) -> tuple[Timing, Timing]:
+def measure(mode: str, clip: Path, runs: int, model: str, bar: tqdm, mesh_faces: int = 1) -> tuple[Timing, Timing]:
     """``runs`` counted pairs (after one warm-up pair) of ours and the yardstick."""
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     ours, mesh = Timing(), Timing()
     with tempfile.TemporaryDirectory(prefix="whole_job_") as scratch:
         for run in range(runs + 1):
-            a, b = commands(mode, clip, Path(scratch), run, model)
+            a, b = commands(mode, clip, Path(scratch), run, model, mesh_faces)
             for command, timing in ((a, ours), (b, mesh)):
                 if command is None:
                     continue
@@ -116,6 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", nargs="+", type=Path, default=list(DEFAULT_CLIPS), help="videos to process")
     parser.add_argument("--runs", type=int, default=5, help="counted pairs per clip and mode")
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="which jobs to time")
+    parser.add_argument("--mesh-faces", type=int, default=1,
+                        help="Face Mesh's max_num_faces (default 1; give at least the clips' number of faces)")
     args = parser.parse_args(argv)
     missing = [str(c) for c in args.clips if not c.is_file()]
     if missing:
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=total, desc="whole job", unit="pair") as bar:
             for clip in args.clips:
                 for mode in args.modes:
-                    rows.append(row(clip, mode, *measure(mode, clip, args.runs, args.model, bar)))
+                    rows.append(row(clip, mode, *measure(mode, clip, args.runs, args.model, bar, args.mesh_faces)))
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -136,8 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     notes = ["ours: `python main.py --source CLIP --headless --landmarks OUT.csv [--output OUT.mp4] "
              "[--max-frames 1]`; window: `python main.py --source CLIP --screenshot OUT.png --frames 1`",
-             "Face Mesh: `python -m benchmarks.mesh_job --source CLIP --landmarks OUT.csv [--output OUT.mp4] "
-             "[--max-frames 1]` (same encoder settings as ours)",
+             f"Face Mesh: `python -m benchmarks.mesh_job --source CLIP --max-faces {args.mesh_faces} --landmarks "
+             "OUT.csv [--output OUT.mp4] [--max-frames 1]` (same encoder settings as ours; ours follows up to 4 "
+             "faces and always looks for new ones)",
              "speed = Face Mesh seconds / ours, the median of per-pair ratios (min–max in brackets); "
              "wall and CPU seconds are medians of whole processes"]
     for note in notes:

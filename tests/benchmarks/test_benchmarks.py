@@ -235,7 +235,7 @@ def test_reporting_appends_dated_sections(tmp_path: Path) -> None:
     assert "| longer name |  22.5 |" in text
 
 
-def test_mesh_job_writes_one_row_per_frame_and_the_video(videos: dict[str, Path], tmp_path: Path) -> None:
+def test_mesh_job_writes_one_row_per_face_and_the_video(videos: dict[str, Path], tmp_path: Path) -> None:
     pytest.importorskip("mediapipe")
     from benchmarks import mesh_job
 
@@ -243,13 +243,34 @@ def test_mesh_job_writes_one_row_per_frame_and_the_video(videos: dict[str, Path]
     assert mesh_job.main(["--source", str(videos["short"]), "--landmarks", str(table), "--output", str(video),
                           "--max-frames", "5"]) == 0
     rows = table.read_text().splitlines()
-    assert len(rows) == 6 and len(rows[0].split(",")) == 3 + 2 * mesh_job.MESH_POINTS
-    assert all(row.split(",")[2] == "1" for row in rows[1:])  # one face found in every frame
+    assert len(rows) == 6 and len(rows[0].split(",")) == 4 + 2 * mesh_job.MESH_POINTS
+    assert all(row.split(",")[2:4] == ["1", "0"] for row in rows[1:])  # one face found in every frame
     capture, frames = cv2.VideoCapture(str(video)), 0
     while capture.read()[0]:
         frames += 1
     capture.release()
     assert frames == 5
+
+
+def test_mesh_job_follows_as_many_faces_as_it_is_given(videos: dict[str, Path], tmp_path: Path) -> None:
+    """The yardstick on a clip with two faces side by side: one face by default, both with --max-faces 2."""
+    pytest.importorskip("mediapipe")
+    from benchmarks import mesh_job
+
+    capture = cv2.VideoCapture(str(videos["short"]))
+    frames = [capture.read()[1] for _ in range(4)]
+    capture.release()
+    pair = tmp_path / "pair.avi"
+    height, width = frames[0].shape[:2]
+    writer = cv2.VideoWriter(str(pair), cv2.VideoWriter_fourcc(*"MJPG"), 25, (2 * width, height))
+    for frame in frames:
+        writer.write(cv2.hconcat([frame, frame]))
+    writer.release()
+    for faces in (1, 2):
+        table = tmp_path / f"mesh{faces}.csv"
+        assert mesh_job.main(["--source", str(pair), "--landmarks", str(table), "--max-faces", str(faces)]) == 0
+        rows = [row.split(",") for row in table.read_text().splitlines()[1:]]
+        assert len(rows) == 4 * faces and all(row[2] == str(faces) for row in rows)
 
 
 def test_whole_job_times_paired_processes(videos: dict[str, Path], model_path: Path, tmp_path: Path) -> None:
