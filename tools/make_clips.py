@@ -149,6 +149,13 @@ def background(frame: np.ndarray, region: Box) -> np.ndarray:
     return cv2.resize(np.ascontiguousarray(frame[y0:y1, x0:x1]), (width, height), interpolation=cv2.INTER_LINEAR)
 
 
+def faceless_layout(face_frames: int, fps: float) -> list[tuple[bool, int]]:
+    """The stretches of a faceless clip made from ``face_frames`` frames of a clip: ``(background?,
+    frames)`` in order (:data:`FACELESS_PATTERN`)."""
+    halves = iter((face_frames // 2, face_frames - face_frames // 2))
+    return [(False, next(halves)) if seconds is None else (True, round(seconds * fps)) for seconds in FACELESS_PATTERN]
+
+
 def make_faceless_clip(source: Path, out: Path, limit: int | None = None) -> tuple[Path, int]:
     """The clip's (first ``limit`` frames') two halves between stretches of its own background (module
     doc); returns the file and the number of background frames. RuntimeError if a detector finds a face
@@ -158,11 +165,10 @@ def make_faceless_clip(source: Path, out: Path, limit: int | None = None) -> tup
     halves = iter((frames[:len(frames) // 2], frames[len(frames) // 2:]))
     made: list[np.ndarray] = []
     faceless = 0
-    for seconds in FACELESS_PATTERN:
-        if seconds is None:
+    for is_background, count in faceless_layout(len(frames), fps):
+        if not is_background:
             made += next(halves)
             continue
-        count = round(seconds * fps)
         # the background moves on with the clip, cycling through its frames from where the cut is
         start = len(made) % len(frames)
         stretch = [background(frames[(start + k) % len(frames)], region) for k in range(count)]

@@ -12,7 +12,7 @@ import pytest
 from core.landmark_search import LandmarkSearch
 from core.pipeline import FramePipeline, PipelineConfig
 from core.runtime import load_model
-from tools.make_clips import (FACELESS_PATTERN, FACELESS_SOURCES, PROFILE_FADE, PROFILE_SECONDS, make_faceless_clip,
+from tools.make_clips import (FACELESS_SOURCES, PROFILE_FADE, PROFILE_SECONDS, faceless_layout, make_faceless_clip,
                               make_profile_clip, make_turn_clip, profile_onsets, read_frames)
 
 
@@ -59,13 +59,22 @@ def test_every_face_that_first_appears_in_profile_is_found_within_one_second(mod
     assert not late, f"faces not found within 1 s: (onset s, first frame) {late}"
 
 
-def test_the_landmark_search_finds_no_face_in_a_faceless_stretch(model, clips) -> None:
-    """On real background (the band beside the face of a shared clip, scaled up), no grid crop is a face
-    the tracker would keep."""
-    frames, fps = read_frames(clips[0] / "faceless.mp4")
-    search = LandmarkSearch(model)
-    background = frames[:round(FACELESS_PATTERN[0] * fps)]
-    assert [d.score for frame in background[::4] for d in search.detect(frame)] == []
+@pytest.mark.parametrize("source", FACELESS_SOURCES)
+def test_no_face_is_reported_on_a_faceless_stretch(model, shared_data: Path, tmp_path: Path, source: str) -> None:
+    """The whole pipeline (both detectors, the landmark search, the tracker) on each made faceless clip
+    reports no face on any background frame. The search alone may propose a background crop — its
+    refined score reached 0.64 on these backgrounds with the fp32 model and 0.65 with INT8, above its
+    0.6 — and the crop the pipeline then takes from it rejects it; an INT8 calibration that kept a false
+    face there (28 of 120 background frames of the Pexels clip) was caught by this test."""
+    path, _ = make_faceless_clip(shared_data / "video" / source, tmp_path / "faceless.mp4", 240)
+    frames, fps = read_frames(path)
+    background = [flag for flag, count in faceless_layout(min(240, len(frames)), fps) for _ in range(count)]
+    assert len(background) == len(frames)
+    pipeline = FramePipeline(model, PipelineConfig())
+    false = [index for index, frame in enumerate(frames)
+             if pipeline.process(frame, index / fps).faces and background[index]]
+    pipeline.close()
+    assert not false, f"faces reported on background frames {false}"
 
 
 def test_the_landmark_search_waits_for_the_picture_to_change(model, clips, monkeypatch) -> None:
