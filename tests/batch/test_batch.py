@@ -236,6 +236,19 @@ def test_pool_sizing_keeps_threads_times_workers_within_the_cores() -> None:
         plan_pool({"CPU": 4.0}, None, "cuda")
 
 
+def test_the_precision_reaches_the_workers_and_the_manifest_settings() -> None:
+    """Each worker loads the model at the batch's --precision; a rerun at another precision redoes the
+    videos, since their landmarks differ (the manifest compares the settings)."""
+    from batch.job import JobSettings
+    from batch.pool import plan_pool
+    from core.run_options import RunOptions
+
+    assert plan_pool({"CPU": 2.0}, None, "auto", "fp32").precision == "fp32"
+    assert plan_pool({"CPU": 2.0}, None, "auto").precision == "auto"
+    settings = {p: JobSettings(RunOptions("", precision=p)).as_dict() for p in ("auto", "fp32")}
+    assert settings["auto"]["precision"] == "auto" and settings["auto"] != settings["fp32"]
+
+
 def test_manifest_counts_a_video_done_only_for_the_same_file_model_and_settings(tmp_path: Path) -> None:
     source, output = tmp_path / "clip.mp4", tmp_path / "clip.csv"
     source.write_bytes(b"video")
