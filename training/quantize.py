@@ -108,14 +108,18 @@ class _CropReader(CalibrationDataReader):
         return None if x is None else {INPUT_NAME: x}
 
 
-def _mark_int8(path: Path, fp32_path: Path) -> None:
+def _mark_int8(path: Path, fp32_path: Path, fp32_nme: float, int8_nme: float) -> None:
     """Name the file as INT8 (``_int8`` appended to the model name) and record the SHA-256 of the fp32
     file it came from, which the runtime checks before it runs the file in that file's place
-    (``core.runtime.precision``); the rest of the contract is unchanged."""
+    (``core.runtime.precision``). Its ``val_nme`` becomes INT8's own where this check measured fp32 at the
+    NME the fp32 file records (the same faces, the same protocol); otherwise it keeps the fp32 figure.
+    The rest of the contract is unchanged."""
     graph = onnx.load(str(path))
     meta = ModelMetadata.from_props(read_props(graph), path)
     name = meta.name if meta.name.endswith(INT8_SUFFIX) else meta.name + INT8_SUFFIX
-    write_props(graph, replace(meta, name=name, quantized_from=file_sha256(fp32_path)))
+    same_faces = meta.val_nme is not None and abs(meta.val_nme - fp32_nme) < 5e-5
+    write_props(graph, replace(meta, name=name, quantized_from=file_sha256(fp32_path),
+                               val_nme=int8_nme if same_faces else meta.val_nme))
     onnx.save(graph, str(path))
 
 
@@ -141,7 +145,6 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: list[Face
         quantize_static(str(fp32_path), str(staged), _CropReader(calib), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                         nodes_to_exclude=fp32_nodes(fp32_path), calibrate_method=CALIBRATION_METHODS[method])
-        _mark_int8(staged, Path(fp32_path))
         int8 = OnnxPredictor.from_file(staged, "cpu")
         fp32_nme = float(evaluate(fp32, validation).nmes.mean())
         int8_nme = float(evaluate(int8, validation).nmes.mean())
@@ -151,6 +154,7 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: list[Face
         if int8_nme - fp32_nme > max_nme_loss or drift > max_drift_px:
             raise QuantizationRefused(f"INT8 refused ({numbers}; limits +{100 * max_nme_loss:.2f} points, "
                                       f"{max_drift_px} px): nothing written")
+        _mark_int8(staged, Path(fp32_path), fp32_nme, int8_nme)
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.move(staged, out)
     return QuantizationReport(str(out), fp32_nme, int8_nme, drift, len(validation), len(calib), out.stat().st_size)
