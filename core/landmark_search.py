@@ -32,7 +32,8 @@ CANDIDATE_CONFIDENCE = 0.45
 #: profiles refined crops reach 0.47–0.77). It does not keep every background out: on the three made faceless
 #: clips' backgrounds refined crops reached 0.64 with the fp32 model (0.65 with INT8), on 10 of 115 sampled
 #: frames above 0.6. The pipeline crops such a proposal again and keeps it only if the tracker accepts that
-#: crop, which none of them passed (``tests/core/test_profiles.py``, faceless stretches).
+#: crop: through the whole pipeline the shipped INT8 model reports no face on any of those backgrounds, the
+#: fp32 file one frame of the webcam clip's, at 0.508 (``tests/core/test_profiles.py``, faceless stretches).
 FACE_CONFIDENCE = 0.6
 
 
