@@ -20,7 +20,8 @@ from typing import Any, Callable
 from core.io.streaming import parse_target, resolve_target
 from core.io.table import DEFAULT_GROUPS, WITH_UNCERTAINTY, ColumnGroup
 from core.pipeline import PipelineConfig
-from core.runtime import DEFAULT_MODEL_PATH, DEVICES, PRECISIONS
+from core.runtime import DEFAULT_MODEL_PATH, DEVICES
+from core.runtime.precision import check_precision
 
 
 @dataclass(frozen=True)
@@ -173,8 +174,7 @@ class RunOptions:
             raise ValueError(f"max frames must be at least 1, got {self.max_frames}")
         if self.device not in DEVICES:
             raise ValueError(f"unknown device {self.device!r}; use one of {', '.join(DEVICES)}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {self.precision!r}; use one of {', '.join(PRECISIONS)}")
+        check_precision(self.precision)
         if self.outputs.landmarks is None and (self.outputs.video or self.outputs.sidecar):
             raise ValueError("a video or sidecar output needs a landmarks CSV output too")
         for option in SINK_OPTIONS:

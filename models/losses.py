@@ -75,7 +75,7 @@ def confidence_target(templates: torch.Tensor, target: torch.Tensor, config: Los
     return 1.0 - torch.tanh(d / (config.beta * num_coords))
 
 
-def point_weights(target: torch.Tensor, mask: torch.Tensor, config: LossConfig) -> torch.Tensor:
+def point_weights(mask: torch.Tensor, config: LossConfig) -> torch.Tensor:
     """``[N, L]`` per-point regression weights: the visibility mask, times ``emphasis`` on the emphasised
     points, normalised so each face's visible weights sum to one half (x and y are summed per point)."""
     weights = mask.clone()
@@ -98,7 +98,7 @@ def anchorface_loss(anchor_landmarks: torch.Tensor, logits: torch.Tensor, placed
         c_bar = confidence_target(placed_templates, target, config)
     target, mask = split_visible(target)
     per_point = (anchor_landmarks - target[:, None]).abs().sum(dim=3)  # [N, M, L]
-    l1 = (per_point * point_weights(target, mask, config)[:, None]).sum(dim=2) / config.offset_unit
+    l1 = (per_point * point_weights(mask, config)[:, None]).sum(dim=2) / config.offset_unit
     weight = c_bar ** config.regression_power
     regression = (weight * l1).sum() / weight.sum().clamp_min(1e-6)
     confidence = F.binary_cross_entropy_with_logits(logits, c_bar)
