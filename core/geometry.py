@@ -7,6 +7,7 @@ covers ``[i - 0.5, i + 0.5]``), which is what ``cv2.warpAffine`` uses, so a poin
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -66,12 +67,15 @@ class Box:
 
 def landmark_box(landmarks: np.ndarray) -> Box:
     """Tight bounding box of the visible points of an ``[L, 2]`` landmark array (hidden points are NaN)."""
-    pts = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
-    pts = pts[np.isfinite(pts).all(axis=1)]
-    if not len(pts):
-        raise ValueError("no visible landmark to take a box from")
-    x0, y0 = pts.min(axis=0)
-    x1, y1 = pts.max(axis=0)
+    pts = np.asarray(landmarks).reshape(-1, 2)
+    x0, y0 = pts.min(axis=0).tolist()
+    x1, y1 = pts.max(axis=0).tolist()
+    if not math.isfinite(x0 + y0 + x1 + y1):  # a hidden point (NaN) spoils min and max: leave it out
+        pts = pts[np.isfinite(pts).all(axis=1)]
+        if not len(pts):
+            raise ValueError("no visible landmark to take a box from")
+        x0, y0 = pts.min(axis=0).tolist()
+        x1, y1 = pts.max(axis=0).tolist()
     return Box(float(x0), float(y0), float(x1), float(y1))
 
 
@@ -99,8 +103,14 @@ def square_crop_transform(center: tuple[float, float], side: float, out_size: in
 
 
 def crop_from_box(box: Box, out_size: int = INPUT_SIZE, margin: float = CROP_MARGIN) -> np.ndarray:
-    """The crop policy from a landmark-style box: square, centred, ``margin`` × the longer side."""
-    return square_crop_transform(box.center, margin * box.size, out_size)
+    """The crop policy from a landmark-style box: square, centred, ``margin`` × the longer side.
+
+    The square is snapped to whole source pixels (its side and corner move by half a pixel at most, far
+    inside the training's jitter), so the crop is a plain resize of a frame window: :func:`warp_to_crop`
+    then cuts it about 3× faster than a general warp, on every tracked frame and every search crop."""
+    side = max(1, round(margin * box.size))
+    corner = np.round(np.asarray(box.center, dtype=np.float64) + 0.5 - side / 2.0)
+    return square_crop_transform(tuple(corner - 0.5 + side / 2.0), side, out_size)
 
 
 def crop_from_landmarks(landmarks: np.ndarray, out_size: int = INPUT_SIZE,
@@ -129,6 +139,44 @@ def transform_points(points: np.ndarray, matrix: np.ndarray) -> np.ndarray:
 
 
 def warp_to_crop(image: np.ndarray, matrix: np.ndarray, out_size: int = INPUT_SIZE) -> np.ndarray:
-    """Cut the crop out of ``image``; pixels outside the image are black, as in the training data."""
-    return cv2.warpAffine(image, np.asarray(matrix, dtype=np.float64), (out_size, out_size),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    """Cut the crop out of ``image``; pixels outside the image are black, as in the training data.
+
+    Bilinear either way: a crop that shrinks a whole-pixel window (:func:`crop_from_box`) is a
+    ``cv2.resize`` of that window, which samples the same points as ``cv2.warpAffine`` (pixel-centre
+    mapping ``(x + 0.5)·r − 0.5``) at about a third of its cost for 3-channel images; anything else
+    (rotated augmentation crops, upscaled small faces) is warped."""
+    m = np.asarray(matrix, dtype=np.float64)
+    window = _pixel_window(m, out_size)
+    if window is None:
+        return cv2.warpAffine(image, m, (out_size, out_size), flags=cv2.INTER_LINEAR,
+                              borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return _resize_window(image, *window, out_size)
+
+
+def _pixel_window(matrix: np.ndarray, out_size: int) -> tuple[int, int, int] | None:
+    """``(x0, y0, side)`` of the source window when ``matrix`` maps a whole-pixel square of at least
+    ``out_size`` pixels onto the crop without rotation (where resize equals the warp), else None.
+
+    Upscaling is excluded: there resize would repeat the window's edge pixels where the warp blends
+    in the pixels just outside it."""
+    scale = matrix[0, 0]
+    if scale <= 0 or matrix[0, 1] != 0 or matrix[1, 0] != 0 or matrix[1, 1] != scale:
+        return None
+    side, x0, y0 = out_size / scale, 0.5 - (matrix[0, 2] + 0.5) / scale, 0.5 - (matrix[1, 2] + 0.5) / scale
+    whole = np.round([side, x0, y0])
+    if side < out_size or np.abs(whole - [side, x0, y0]).max() > 1e-6:
+        return None
+    return int(whole[1]), int(whole[2]), int(whole[0])
+
+
+def _resize_window(image: np.ndarray, x0: int, y0: int, side: int, out_size: int) -> np.ndarray:
+    """The ``side``-pixel square at ``(x0, y0)`` resized to ``out_size``; parts outside the image black."""
+    height, width = image.shape[:2]
+    left, top, right, bottom = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if left >= right or top >= bottom:
+        return np.zeros((out_size, out_size) + image.shape[2:], dtype=image.dtype)
+    window = image[top:bottom, left:right]
+    if (left, top, right, bottom) != (x0, y0, x0 + side, y0 + side):
+        window = cv2.copyMakeBorder(window, top - y0, y0 + side - bottom, left - x0, x0 + side - right,
+                                    cv2.BORDER_CONSTANT, value=0)
+    return cv2.resize(window, (out_size, out_size), interpolation=cv2.INTER_LINEAR)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.geometry import (CROP_MARGIN, INPUT_SIZE, landmark_box, rotation_matrix, square_crop_transform,
-                           transform_points, warp_to_crop)
+from core.geometry import (CROP_MARGIN, INPUT_SIZE, crop_from_landmarks, landmark_box, rotation_matrix,
+                           square_crop_transform, transform_points, warp_to_crop)
 from core.schemes import LandmarkScheme
 
 
@@ -37,14 +37,15 @@ class AugmentConfig:
 
 def crop_with_jitter(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Generator | None,
                      config: AugmentConfig, size: int = INPUT_SIZE, margin: float = CROP_MARGIN) -> tuple[np.ndarray, np.ndarray]:
-    """Rotated, jittered policy crop of ``size`` px. ``rng=None`` gives the plain evaluation crop."""
+    """Rotated, jittered policy crop of ``size`` px. ``rng=None`` gives the plain evaluation crop: the
+    run-time policy crop itself (:func:`core.geometry.crop_from_landmarks`, snapped to whole pixels)."""
     if rng is None:
-        angle, scale, shift = 0.0, 1.0, np.zeros(2)
-    else:
-        wide = rng.random() < config.wide_rotation_prob
-        angle = rng.uniform(-180, 180) if wide else float(np.clip(rng.normal(0, config.rotation_std), -60, 60))
-        scale = float(np.exp(rng.uniform(-config.scale_jitter, config.scale_jitter)))
-        shift = rng.uniform(-config.shift_jitter, config.shift_jitter, size=2)
+        matrix = crop_from_landmarks(landmarks, size, margin)
+        return warp_to_crop(image, matrix, size), transform_points(landmarks, matrix).astype(np.float32)
+    wide = rng.random() < config.wide_rotation_prob
+    angle = rng.uniform(-180, 180) if wide else float(np.clip(rng.normal(0, config.rotation_std), -60, 60))
+    scale = float(np.exp(rng.uniform(-config.scale_jitter, config.scale_jitter)))
+    shift = rng.uniform(-config.shift_jitter, config.shift_jitter, size=2)
     box = landmark_box(landmarks)
     c0 = np.array(box.center)
     rot = rotation_matrix(angle)

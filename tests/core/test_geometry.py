@@ -36,17 +36,34 @@ def test_landmark_box_is_tight() -> None:
 
 
 def test_crop_from_landmarks_hand_computed() -> None:
-    # Box (10, 20)-(110, 60): longer side 100 -> crop side 150 around (60, 40); scale k = 224 / 150.
-    pts = np.array([[10.0, 50.0], [110.0, 20.0], [40.0, 60.0]])
+    # Box (10.5, 20.5)-(110.5, 60.5): longer side 100 -> crop side 150 around (60.5, 40.5), whose corner
+    # pixel (-14, -34) is whole, so snapping leaves it; scale k = 224 / 150.
+    pts = np.array([[10.5, 50.0], [110.5, 20.5], [40.0, 60.5]])
     k = 224 / 150
-    expected = np.array([[k, 0.0, 111.5 - k * 60.0], [0.0, k, 111.5 - k * 40.0]])
+    expected = np.array([[k, 0.0, 111.5 - k * 60.5], [0.0, k, 111.5 - k * 40.5]])
     np.testing.assert_allclose(crop_from_landmarks(pts), expected, atol=1e-12)
     np.testing.assert_allclose(crop_from_box(landmark_box(pts)), expected, atol=1e-12)
     # The box centre lands on the crop centre, and the square's edges on the crop's outer pixel edges.
     m = crop_from_landmarks(pts)
-    np.testing.assert_allclose(transform_points(np.array([60.0, 40.0]), m), [MID, MID], atol=1e-12)
-    np.testing.assert_allclose(transform_points(np.array([[60 - 75, 40 - 75], [60 + 75, 40 + 75]]), m),
+    np.testing.assert_allclose(transform_points(np.array([60.5, 40.5]), m), [MID, MID], atol=1e-12)
+    np.testing.assert_allclose(transform_points(np.array([[60.5 - 75, 40.5 - 75], [60.5 + 75, 40.5 + 75]]), m),
                                [[-0.5, -0.5], [223.5, 223.5]], atol=1e-12)
+
+
+def test_crop_is_snapped_to_whole_source_pixels() -> None:
+    # Any box: the side is the margin times its longer side rounded to whole pixels, the square's
+    # top-left edge falls on a pixel edge, and its centre is at most half a pixel from the box's.
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        cx, cy, w, h = rng.uniform(-50, 700), rng.uniform(-50, 500), rng.uniform(5, 300), rng.uniform(5, 300)
+        box = Box(cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2)
+        m = crop_from_box(box, 160)
+        side = 160 / m[0, 0]
+        assert side == pytest.approx(round(CROP_MARGIN * box.size), abs=1e-9)
+        edge = transform_points(np.array([-0.5, -0.5]), invert_affine(m))  # outer edge of crop pixel (0, 0)
+        np.testing.assert_allclose(edge, np.round(edge + 0.5) - 0.5, atol=1e-9)
+        centre = transform_points(np.array([79.5, 79.5]), invert_affine(m))
+        assert np.abs(centre - (cx, cy)).max() <= 0.5 + 1e-9
 
 
 def test_crop_side_is_margin_times_the_longer_side_of_a_tall_box() -> None:
@@ -64,8 +81,9 @@ def test_real_landmarks_round_trip_and_centre(shared_data: Path) -> None:
     crop_pts = transform_points(pts, m)
     back = transform_points(crop_pts, invert_affine(m))
     assert np.abs(back - pts).max() < 1e-6
-    np.testing.assert_allclose(landmark_box(crop_pts).center, (MID, MID), atol=1e-9)
-    assert landmark_box(crop_pts).size == pytest.approx(INPUT_SIZE / CROP_MARGIN)
+    k = m[0, 0]  # crop pixels per image pixel; the crop was snapped by up to half an image pixel
+    np.testing.assert_allclose(landmark_box(crop_pts).center, (MID, MID), atol=0.5 * k + 1e-9)
+    assert landmark_box(crop_pts).size == pytest.approx(INPUT_SIZE / CROP_MARGIN, abs=0.5 * k / CROP_MARGIN + 1e-9)
     np.testing.assert_allclose(compose_affine(invert_affine(m), m), [[1, 0, 0], [0, 1, 0]], atol=1e-12)
 
 
@@ -126,3 +144,21 @@ def test_warp_pads_outside_the_image_with_black() -> None:
     crop = warp_to_crop(image, square_crop_transform((0.0, 0.0), side=100.0))  # top-left quarter is outside
     assert crop[:100, :100].max() == 0
     assert crop[150:, 150:].min() == 200
+
+
+def test_whole_pixel_crops_are_resized_windows_with_the_warps_samples() -> None:
+    # A snapped crop that shrinks its window is cut by cv2.resize, not cv2.warpAffine: the same bilinear
+    # samples up to the warp's 1/32-pixel position rounding, black outside the image as the warp pads.
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (360, 640, 3), dtype=np.uint8), (5, 5), 1.5)
+    for box in (Box(200.3, 100.7, 380.1, 290.2), Box(-40.0, 250.0, 120.0, 420.0), Box(560.0, -30.0, 700.0, 90.0)):
+        m = crop_from_box(box, 160)
+        warped = cv2.warpAffine(image, m, (160, 160), flags=cv2.INTER_LINEAR, borderValue=0).astype(int)
+        crop = warp_to_crop(image, m, 160).astype(int)
+        assert np.abs(crop - warped).max() <= 4 and np.abs(crop - warped).mean() < 0.5
+        assert ((crop == 0).all(axis=2) == (warped == 0).all(axis=2)).mean() > 0.995  # the same black border
+    # A rotated or upscaled crop has no resize equivalent: it is the warp itself.
+    for m in (square_crop_transform((300.0, 200.0), 200.0, 160, angle_deg=10.0),
+              crop_from_box(Box(300.0, 200.0, 340.0, 240.0), 160)):
+        np.testing.assert_array_equal(warp_to_crop(image, m, 160),
+                                      cv2.warpAffine(image, m, (160, 160), flags=cv2.INTER_LINEAR, borderValue=0))
