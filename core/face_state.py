@@ -19,6 +19,7 @@ them also fire on head turns and expressions. The EAR values are still reported 
 """
 from __future__ import annotations
 
+import statistics
 from collections import deque
 from dataclasses import dataclass, replace
 
@@ -57,11 +58,11 @@ def aspect_ratio(points: np.ndarray, contour: tuple[int, ...]) -> float:
         raise ValueError(f"an eye or lip contour needs an even number (>= 4) of points, got {n}")
     pts = np.asarray(points, dtype=np.float64)[list(contour)]
     half = n // 2
-    width = float(np.linalg.norm(pts[0] - pts[half]))
+    width = float(np.hypot(*(pts[0] - pts[half])))
     if width <= 0:
         return 0.0
-    gaps = [np.linalg.norm(pts[k] - pts[n - k]) for k in range(1, half)]
-    return float(np.mean(gaps) / width)
+    gaps = np.hypot(*(pts[1:half] - pts[:half:-1]).T)  # point k faces point n - k
+    return float(gaps.mean() / width)
 
 
 def measure(landmarks: np.ndarray, scheme: LandmarkScheme | str) -> FaceState:
@@ -106,7 +107,7 @@ class BlinkDetector:
     @property
     def open_level(self) -> float | None:
         """The current open-eye EAR (None until a frame was seen)."""
-        return float(np.median([e for _, e in self._history])) if self._history else None
+        return statistics.median(e for _, e in self._history) if self._history else None
 
     def update(self, state: FaceState, t: float) -> FaceState:
         """Feed one frame's measured state at time ``t`` (s); returns it with the blink fields set."""
