@@ -129,6 +129,18 @@ def test_int8_precision_without_a_sibling_is_one_clear_line(shared_data: Path, t
     assert not (tmp_path / "out.csv").exists(), "nothing written"
 
 
+def test_a_bad_source_is_reported_before_a_bad_model_loading_beside_it(tmp_path: Path, capsys) -> None:
+    """The model loads on a second thread while the source opens; the user still gets one line, about
+    the source, and no output file."""
+    junk, bad = tmp_path / "junk.mp4", tmp_path / "bad.onnx"
+    junk.write_bytes(b"\x00" * 1000)
+    bad.write_text("this is not a model")
+    assert main(["--source", str(junk), "--headless", "--model", str(bad), "--landmarks", str(tmp_path / "o.csv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: {junk} is not a video or image file")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.onnx", "junk.mp4"]
+
+
 def test_missing_source_and_camera(tmp_path: Path, capsys) -> None:
     assert main(["--source", str(tmp_path / "nope.mp4"), "--headless"]) == 2
     assert "video file not found" in capsys.readouterr().err
