@@ -20,6 +20,10 @@
   closing an eye is about 2 % of the regression's signal even when a fifth of the samples have their eyes
   closed by augmentation; v5 trained that way still predicted open lids on shut eyes (eye ratio 0.283 vs
   0.285 open, target 0.026). The weighted mean keeps the loss's scale: weights are normalised per face.
+* Wing (optional, ``wing_width`` w > 0; Feng et al., CVPR 2018): each coordinate's error e (crop px)
+  counts w·ln(1 + e/ε) below w and linearly above, so its pull near zero is w/ε times L1's. Why: the
+  shape decoding returns is the average of the confident anchors, whose errors are the last pixel or
+  two, where L1's constant pull is weakest against the far anchors' large errors. 0 keeps plain L1.
 * Confidence: binary cross-entropy (on logits, for stability) between C and C̄; L = L_reg + λ·L_con.
 * Hidden points (NaN in the target, MERL-RAV's self-occluded far side) have no position: the
   regression averages over visible points only, and the confidence distance d is the visible points'
@@ -29,6 +33,7 @@
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -47,6 +52,8 @@ class LossConfig:
     regression_power: float = 1.0  # p in the C̄^p regression weight (see the module docstring)
     emphasised_points: tuple[int, ...] = ()  # points whose regression error counts ``emphasis`` times
     emphasis: float = 1.0
+    wing_width: float = 0.0  # w of the Wing loss in crop px; 0: plain L1 (see the module docstring)
+    wing_curvature: float = 1.0  # ε of the Wing loss in crop px
 
     @classmethod
     def for_input_size(cls, input_size: int, **kwargs: object) -> "LossConfig":
@@ -84,6 +91,15 @@ def point_weights(mask: torch.Tensor, config: LossConfig) -> torch.Tensor:
     return weights / (2 * weights.sum(dim=1, keepdim=True).clamp_min(1e-6))
 
 
+def wing(error: torch.Tensor, width: float, curvature: float) -> torch.Tensor:
+    """Wing loss of absolute errors (px): ``w·ln(1 + e/ε)`` below ``w``, ``e − C`` above, with C making it
+    continuous at ``w`` (slope w/ε at zero, 1 from ``w`` on, as L1)."""
+    if width <= 0 or curvature <= 0:
+        raise ValueError(f"wing width and curvature must be positive, got {width}, {curvature}")
+    offset = width - width * math.log1p(width / curvature)
+    return torch.where(error < width, width * torch.log1p(error / curvature), error - offset)
+
+
 @dataclass
 class LossTerms:
     total: torch.Tensor
@@ -97,7 +113,10 @@ def anchorface_loss(anchor_landmarks: torch.Tensor, logits: torch.Tensor, placed
     with torch.no_grad():
         c_bar = confidence_target(placed_templates, target, config)
     target, mask = split_visible(target)
-    per_point = (anchor_landmarks - target[:, None]).abs().sum(dim=3)  # [N, M, L]
+    error = (anchor_landmarks - target[:, None]).abs()  # [N, M, L, 2] crop px
+    if config.wing_width > 0:
+        error = wing(error, config.wing_width, config.wing_curvature)
+    per_point = error.sum(dim=3)  # [N, M, L]
     l1 = (per_point * point_weights(mask, config)[:, None]).sum(dim=2) / config.offset_unit
     weight = c_bar ** config.regression_power
     regression = (weight * l1).sum() / weight.sum().clamp_min(1e-6)

@@ -81,6 +81,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lam", type=float, default=0.5, help="weight λ of the confidence loss")
     p.add_argument("--reg-power", type=float, default=1.0,
                    help="regression weight C̄^p: p > 1 focuses the offset loss on the anchors decoding uses")
+    p.add_argument("--wing", type=float, default=0.0, metavar="W",
+                   help="Wing loss width w in crop px (models/losses.py): errors below w pull w/ε times harder; 0: L1")
+    p.add_argument("--wing-curvature", type=float, default=1.0, metavar="EPS", help="Wing loss ε in crop px")
     p.add_argument("--eyelid-weight", type=float, default=1.0,
                    help="weight of the eyelid points in the regression loss (> 1 teaches blinks; see models/losses.py)")
     p.add_argument("--eye-aux-weight", type=float, default=0.0,
@@ -322,7 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parameters = list(model.parameters()) + (list(eye_aux.head.parameters()) if eye_aux else [])
     optimizer = torch.optim.Adam(parameters, lr=args.lr, weight_decay=args.weight_decay)
     loss_config = LossConfig.for_input_size(config.input_size, beta=args.beta, lam=args.lam,
-                                            regression_power=args.reg_power,
+                                            regression_power=args.reg_power, wing_width=args.wing,
+                                            wing_curvature=args.wing_curvature,
                                             emphasised_points=train_set.scheme.eyelids, emphasis=args.eyelid_weight)
 
     average = WeightAverage(model, args.ema_decay) if args.ema_decay else None

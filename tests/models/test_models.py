@@ -10,7 +10,7 @@ from core.offline.datasets import read_dataset, select_split
 from core.schemes import get_scheme
 from models.anchorface import AnchorFace, ExportWrapper, ModelConfig, build_model
 from models.complexity import count_macs, count_parameters
-from models.losses import LossConfig, anchorface_loss, confidence_target
+from models.losses import LossConfig, anchorface_loss, confidence_target, wing
 from training.data import FaceDataset
 
 torch.set_num_threads(1)
@@ -90,6 +90,33 @@ def test_regression_power_shifts_the_weight_to_near_anchors() -> None:
     def regression(power: float) -> float:
         return float(anchorface_loss(far_off, logits, placed, truth, LossConfig(regression_power=power)).regression)
     assert 0 < regression(4.0) < 0.5 * regression(1.0)
+
+
+def test_wing_is_continuous_steep_near_zero_and_l1_beyond_its_width() -> None:
+    errors = torch.tensor([0.0, 0.01, 4.999999, 5.0, 5.5, 30.0], dtype=torch.float64)
+    values = wing(errors, 5.0, 1.0)
+    assert float(values[0]) == 0.0 and float(values[1]) == pytest.approx(5 * np.log1p(0.01))  # slope w/ε = 5
+    assert float(values[3] - values[2]) == pytest.approx(0.0, abs=1e-5)  # continuous at w
+    assert float(values[5] - values[4]) == pytest.approx(24.5)  # slope 1 beyond w, as L1
+    with pytest.raises(ValueError, match="positive"):
+        wing(errors, 5.0, 0.0)
+
+
+def test_wing_regression_pulls_small_errors_harder_than_l1() -> None:
+    """A 0.5 px error on the near anchor adds 5·ln(1.5) / 0.5 ≈ 4 times as much with Wing (w 5, ε 1) as
+    with L1; with width 0 the loss is the plain L1 one."""
+    truth = torch.zeros(1, 68, 2)
+    placed = torch.stack([truth[0], truth[0] + 100.0])
+    logits = torch.zeros(1, 2)
+    off = placed[None].clone()
+    off[0, 0] += 0.5
+
+    def added(**options: float) -> float:
+        def regression(pred: torch.Tensor) -> float:
+            return float(anchorface_loss(pred, logits, placed, truth, LossConfig(**options)).regression)
+        return regression(off) - regression(placed[None].clone())
+    assert added(wing_width=0.0) == pytest.approx(added())
+    assert added(wing_width=5.0, wing_curvature=1.0) == pytest.approx(added() * 5 * np.log1p(0.5) / 0.5, rel=1e-4)
 
 
 def test_eyelid_emphasis_weights_only_the_emphasised_points_and_keeps_the_scale() -> None:
