@@ -8,7 +8,9 @@ wherever one crop holds enough of it: the best crop's landmarks give the face bo
 from that box refines it (the pipeline then crops a third time and accepts the face only if the model
 is confident there, like any detection). A grid costs tens of inferences, so the pipeline runs it only
 as the last stage of the ``auto`` cascade, only while nothing is tracked, on the search schedule's
-slowest interval (``core.tracker.SearchSchedule``).
+slowest interval (``core.tracker.SearchSchedule``), and the search itself runs only the crops whose part
+of the picture changed since that crop last found nothing there: on the same picture it would find
+nothing again.
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ from core.decode import aggregate
 from core.detection import Detection
 from core.geometry import Box, crop_from_box, invert_affine, landmark_box, transform_points, warp_to_crop
 from core.runtime import LandmarkModel
+from core.shots import CHANGE_LEVEL, watch_cells, watch_image
 
 #: Face sizes searched (the landmark box's side as a fraction of the frame height): a close-up or webcam
 #: face, and a face across a desk; smaller faces are full range's. Two sizes make 21 crops on a 16:9
@@ -35,6 +38,10 @@ CANDIDATE_CONFIDENCE = 0.45
 #: crop: through the whole pipeline the shipped INT8 model reports no face on any of those backgrounds, the
 #: fp32 file one frame of the webcam clip's, at 0.508 (``tests/core/test_profiles.py``, faceless stretches).
 FACE_CONFIDENCE = 0.6
+#: A grid crop runs again only when this share of its cells (``core.shots.watch_image``) changed by
+#: more than ``core.shots.CHANGE_LEVEL`` since it last scored below the candidate confidence. A face of
+#: the smallest searched size covers 44 % of its crop, so even a fifth of it coming in exceeds this.
+CHANGE_FRACTION = 0.01
 
 
 class LandmarkSearch:
@@ -47,10 +54,14 @@ class LandmarkSearch:
 
     def __init__(self, model: LandmarkModel, sizes: tuple[float, ...] = SEARCH_SIZES,
                  overlap: float = SEARCH_OVERLAP, candidate_confidence: float = CANDIDATE_CONFIDENCE,
-                 face_confidence: float = FACE_CONFIDENCE) -> None:
+                 face_confidence: float = FACE_CONFIDENCE, change_fraction: float = CHANGE_FRACTION) -> None:
         self.model = model
         self.sizes, self.overlap = sizes, overlap
         self.candidate_confidence, self.face_confidence = candidate_confidence, face_confidence
+        self.change_fraction = change_fraction
+        self.crops_run = 0  # grid and refining crops inferred so far (what the search has cost)
+        self._frame_shape: tuple[int, ...] = ()
+        self._empty: dict[int, np.ndarray] = {}  # grid index -> its cells when its crop last proposed no face
 
     def grid(self, width: int, height: int) -> list[Box]:
         """Landmark-style boxes whose crops tile the frame at every size of :attr:`sizes`."""
@@ -65,25 +76,53 @@ class LandmarkSearch:
             boxes += [Box(x - side / 2, y - side / 2, x + side / 2, y + side / 2) for y in ys for x in xs]
         return boxes
 
-    def _best_face(self, frame: np.ndarray, boxes: list[Box]) -> tuple[Box, float]:
-        """The landmark box and face confidence of the most confident crop among ``boxes``' (one batch).
-        Only that crop's anchors are aggregated: the others' landmarks and spreads would be thrown away,
-        and on non-faces, where every anchor counts, the spreads alone were 9 ms of a 21-crop search."""
+    def _best_face(self, frame: np.ndarray, boxes: list[Box]) -> tuple[Box, float, np.ndarray]:
+        """The landmark box and face confidence of the most confident crop among ``boxes``' (one batch),
+        and every crop's face confidence. Only the best crop's anchors are aggregated: the others'
+        landmarks and spreads would be thrown away, and on non-faces, where every anchor counts, the
+        spreads alone were 9 ms of a 21-crop search."""
         info = self.model.info
         matrices = [crop_from_box(b, info.input_size, info.crop_margin) for b in boxes]
         anchors, confidences = self.model.run(np.stack([warp_to_crop(frame, m, info.input_size) for m in matrices]))
-        best = int(confidences.max(axis=1).argmax())
+        self.crops_run += len(boxes)
+        scores = confidences.max(axis=1)
+        best = int(scores.argmax())
         decoded = aggregate(anchors[best:best + 1], confidences[best:best + 1])
         points = transform_points(decoded.landmarks[0], invert_affine(matrices[best]))
-        return landmark_box(points), float(decoded.confidence[0])
+        return landmark_box(points), float(decoded.confidence[0]), scores
 
     def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
-        """The face of the grid's most confident crop, refined once, if that crop reaches
-        :attr:`candidate_confidence` and the refined one :attr:`face_confidence` (one face per search: the search runs while nothing is tracked,
-        and the tracker's periodic sweep finds the others once one is followed)."""
+        """The face of the most confident changed grid crop (:meth:`_changed_crops`), refined once, if
+        that crop reaches :attr:`candidate_confidence` and the refined one :attr:`face_confidence` (one
+        face per search: the search runs while nothing is tracked, and the tracker's periodic sweep
+        finds the others once one is followed)."""
         height, width = frame_bgr.shape[:2]
-        box, score = self._best_face(frame_bgr, self.grid(width, height))
+        grid = self.grid(width, height)
+        picture = watch_image(frame_bgr)
+        cells = [watch_cells(b, self.model.info.crop_margin, frame_bgr.shape) for b in grid]
+        todo = self._changed_crops(frame_bgr.shape, picture, cells)
+        if not todo:
+            return []
+        box, score, scores = self._best_face(frame_bgr, [grid[k] for k in todo])
+        for k in todo:
+            self._empty[k] = picture[cells[k]].copy()
         if score < self.candidate_confidence:
             return []
-        refined, score = self._best_face(frame_bgr, [box])
-        return [Detection(refined, score, self.name)] if score >= self.face_confidence else []
+        refined, score, _ = self._best_face(frame_bgr, [box])
+        if score < self.face_confidence:
+            return []
+        del self._empty[todo[int(scores.argmax())]]  # a face there: looked at again, however the picture stays
+        return [Detection(refined, score, self.name)]
+
+    def _changed_crops(self, frame_shape: tuple[int, ...], picture: np.ndarray,
+                       cells: list[tuple[slice, slice]]) -> list[int]:
+        """Grid crops worth running: those never run (or not since they proposed a face), and those where
+        more than :attr:`change_fraction` of their cells changed since they last ran."""
+        if frame_shape != self._frame_shape:  # another grid: nothing is known about it
+            self._frame_shape, self._empty = frame_shape, {}
+        todo = []
+        for k, region in enumerate(cells):
+            before = self._empty.get(k)
+            if before is None or (np.abs(picture[region] - before) > CHANGE_LEVEL).mean() > self.change_fraction:
+                todo.append(k)
+        return todo

@@ -29,12 +29,6 @@ from core.tracker import CropRequest, SearchSchedule, Tracker, TrackerConfig
 log = logging.getLogger(__name__)
 
 STAGES = ("detect", "crop", "infer", "decode", "smooth", "pose")
-#: The landmark search runs again only when this share of the picture changed (by more than the
-#: newcomer watch's grey-level step) since it last found nothing: 1 % of the watch's cells, where a face
-#: of the smallest size it searches (0.3 of the frame height) covers about 5 %.
-SEARCH_GATE_FRACTION = 0.01
-
-
 @dataclass(frozen=True)
 class PipelineConfig:
     """Run-time settings (the app's settings dialog edits these; defaults are the paper's/ours).
@@ -122,7 +116,6 @@ class FramePipeline:
         self._search_stages = self._stages(searching=True)
         self.schedule = SearchSchedule(self.config.tracker.search_delay, len(self._search_stages))
         self.newcomers = NewcomerWatch()
-        self.search_gate = NewcomerWatch(fraction=SEARCH_GATE_FRACTION)
         self._last_detection: float | None = None
 
     def reconfigure(self, config: PipelineConfig) -> None:
@@ -183,8 +176,6 @@ class FramePipeline:
         requests = [] if stages else self.tracker.plan(None, info.input_size, info.crop_margin)
         clock = _lap(timings, "detect", clock)  # the cut check and the plan count as detect-or-track
         for index, stage in stages:
-            if isinstance(stage, LandmarkSearch):
-                self.search_gate.seen(frame)  # forgotten below if a face is followed after this frame
             boxes = [calibrated_box(d) for d in stage.detect(frame)]
             if not self.tracker.tracks:
                 self.schedule.ran(index, timestamp)
@@ -200,8 +191,6 @@ class FramePipeline:
                 self.tracker.update(request, found.landmarks, found.confidence, timestamp, found.uncertainty)
             self.tracker.prune()
             clock = _lap(timings, "smooth", clock)
-        if self.tracker.tracks:
-            self.search_gate.forget()
         detected = bool(stages)
         faces = []
         height, width = frame.shape[:2]
@@ -233,20 +222,10 @@ class FramePipeline:
         (``TrackerConfig.search_delay``), the landmark search last and most rarely."""
         if not self.tracker.tracks:
             due = set(self.schedule.due(timestamp))
-            stages = [(k, stage) for k, stage in enumerate(self._search_stages) if k in due]
-            return [(k, stage) for k, stage in stages if self._search_worthwhile(k, stage, frame, timestamp)]
+            return [(k, stage) for k, stage in enumerate(self._search_stages) if k in due]
         if self.tracker.needs_detection() or self._newcomer_due(frame, timestamp):
             return list(enumerate(self._stages(searching=False)))
         return []
-
-    def _search_worthwhile(self, index: int, stage: FaceDetector, frame: np.ndarray, timestamp: float) -> bool:
-        """The landmark search runs only if the picture changed since it last ran and found nothing
-        (``search_gate``): on the same picture it would find nothing again, and it costs tens of
-        inferences. A skipped search waits its full interval again. Every other stage always runs."""
-        if not isinstance(stage, LandmarkSearch) or self.search_gate.changed(frame, []):
-            return True
-        self.schedule.ran(index, timestamp)
-        return False
 
     def _newcomer_due(self, frame: np.ndarray, timestamp: float) -> bool:
         """Sweep for new faces before the periodic sweep when the picture changed away from the tracked

@@ -68,6 +68,28 @@ class ShotCutDetector:
         self._previous = None
 
 
+#: Grey levels by which a cell of :func:`watch_image` must differ to count as changed.
+CHANGE_LEVEL = 25.0
+#: Size of :func:`watch_image`: a cell is 8×8 pixels of a 640×360 frame.
+WATCH_SIZE = (80, 45)
+
+
+def watch_image(frame_bgr: np.ndarray) -> np.ndarray:
+    """The grey ``WATCH_SIZE`` copy of the frame that change checks compare (int16, so differences do
+    not wrap): the :func:`sampled` frame averaged 4 samples a cell."""
+    return cv2.cvtColor(cv2.resize(sampled(frame_bgr), WATCH_SIZE, interpolation=cv2.INTER_AREA),
+                        cv2.COLOR_BGR2GRAY).astype(np.int16)
+
+
+def watch_cells(box: Box, reach: float, frame_shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """The cells of :func:`watch_image` that ``box``, grown ``reach`` times about its centre, covers."""
+    sx, sy = WATCH_SIZE[0] / frame_shape[1], WATCH_SIZE[1] / frame_shape[0]
+    cx, cy = box.center
+    half_w, half_h = reach * box.width / 2, reach * box.height / 2
+    return (slice(max(0, int((cy - half_h) * sy)), max(0, int(np.ceil((cy + half_h) * sy)))),
+            slice(max(0, int((cx - half_w) * sx)), max(0, int(np.ceil((cx + half_w) * sx)))))
+
+
 class NewcomerWatch:
     """Has the picture changed outside the tracked faces since the last detection? Then someone may
     have come in, and the sweep for new faces should not wait for its turn.
@@ -90,19 +112,13 @@ class NewcomerWatch:
     then ran on the same share of frames (±1.2 points) with the same faces per frame.
     """
 
-    WATCH_SIZE = (80, 45)
-
-    def __init__(self, level: float = 25.0, fraction: float = 0.03, reach: float = 3.0) -> None:
+    def __init__(self, level: float = CHANGE_LEVEL, fraction: float = 0.03, reach: float = 3.0) -> None:
         self.level, self.fraction, self.reach = level, fraction, reach
         self._reference: np.ndarray | None = None
 
-    def _small(self, frame_bgr: np.ndarray) -> np.ndarray:
-        return cv2.cvtColor(cv2.resize(sampled(frame_bgr), self.WATCH_SIZE, interpolation=cv2.INTER_AREA),
-                            cv2.COLOR_BGR2GRAY).astype(np.int16)
-
     def seen(self, frame_bgr: np.ndarray) -> None:
         """A detection ran on ``frame``: it is what later frames are compared with."""
-        self._reference = self._small(frame_bgr)
+        self._reference = watch_image(frame_bgr)
 
     def forget(self) -> None:
         """No reference: the next :meth:`changed` answers True."""
@@ -112,14 +128,10 @@ class NewcomerWatch:
         """Did the picture change, away from ``faces``, since :meth:`seen`? (True before any.)"""
         if self._reference is None:
             return True
-        small = self._small(frame_bgr)
+        small = watch_image(frame_bgr)
         outside = np.ones(small.shape, dtype=bool)
-        sx, sy = small.shape[1] / frame_bgr.shape[1], small.shape[0] / frame_bgr.shape[0]
         for box in faces:
-            cx, cy = box.center
-            half_w, half_h = self.reach * box.width / 2, self.reach * box.height / 2
-            outside[max(0, int((cy - half_h) * sy)):max(0, int(np.ceil((cy + half_h) * sy))),
-                    max(0, int((cx - half_w) * sx)):max(0, int(np.ceil((cx + half_w) * sx)))] = False
+            outside[watch_cells(box, self.reach, frame_bgr.shape)] = False
         if not outside.any():
             return False
         moved = np.abs(small - self._reference) > self.level

@@ -18,6 +18,7 @@ import pytest
 
 from core.face_state import BlinkDetector, FaceState, FaceStates, aspect_ratio, measure
 from core.pipeline import FramePipeline, PipelineConfig
+from core.results import FaceResult
 from core.runtime import DEFAULT_MODEL_PATH, load_model
 from core.io.video import VideoSource
 from core.paths import BLINK_MODEL_PATH
@@ -174,7 +175,6 @@ def face_state_rows(top: float, bottom: float, on: bool = True) -> tuple[np.ndar
 
     from core.draw import DrawOptions, draw_faces
     from core.geometry import landmark_box
-    from core.results import FaceResult
 
     points = np.stack(np.meshgrid(np.linspace(200, 400, 17), np.linspace(top, bottom, 4)), -1).reshape(-1, 2)[:68]
     face = FaceResult(1, points, 0.9, landmark_box(points), None, "ibug68", state=FaceState(0.3, 0.3, 0.1))

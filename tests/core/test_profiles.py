@@ -78,21 +78,29 @@ def test_no_face_is_reported_on_a_faceless_stretch(model, shared_data: Path, tmp
     assert not false, f"faces reported on background frames {false}"
 
 
-def test_the_landmark_search_waits_for_the_picture_to_change(model, clips, monkeypatch) -> None:
-    """On one faceless picture the search runs once (it would find nothing again), and again as soon as
-    the picture changes (here: a profile face fades in where the background was)."""
+def test_the_landmark_search_runs_only_the_crops_whose_picture_changed(model, clips, monkeypatch) -> None:
+    """On one faceless picture the search runs its grid once (it would find nothing there again); when
+    the left third of the picture changes, it runs again, and only the crops over that third."""
     frames, fps = read_frames(clips[0] / "faceless.mp4")
     background = frames[0]
-    runs: list[int] = []
-    detect = LandmarkSearch.detect
-    monkeypatch.setattr(LandmarkSearch, "detect", lambda self, frame: runs.append(1) or detect(self, frame))
+    height, width = background.shape[:2]
+    grid = LandmarkSearch(model).grid(width, height)
+    batches: list[int] = []
+    best_face = LandmarkSearch._best_face
+    monkeypatch.setattr(LandmarkSearch, "_best_face",
+                        lambda self, frame, boxes: batches.append(len(boxes)) or best_face(self, frame, boxes))
     pipeline = FramePipeline(model, PipelineConfig())
     for index in range(90):  # 3 s at 30 fps: three search intervals
         pipeline.process(background, index / 30)
-    assert len(runs) == 1
-    changed = frames[0].copy()
-    changed[:, : changed.shape[1] // 3] = 255 - changed[:, : changed.shape[1] // 3]
+    assert batches[0] == len(grid) and batches[1:] in ([], [1])  # the grid, and maybe its best crop refined
+    first = len(batches)
+    changed = background.copy()
+    changed[:, : width // 3] = 255 - changed[:, : width // 3]
     for index in range(90, 120):
         pipeline.process(changed, index / 30)
-    assert len(runs) == 2
     pipeline.close()
+    margin, cell = model.info.crop_margin, width / 80  # crops reaching into the left third, to a watch cell
+    reaching = [b.center[0] - margin * b.width / 2 < width / 3 - cell for b in grid]
+    touching = [b.center[0] - margin * b.width / 2 < width / 3 + cell for b in grid]
+    assert batches[first + 1:] in ([], [1]), "one search on the changed picture"
+    assert sum(reaching) <= batches[first] <= sum(touching) < len(grid)
