@@ -93,6 +93,7 @@ def test_closing_the_eyes_moves_the_upper_lids_and_the_pixels_under_them_togethe
     upper = [i for _, _, up, _ in IBUG68.eyes for i in up]
     lower = [i for _, _, _, low in IBUG68.eyes for i in low]
     np.testing.assert_allclose(moved[upper, 1], 59.0, atol=1e-6)  # shut: upper lids on the lower ones
+    np.testing.assert_array_equal(moved[lower], pts[lower])  # the lower lids stay where they were
     np.testing.assert_array_equal(np.delete(moved, upper, axis=0), np.delete(pts, upper, axis=0))
     dark_before, dark_after = (image[..., 0] < 100).sum(), (closed[..., 0] < 100).sum()
     assert dark_after < 0.25 * dark_before  # the opening is squeezed to a line

@@ -1,7 +1,6 @@
 """The weights' moving average and the per-source label offsets, on known numbers."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
