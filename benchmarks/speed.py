@@ -49,7 +49,7 @@ DEFAULT_VIDEO = SHARED_VIDEO if SHARED_VIDEO.is_file() else REPO_ROOT / "assets"
 #: Batch sizes of the model-only table: one face (the app) and a batch (offline processing).
 BATCHES = (1, 32)
 #: Pipeline stage names as a reader of the table understands them.
-STAGE_LABELS = {"detect": "detect (every few frames)", "crop": "crop (affine warp)", "infer": "inference (ONNX)",
+STAGE_LABELS = {"detect": "detect (every few frames)", "crop": "crop (window resize or warp)", "infer": "inference (ONNX)",
                 "decode": "aggregate anchors + map back", "smooth": "smoothing (Kalman) + tracking",
                 "pose": "head pose (solvePnP)"}
 
