@@ -121,8 +121,9 @@ def run_app(args: argparse.Namespace) -> int:
                   file=sys.stderr)
             window.close()
             return 2
-        _taker = ScreenshotTaker(window, Path(args.screenshot), args.frames)  # must live while the loop runs
-        return app.exec()
+        taker = ScreenshotTaker(window, Path(args.screenshot), args.frames)  # lives while the loop runs
+        app.exec()
+        return taker.exit_code
     return app.exec()
 
 
