@@ -61,10 +61,12 @@ def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def commands(mode: str, clip: Path, scratch: Path, run: int, model: str,
-             mesh_faces: int = 1) -> tuple[list[str], list[str] | None]:
-    """(ours, the yardstick or None) for one run, writing into ``scratch`` under fresh names."""
+             mesh_faces: int = 1, max_faces: int | None = None) -> tuple[list[str], list[str] | None]:
+    """(ours, the yardstick or None) for one run, writing into ``scratch`` under fresh names; ours follows
+    at most ``max_faces`` faces (None: its default)."""
     python = sys.executable
     ours = [python, "main.py", "--source", str(clip), "--model", model]
+    ours += [] if max_faces is None else ["--max-faces", str(max_faces)]
     mesh = [python, "-m", "benchmarks.mesh_job", "--source", str(clip), "--max-faces", str(mesh_faces)]
     a, b = scratch / f"ours_{mode}_{run}", scratch / f"mesh_{mode}_{run}"
     if mode == "window":
@@ -80,13 +82,14 @@ def commands(mode: str, clip: Path, scratch: Path, run: int, model: str,
     return ours, mesh
 
 
-def measure(mode: str, clip: Path, runs: int, model: str, bar: tqdm, mesh_faces: int = 1) -> tuple[Timing, Timing]:
+def measure(mode: str, clip: Path, runs: int, model: str, bar: tqdm, mesh_faces: int = 1,
+            max_faces: int | None = None) -> tuple[Timing, Timing]:
     """``runs`` counted pairs (after one warm-up pair) of ours and the yardstick."""
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     ours, mesh = Timing(), Timing()
     with tempfile.TemporaryDirectory(prefix="whole_job_") as scratch:
         for run in range(runs + 1):
-            a, b = commands(mode, clip, Path(scratch), run, model, mesh_faces)
+            a, b = commands(mode, clip, Path(scratch), run, model, mesh_faces, max_faces)
             for command, timing in ((a, ours), (b, mesh)):
                 if command is None:
                     continue
@@ -119,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--modes", nargs="+", default=list(MODES), choices=MODES, help="which jobs to time")
     parser.add_argument("--mesh-faces", type=int, default=1,
                         help="Face Mesh's max_num_faces (default 1; give at least the clips' number of faces)")
+    parser.add_argument("--max-faces", type=int, default=None,
+                        help="ours: faces followed at most (main.py --max-faces; default: its own, 4)")
     args = parser.parse_args(argv)
     missing = [str(c) for c in args.clips if not c.is_file()]
     if missing:
@@ -130,18 +135,20 @@ def main(argv: list[str] | None = None) -> int:
         with tqdm(total=total, desc="whole job", unit="pair") as bar:
             for clip in args.clips:
                 for mode in args.modes:
-                    rows.append(row(clip, mode, *measure(mode, clip, args.runs, args.model, bar, args.mesh_faces)))
+                    rows.append(row(clip, mode, *measure(mode, clip, args.runs, args.model, bar, args.mesh_faces,
+                                                         args.max_faces)))
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     table = markdown_table(["clip", "job", "pairs", "ours wall s", "Face Mesh wall s", "speed (wall)",
                             "ours CPU s", "Face Mesh CPU s", "speed (CPU)"], rows)
     print(table)
-    notes = ["ours: `python main.py --source CLIP --headless --landmarks OUT.csv [--output OUT.mp4] "
+    faces = "" if args.max_faces is None else f" --max-faces {args.max_faces}"
+    notes = [f"ours: `python main.py --source CLIP{faces} --headless --landmarks OUT.csv [--output OUT.mp4] "
              "[--max-frames 1]`; window: `python main.py --source CLIP --screenshot OUT.png --frames 1`",
              f"Face Mesh: `python -m benchmarks.mesh_job --source CLIP --max-faces {args.mesh_faces} --landmarks "
-             "OUT.csv [--output OUT.mp4] [--max-frames 1]` (same encoder settings as ours; ours follows up to 4 "
-             "faces and always looks for new ones)",
+             f"OUT.csv [--output OUT.mp4] [--max-frames 1]` (same encoder settings as ours; ours follows up to "
+             f"{args.max_faces or 4} faces and always looks for new ones)",
              "speed = Face Mesh seconds / ours, the median of per-pair ratios (min–max in brackets); "
              "wall and CPU seconds are medians of whole processes"]
     for note in notes:

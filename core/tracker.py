@@ -41,6 +41,8 @@ class TrackerConfig:
     lost_confidence: float = 0.5
     max_lost_frames: int = 3
     match_iou: float = 0.3
+    #: Faces followed at once; each costs a model run per frame. 4 covers a webcam and a small group; a
+    #: crowd, an audience or a class needs more (``--max-faces``). Past it, detections start no track.
     max_faces: int = 4
     duplicate_iou: float = 0.6
     #: A track keeps its crop until its smoothed landmark box moves or resizes by more than this fraction
@@ -184,13 +186,14 @@ class Tracker:
                     and np.isfinite(landmarks).all() and not is_degenerate(landmarks))
 
     def prune(self) -> None:
-        """Drop tracks lost too long and the younger of two tracks that converged on one face."""
+        """Drop tracks lost too long, the younger of two tracks that converged on one face, and the
+        youngest beyond ``max_faces`` (after the setting was lowered while they were followed)."""
         self.tracks = [t for t in self.tracks if t.lost_frames <= self.config.max_lost_frames]
         keep: list[Track] = []
         for track in sorted(self.tracks, key=lambda t: t.track_id):
             if all(track.box.iou(k.box) < self.config.duplicate_iou for k in keep):
                 keep.append(track)
-        self.tracks = keep
+        self.tracks = keep[:self.config.max_faces]
 
     def end_shot(self) -> None:
         """A shot cut: every face may be someone else now, so all tracks end (their ids are not reused)

@@ -16,6 +16,8 @@ The shared clips all show one face in every frame; real footage does not. From t
   ``side_by_side_3_staggered.mp4`` (``STAGGERED_SOURCES``): three clips, the second and third panels
   showing their own background (as above) until ``STAGGER`` and 2 × ``STAGGER`` seconds: people coming
   in, no cut;
+* ``crowd_6.mp4`` — more faces than the tracker follows by default (4): six clips (``CROWD_SOURCES``) in two
+  rows of three, each panel half the height, the shorter row padded with black;
 * ``small_face.mp4`` — a person across a room: the first clip scaled so its face is ``--face-px`` wide
   (measured with MediaPipe full range) and pasted in the middle of a black frame of its own size;
 * ``cut.mp4`` — two shots of different people, the second framed so its face starts where the first
@@ -67,6 +69,10 @@ SIDE_BY_SIDE_HEIGHT = 360
 #: twice; its panels: a face there from the start (30 fps), then two clips that leave a background band.
 STAGGER = 1.5
 STAGGERED_SOURCES = ("liveportrait_d3_expressions.mp4", "pyfeat_WolfgangLanger_Pexels.mp4", "openface_default.wmv")
+#: ``crowd_6.mp4``: six faces in ``CROWD_ROWS`` rows, the first clip's rate (30 fps) for as long as the shortest (6 s).
+CROWD_SOURCES = ("liveportrait_d3_expressions.mp4", "pyfeat_WolfgangLanger_Pexels.mp4", "liveportrait_d12_glasses.mp4",
+                 "openface_default.wmv", "liveportrait_d13_selfie.mp4", "openface_change_lighting.wmv")
+CROWD_ROWS = 2
 #: Clips joined by a cut for ``cut.mp4``.
 CUT_SOURCES = ("pyfeat_WolfgangLanger_Pexels.mp4", "pyfeat_single_face.mp4")
 #: The made-from-photos clips: frame size and rate.
@@ -180,15 +186,18 @@ def make_faceless_clip(source: Path, out: Path, limit: int | None = None) -> tup
 
 
 def make_side_by_side_clip(sources: list[Path], out: Path, limit: int | None = None,
-                           height: int = SIDE_BY_SIDE_HEIGHT, stagger: float = 0.0) -> Path:
+                           height: int = SIDE_BY_SIDE_HEIGHT, stagger: float = 0.0, rows: int = 1) -> Path:
     """``sources`` (at most ``limit`` frames of each) scaled to ``height`` and placed left to right,
     sampled at the first clip's frame times for as long as the shortest. With ``stagger`` > 0, panel k
     shows its own clip's background (:func:`background`) for its first k · ``stagger`` seconds, so the
-    faces come in one after another without a cut, as people walk into a room."""
+    faces come in one after another without a cut, as people walk into a room. With ``rows`` > 1 the
+    panels, each ``height / rows`` high, fill that many rows left to right and top to bottom; a shorter
+    row is padded with black on the right."""
     clips = [read_frames(s, limit) for s in sources]
     regions = [background_region(frames) if k and stagger else None for k, (frames, _) in enumerate(clips)]
     fps = clips[0][1]
     duration = min(len(frames) / rate for frames, rate in clips)
+    panel_height, per_row = height // rows, -(-len(clips) // rows)
     frames_out = []
     for index in range(int(duration * fps)):
         t = index / fps
@@ -197,9 +206,12 @@ def make_side_by_side_clip(sources: list[Path], out: Path, limit: int | None = N
             frame = frames[min(int(t * rate), len(frames) - 1)]
             if region is not None and t < k * stagger:
                 frame = background(frame, region)
-            scale = height / frame.shape[0]
-            parts.append(cv2.resize(frame, (round(frame.shape[1] * scale), height), interpolation=cv2.INTER_AREA))
-        frames_out.append(np.hstack(parts))
+            scale = panel_height / frame.shape[0]
+            parts.append(cv2.resize(frame, (round(frame.shape[1] * scale), panel_height),
+                                    interpolation=cv2.INTER_AREA))
+        lines = [np.hstack(parts[r * per_row:(r + 1) * per_row]) for r in range(rows)]
+        width = max(line.shape[1] for line in lines)
+        frames_out.append(np.vstack([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0))) for line in lines]))
     return write_clip(out, frames_out, fps)
 
 
@@ -354,7 +366,7 @@ def make_all(videos: Path, out: Path, limit: int | None = None, face_px: float =
     out.mkdir(parents=True, exist_ok=True)
     jobs = [*((f"faceless_{Path(name).stem}.mp4", name) for name in FACELESS_SOURCES),
             ("side_by_side_2.mp4", SIDE_BY_SIDE_SOURCES[:2]), ("side_by_side_3.mp4", SIDE_BY_SIDE_SOURCES),
-            ("side_by_side_3_staggered.mp4", STAGGERED_SOURCES),
+            ("side_by_side_3_staggered.mp4", STAGGERED_SOURCES), ("crowd_6.mp4", CROWD_SOURCES),
             ("small_face.mp4", FACELESS_SOURCES[0]), ("cut.mp4", CUT_SOURCES)]
     lines = []
     for name, using in tqdm(jobs, desc="making clips", unit="clip"):
@@ -369,6 +381,9 @@ def make_all(videos: Path, out: Path, limit: int | None = None, face_px: float =
             make_side_by_side_clip([videos / n for n in using], target, limit, stagger=stagger)
             lines.append(f"{name}: {' | '.join(using)} side by side at {SIDE_BY_SIDE_HEIGHT} px high"
                          + (f", panel k showing its background for its first {stagger:g} k s" if stagger else ""))
+        elif name == "crowd_6.mp4":
+            make_side_by_side_clip([videos / n for n in using], target, limit, rows=CROWD_ROWS)
+            lines.append(f"{name}: {' | '.join(using)} in {CROWD_ROWS} rows, {SIDE_BY_SIDE_HEIGHT} px high in all")
         elif name == "small_face.mp4":
             _, width = make_small_face_clip(videos / using, target, face_px, limit)
             lines.append(f"{name}: {using} shrunk into a black frame of its size, face {width:.0f} px wide")

@@ -35,7 +35,8 @@ def tracking(model: LandmarkModel, frames: list[np.ndarray]) -> FramePipeline:
 
 
 @pytest.mark.parametrize("change", [
-    {"tracker": {"detection_interval": 3}}, {"tracker": {"search_delay": 0.5}}, {"threshold": 0.3}, {"strategy": "argmax"}, {"estimate_pose": False},
+    {"tracker": {"detection_interval": 3}}, {"tracker": {"search_delay": 0.5}}, {"tracker": {"max_faces": 8}},
+    {"threshold": 0.3}, {"strategy": "argmax"}, {"estimate_pose": False},
     {"model_passes": 2},
     {"one_euro": OneEuroConfig(beta=3.0)},  # not the active smoother
 ])
@@ -56,12 +57,12 @@ def test_changes_that_keep_the_tracks(bundled_model, clip_frames, change: dict) 
 
 @pytest.mark.parametrize("change", [
     {"kalman": KalmanConfig(measurement_noise=0.02)}, {"smoothing": "one-euro"},
-    {"tracker_max_faces": 2},
+    {"tracker_match_iou": 0.5},
 ])
 def test_changes_that_restart_the_tracks(bundled_model, clip_frames, change: dict) -> None:
     pipeline = tracking(bundled_model, clip_frames)
-    if "tracker_max_faces" in change:
-        config = replace(pipeline.config, tracker=replace(pipeline.config.tracker, max_faces=2))
+    if "tracker_match_iou" in change:
+        config = replace(pipeline.config, tracker=replace(pipeline.config.tracker, match_iou=0.5))
     else:
         config = replace(pipeline.config, **change)
     pipeline.reconfigure(config)

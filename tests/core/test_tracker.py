@@ -93,6 +93,18 @@ def test_max_faces_caps_new_tracks() -> None:
     assert len(tracker.plan(boxes, 224, 1.5)) == 2
 
 
+def test_a_lowered_max_faces_ends_the_youngest_tracks() -> None:
+    """The setting changes live (the pipeline keeps its tracker): the oldest faces stay followed."""
+    tracker = make_tracker(max_faces=4)
+    faces = [face_at(100 + 150 * i, 100) for i in range(3)]
+    for req, face in zip(tracker.plan([landmark_box(f) for f in faces], 224, 1.5), faces):
+        tracker.update(req, face, 0.9, 0.0)
+    assert [t.track_id for t in tracker.tracks] == [1, 2, 3]
+    tracker.config = TrackerConfig(max_faces=2)
+    tracker.prune()
+    assert [t.track_id for t in tracker.tracks] == [1, 2]
+
+
 class ShiftingSmoother:
     """A stand-in filter whose output is visibly different from its input."""
 

@@ -92,7 +92,7 @@ def test_probe_crop_tool_reproduces_the_shipped_face_crop() -> None:
 @pytest.mark.slow
 def test_make_clips_cli_writes_every_derived_clip_as_documented(shared_data: Path, tmp_path: Path) -> None:
     """The tool's clips, from 30 frames of each source: side by side shows two and three faces on one
-    frame (MediaPipe short range, run here on a middle frame), the small face is about 40 px wide, the
+    frame (MediaPipe short range, run here on a middle frame), the crowd five or six (full range), the small face is about 40 px wide, the
     faceless clip starts with 2 s of background in which no detector finds a face (the tool checks that
     itself and refuses otherwise)."""
     from core.detection import MediaPipeDetector
@@ -101,12 +101,14 @@ def test_make_clips_cli_writes_every_derived_clip_as_documented(shared_data: Pat
     assert make_clips_main([str(tmp_path), "--videos", str(shared_data / "video"), "--frames", "30"]) == 0
     names = sorted(p.name for p in tmp_path.glob("*.mp4"))
     assert names == sorted([*(f"faceless_{Path(n).stem}.mp4" for n in FACELESS_SOURCES), "side_by_side_2.mp4",
-                            "side_by_side_3.mp4", "side_by_side_3_staggered.mp4", "small_face.mp4", "cut.mp4",
-                            "turn.mp4", "profile_start.mp4"])
+                            "side_by_side_3.mp4", "side_by_side_3_staggered.mp4", "crowd_6.mp4", "small_face.mp4",
+                            "cut.mp4", "turn.mp4", "profile_start.mp4"])
     detector, full = MediaPipeDetector(), MediaPipeDetector(full_range=True)
     for name, faces in (("side_by_side_2.mp4", 2), ("side_by_side_3.mp4", 3)):
         frames, _ = read_frames(tmp_path / name)
         assert frames[0].shape[0] == 360 and len(detector.detect(frames[len(frames) // 2])) == faces
+    crowd, _ = read_frames(tmp_path / "crowd_6.mp4")  # two rows of three, 180 px each: full range sees five
+    assert crowd[0].shape[0] == 360 and len(full.detect(crowd[len(crowd) // 2])) >= 5
     (small,) = full.detect(read_frames(tmp_path / "small_face.mp4", 1)[0][0])
     assert 30 < small.box.width < 50
     frames, fps = read_frames(tmp_path / "faceless_pyfeat_WolfgangLanger_Pexels.mp4")
