@@ -29,6 +29,8 @@ from core.tracker import SEARCH_SLOWDOWN, CropRequest, SearchSchedule, Tracker, 
 log = logging.getLogger(__name__)
 
 STAGES = ("detect", "crop", "infer", "decode", "smooth", "pose")
+
+
 @dataclass(frozen=True)
 class PipelineConfig:
     """Run-time settings (the app's settings dialog edits these; defaults are the paper's/ours).
