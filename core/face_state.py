@@ -6,36 +6,54 @@
   scheme, which lists an eye as corner, upper lid, corner, lower lid (iBUG 68: 6 points, WFLW: 8), so no
   index is hard-coded.
 * **Mouth openness**: the same ratio on the inner-lip contour (same layout), 0 with the lips together.
-* **Blinks** (:class:`BlinkDetector`, one per track): the mean EAR of both eyes against the face's own
-  recent open level (people's eyes and the model's bias differ), with two thresholds (hysteresis), so
-  noise around one threshold cannot produce a burst of blinks. The eyes count as closed below
-  ``close_ratio`` × the open level and open again above ``open_ratio`` × it; a closure that ends within
-  ``max_blink_s`` is a blink, a longer one is not.
+* **Eye contrast** (:func:`eye_contrast`), when the frame is at hand: how open the eyes *look*, read from
+  the pixels of a box on each eye placed by the eye corners, not from the lid points: (90th − 5th
+  percentile) / median grey level. An open eye shows a dark iris and pupil against the white of the eye
+  and the lashes; a shut one shows lid skin. The default model's lid points barely move on a blink (on
+  the single-face clip the mean EAR is 0.249–0.250 shut against 0.250–0.256 open), while the cue falls
+  from about 1.25 to 0.84–1.0 there; a smile that narrows the eyes leaves it at 1.21–1.28.
+* **Blinks** (:class:`BlinkDetector`, one per track): the eye contrast (the mean EAR where no frame was
+  given) against the face's own recent open level, with two thresholds (hysteresis), so noise around
+  one threshold cannot produce a burst of blinks. The eyes count as closed below ``close_ratio`` × the
+  open level and open again above ``open_ratio`` × it; a closure that ends within ``max_blink_s`` is a
+  blink, a longer one is not.
 
-Limit measured on the shared clips (tests/core/test_face_state.py): the default model's eyelid points
-follow a full blink only part of the way (the mean EAR falls by 7–9 %, where a lid-tracking model's
-falls by half), so with the default thresholds real blinks go unseen; thresholds low enough to see
-them also fire on head turns and expressions. The EAR values are still reported for every frame.
+Measured on the shared clips (tests/core/test_face_state.py): the contrast finds the single-face clip's
+blink (frames 26–28) and the closures seen by eye in the glasses and selfie clips (frames 50–52, 96,
+136; 44–46, 104), where the EAR found two of those; it also reported one on the Pexels clip while the
+eyes stayed squeezed shut and a hand came up (frame 93), and several on the made turn clip, whose
+cross-faded photos change the person every 10 frames. It is skipped when one eye looks much narrower
+than the other (a turned face: the far eye's box holds the nose or the background). The EAR values are
+still reported for every frame.
 """
 from __future__ import annotations
 
+import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, replace
 
+import cv2
 import numpy as np
 
 from core.schemes import LandmarkScheme, get_scheme
 
 EYE_CONTOURS = ("left_eye", "right_eye")
 MOUTH_CONTOUR = "inner_lips"
+#: The box on each eye that :func:`eye_contrast` reads: width and height as fractions of the distance
+#: between the eye's corners, centred between them.
+EYE_BOX = (0.8, 0.5)
+#: :func:`eye_contrast` is left out (NaN) when the narrower eye's corner distance is below this fraction
+#: of the wider one's: the face is turned too far for both boxes to hold an eye.
+MIN_EYE_WIDTH_RATIO = 0.75
 
 
 @dataclass(frozen=True)
 class FaceState:
     """One face in one frame: eye aspect ratios (``left`` = the scheme's ``left_eye`` contour, the
     subject's right eye on the image's left), mouth openness, whether the eyes count as closed, whether
-    a blink ended this frame, and the track's blink count so far."""
+    a blink ended this frame, and the track's blink count so far. ``eye_contrast``: :func:`eye_contrast`
+    (None when no frame was given, NaN when the face was turned too far or an eye left the frame)."""
 
     eye_left: float
     eye_right: float
@@ -43,6 +61,7 @@ class FaceState:
     eyes_closed: bool = False
     blink: bool = False
     blinks: int = 0
+    eye_contrast: float | None = None
 
     @property
     def eyes(self) -> float:
@@ -65,15 +84,44 @@ def aspect_ratio(points: np.ndarray, contour: tuple[int, ...]) -> float:
     return float(gaps.mean() / width)
 
 
-def measure(landmarks: np.ndarray, scheme: LandmarkScheme | str) -> FaceState:
-    """Eye aspect ratios and mouth openness of one face ``[L, 2]`` (no blink logic)."""
+def eye_contrast(frame_bgr: np.ndarray, landmarks: np.ndarray, corners: list[tuple[int, int]]) -> float:
+    """How open the eyes look: the mean over both eyes of (90th − 5th percentile) / median grey level in
+    the :data:`EYE_BOX` on each eye, placed by its ``corners`` (two landmark indices per eye). NaN when
+    the face is turned too far (:data:`MIN_EYE_WIDTH_RATIO`) or a box leaves the frame or spans under 4
+    pixels."""
+    pts = np.asarray(landmarks, dtype=np.float64)
+    ends = [(pts[a], pts[b]) for a, b in corners]
+    widths = [float(np.hypot(*(b - a))) for a, b in ends]
+    if min(widths) < MIN_EYE_WIDTH_RATIO * max(widths):
+        return math.nan
+    height, width = frame_bgr.shape[:2]
+    values = []
+    for (a, b), eye_width in zip(ends, widths):
+        cx, cy = (a + b) / 2
+        half_w, half_h = EYE_BOX[0] * eye_width / 2, EYE_BOX[1] * eye_width / 2
+        x0, x1, y0, y1 = round(cx - half_w), round(cx + half_w), round(cy - half_h), round(cy + half_h)
+        if x0 < 0 or y0 < 0 or x1 > width or y1 > height or x1 - x0 < 4 or y1 - y0 < 4:
+            return math.nan
+        grey = np.sort(cv2.cvtColor(np.ascontiguousarray(frame_bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2GRAY), axis=None)
+        low, mid, high = (float(grey[int(q * (grey.size - 1))]) for q in (0.05, 0.5, 0.9))  # nearest rank
+        values.append((high - low) / max(mid, 1.0))
+    return float(np.mean(values))
+
+
+def measure(landmarks: np.ndarray, scheme: LandmarkScheme | str, frame_bgr: np.ndarray | None = None) -> FaceState:
+    """Eye aspect ratios and mouth openness of one face ``[L, 2]`` (no blink logic), and with the frame
+    its :func:`eye_contrast`."""
     scheme = get_scheme(scheme) if isinstance(scheme, str) else scheme
     contours = {c.name: c.indices for c in scheme.contours}
     missing = [n for n in (*EYE_CONTOURS, MOUTH_CONTOUR) if n not in contours]
     if missing:
         raise ValueError(f"scheme {scheme.name} has no {', '.join(missing)} contour")
     left, right = (aspect_ratio(landmarks, contours[n]) for n in EYE_CONTOURS)
-    return FaceState(left, right, aspect_ratio(landmarks, contours[MOUTH_CONTOUR]))
+    contrast = None
+    if frame_bgr is not None:
+        corners = [(contours[n][0], contours[n][len(contours[n]) // 2]) for n in EYE_CONTOURS]
+        contrast = eye_contrast(frame_bgr, landmarks, corners)
+    return FaceState(left, right, aspect_ratio(landmarks, contours[MOUTH_CONTOUR]), eye_contrast=contrast)
 
 
 class BlinkDetector:
@@ -110,8 +158,13 @@ class BlinkDetector:
         return statistics.median(e for _, e in self._history) if self._history else None
 
     def update(self, state: FaceState, t: float) -> FaceState:
-        """Feed one frame's measured state at time ``t`` (s); returns it with the blink fields set."""
-        t, ear, level = float(t), state.eyes, self.open_level
+        """Feed one frame's measured state at time ``t`` (s); returns it with the blink fields set. The
+        signal is the eye contrast, or the mean EAR for a state measured without a frame; a frame whose
+        contrast could not be read (NaN) changes nothing."""
+        ear = state.eyes if state.eye_contrast is None else state.eye_contrast
+        if not math.isfinite(ear):
+            return replace(state, eyes_closed=self._closed_since is not None, blink=False, blinks=self.blinks)
+        t, level = float(t), self.open_level
         blink = False
         if level is not None:
             if self._closed_since is None and ear < self.close_ratio * level:
@@ -136,9 +189,10 @@ class FaceStates:
         self._params = blink_params
         self._detectors: dict[int, BlinkDetector] = {}
 
-    def update(self, track_id: int, landmarks: np.ndarray, scheme: LandmarkScheme | str, t: float) -> FaceState:
+    def update(self, track_id: int, landmarks: np.ndarray, scheme: LandmarkScheme | str, t: float,
+               frame_bgr: np.ndarray | None = None) -> FaceState:
         detector = self._detectors.setdefault(track_id, BlinkDetector(**self._params))
-        return detector.update(measure(landmarks, scheme), t)
+        return detector.update(measure(landmarks, scheme, frame_bgr), t)
 
     def keep(self, track_ids: set[int]) -> None:
         """Forget the detectors of tracks not in ``track_ids``."""

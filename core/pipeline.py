@@ -202,7 +202,7 @@ class FramePipeline:
             if track.lost_frames:
                 continue
             pose = estimate_pose(track.smoothed, (width, height), info.scheme) if self.config.estimate_pose else None
-            state = self.face_states.update(track.track_id, track.smoothed, info.scheme, timestamp)
+            state = self.face_states.update(track.track_id, track.smoothed, info.scheme, timestamp, frame)
             faces.append(FaceResult(track.track_id, track.smoothed, track.confidence, landmark_box(track.smoothed),
                                     pose, info.scheme, track.uncertainty, state))
         self.face_states.keep({t.track_id for t in self.tracker.tracks})
