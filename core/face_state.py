@@ -19,12 +19,13 @@
   blink, a longer one is not.
 
 Measured on the shared clips (tests/core/test_face_state.py): the contrast finds the single-face clip's
-blink (frames 26–28) and the closures seen by eye in the glasses and selfie clips (frames 50–52, 96,
-136; 44–46, 104), where the EAR found two of those; it also reported one on the Pexels clip while the
-eyes stayed squeezed shut and a hand came up (frame 93), and several on the made turn clip, whose
-cross-faded photos change the person every 10 frames. It is skipped when one eye looks much narrower
-than the other (a turned face: the far eye's box holds the nose or the background). The EAR values are
-still reported for every frame.
+blink (frames 26–28, reported at 29). On the other clips it reports blinks at glasses 43, 54, 98, 138,
+171, selfie 48, 92, 111, openface_default 81 and Pexels 98; looked at frame by frame, glasses 54, 98, 138
+and selfie 48, 111 follow real closures (the EAR saw two blinks on all of these clips), Pexels 98 is
+false (the eyes stay squeezed shut while a hand comes up), the rest were not checked. The made turn clip,
+whose cross-faded photos change the person every 10 frames, gets five false ones. The cue is skipped when
+one eye looks much narrower than the other (a turned face: the far eye's box holds the nose or the
+background). The EAR values are still reported for every frame.
 """
 from __future__ import annotations
 
