@@ -33,6 +33,7 @@ from tqdm import tqdm
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
 from core.paths import REPO_ROOT, SHARED_VIDEOS as VIDEO_DIR
+from core.tracker import TrackerConfig
 
 SHARED_CLIPS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
 DEFAULT_CLIPS = SHARED_CLIPS if all(c.is_file() for c in SHARED_CLIPS) else (REPO_ROOT / "assets" / "demo.mp4",)
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
              "[--max-frames 1]`; window: `python main.py --source CLIP --screenshot OUT.png --frames 1`",
              f"Face Mesh: `python -m benchmarks.mesh_job --source CLIP --max-faces {args.mesh_faces} --landmarks "
              f"OUT.csv [--output OUT.mp4] [--max-frames 1]` (same encoder settings as ours; ours follows up to "
-             f"{args.max_faces or 4} faces and always looks for new ones)",
+             f"{args.max_faces or TrackerConfig().max_faces} faces and always looks for new ones)",
              "speed = Face Mesh seconds / ours, the median of per-pair ratios (min–max in brackets); "
              "wall and CPU seconds are medians of whole processes"]
     for note in notes:

@@ -103,7 +103,7 @@ def eye_contrast(frame_bgr: np.ndarray, landmarks: np.ndarray, corners: list[tup
         x0, x1, y0, y1 = round(cx - half_w), round(cx + half_w), round(cy - half_h), round(cy + half_h)
         if x0 < 0 or y0 < 0 or x1 > width or y1 > height or x1 - x0 < 4 or y1 - y0 < 4:
             return math.nan
-        grey = np.sort(cv2.cvtColor(np.ascontiguousarray(frame_bgr[y0:y1, x0:x1]), cv2.COLOR_BGR2GRAY), axis=None)
+        grey = np.sort(cv2.cvtColor(frame_bgr[y0:y1, x0:x1], cv2.COLOR_BGR2GRAY), axis=None)
         low, mid, high = (float(grey[int(q * (grey.size - 1))]) for q in (0.05, 0.5, 0.9))  # nearest rank
         values.append((high - low) / max(mid, 1.0))
     return float(np.mean(values))

@@ -59,7 +59,6 @@ class LandmarkSearch:
         self.sizes, self.overlap = sizes, overlap
         self.candidate_confidence, self.face_confidence = candidate_confidence, face_confidence
         self.change_fraction = change_fraction
-        self.crops_run = 0  # grid and refining crops inferred so far (what the search has cost)
         self._frame_shape: tuple[int, ...] = ()
         self._empty: dict[int, np.ndarray] = {}  # grid index -> its cells when its crop last proposed no face
 
@@ -84,7 +83,6 @@ class LandmarkSearch:
         info = self.model.info
         matrices = [crop_from_box(b, info.input_size, info.crop_margin) for b in boxes]
         anchors, confidences = self.model.run(np.stack([warp_to_crop(frame, m, info.input_size) for m in matrices]))
-        self.crops_run += len(boxes)
         scores = confidences.max(axis=1)
         best = int(scores.argmax())
         decoded = aggregate(anchors[best:best + 1], confidences[best:best + 1])

@@ -120,10 +120,6 @@ class NewcomerWatch:
         """A detection ran on ``frame``: it is what later frames are compared with."""
         self._reference = watch_image(frame_bgr)
 
-    def forget(self) -> None:
-        """No reference: the next :meth:`changed` answers True."""
-        self._reference = None
-
     def changed(self, frame_bgr: np.ndarray, faces: list[Box]) -> bool:
         """Did the picture change, away from ``faces``, since :meth:`seen`? (True before any.)"""
         if self._reference is None:
