@@ -39,9 +39,14 @@ def crop_with_jitter(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Ge
                      config: AugmentConfig, size: int = INPUT_SIZE, margin: float = CROP_MARGIN) -> tuple[np.ndarray, np.ndarray]:
     """Rotated, jittered policy crop of ``size`` px. ``rng=None`` gives the plain evaluation crop: the
     run-time policy crop itself (:func:`core.geometry.crop_from_landmarks`, snapped to whole pixels)."""
-    if rng is None:
-        matrix = crop_from_landmarks(landmarks, size, margin)
-        return warp_to_crop(image, matrix, size), transform_points(landmarks, matrix).astype(np.float32)
+    matrix = (crop_from_landmarks(landmarks, size, margin) if rng is None
+              else _jittered_crop(landmarks, rng, config, size, margin))
+    return warp_to_crop(image, matrix, size), transform_points(landmarks, matrix).astype(np.float32)
+
+
+def _jittered_crop(landmarks: np.ndarray, rng: np.random.Generator, config: AugmentConfig, size: int,
+                   margin: float) -> np.ndarray:
+    """The policy crop's 2×3 matrix rotated, scaled and shifted at random within ``config``'s ranges."""
     wide = rng.random() < config.wide_rotation_prob
     angle = rng.uniform(-180, 180) if wide else float(np.clip(rng.normal(0, config.rotation_std), -60, 60))
     scale = float(np.exp(rng.uniform(-config.scale_jitter, config.scale_jitter)))
@@ -54,8 +59,7 @@ def crop_with_jitter(image: np.ndarray, landmarks: np.ndarray, rng: np.random.Ge
     side = margin * rbox.size * scale
     centre_rot = np.array(rbox.center) + shift * side
     centre = c0 + rot.T @ centre_rot  # back to image coordinates
-    matrix = square_crop_transform(tuple(centre), side, size, angle)
-    return warp_to_crop(image, matrix, size), transform_points(landmarks, matrix).astype(np.float32)
+    return square_crop_transform(tuple(centre), side, size, angle)
 
 
 def flip(crop: np.ndarray, landmarks: np.ndarray, scheme: LandmarkScheme) -> tuple[np.ndarray, np.ndarray]:
