@@ -15,7 +15,7 @@ import numpy as np
 
 from core.schemes import get_scheme
 from core.decode import DEFAULT_THRESHOLD, STRATEGIES, aggregate, uncertainty_to_image, with_mirrored_pass
-from core.detection import DETECTORS, FaceDetector, calibrated_box, detector_stages, make_detector
+from core.detection import DETECTORS, FaceDetector, TileSweep, calibrated_box, detector_stages, make_detector
 from core.face_state import FaceStates
 from core.geometry import invert_affine, landmark_box, transform_points, warp_to_crop
 from core.landmark_search import LandmarkSearch
@@ -116,6 +116,11 @@ class FramePipeline:
         """Fresh search state for the current detector, model and settings (every caller that changes one
         of them lands here): the stages tried while nothing is tracked are built once, here."""
         self._search_stages = self._stages(searching=True)
+        first, *later = detector_stages(self.detector)
+        # A widened sweep (see _stages_due) tries one half of the frame with the first stage before the
+        # later ones: it is about as costly as short range on the whole frame and finds the small faces
+        # of a crowd that neither range finds there (core.detection.TileSweep).
+        self._widened_stages = (first, TileSweep(first), *later) if later else (first,)
         self.schedule = SearchSchedule(self.config.tracker.search_delay, len(self._search_stages))
         self.newcomers = NewcomerWatch()
         self._sweeps = 0  # sweeps for new faces while faces are tracked (every few is widened)
@@ -227,21 +232,23 @@ class FramePipeline:
         detection (one is lost, or the periodic sweep for new faces is due) or when someone may have come
         in (:meth:`_newcomer_due`). Such a sweep normally ends at the first stage, since the tracks' own
         crops are accepted there; every ``SEARCH_SLOWDOWN``-th sweep, while two or more faces are followed
-        and there is room for more, it is *widened*: it goes on to the later stages (full range) unless the
-        first found a new face. Faces in a crowd are small and short range misses them (on the made
-        six-face clip it never found one face full range found on 10 of 36 frames); the condition keeps
-        the cost off the one-face case, where a second face usually comes in large and close."""
+        and there is room for more, it is *widened*: unless the first stage found a new face, it goes on to
+        short range on one half of the frame (the halves in turn) and then to full range, stopping at the
+        first that does. Faces in a crowd are small and short range misses them on the whole frame (on the
+        made six-face clip it never found the selfie panel's face; full range found it on a third of the
+        frames, short range on either half on all of them); the condition keeps the cost off the one-face
+        case, where a second face usually comes in large and close."""
         tracks = self.tracker.tracks
         if not tracks:
             due = set(self.schedule.due(timestamp))
             return [(k, stage) for k, stage in enumerate(self._search_stages) if k in due], False
         if not (self.tracker.needs_detection() or self._newcomer_due(frame, timestamp)):
             return [], False
-        stages = list(enumerate(self._stages(searching=False)))
+        stages = self._stages(searching=False)
         self._sweeps += 1
         widened = (len(stages) > 1 and 2 <= len(tracks) < self.config.tracker.max_faces
                    and self._sweeps % SEARCH_SLOWDOWN == 0)
-        return stages, widened
+        return list(enumerate(self._widened_stages if widened else stages)), widened
 
     def _newcomer_due(self, frame: np.ndarray, timestamp: float) -> bool:
         """Sweep for new faces before the periodic sweep when the picture changed away from the tracked

@@ -13,8 +13,8 @@ import pytest
 from tools.make_clips import shrink_into_frame
 from core.offline.datasets import FaceSample, read_dataset, select_split
 from core.detection import (CALIBRATION_PATH, DETECTORS, BoxCalibration, Detection, FaceDetector,
-                            DetectorCascade, HaarDetector, best_match, calibrated_box, load_calibration,
-                            make_detector)
+                            DetectorCascade, HaarDetector, TileSweep, best_match, calibrated_box,
+                            load_calibration, make_detector)
 from core.geometry import Box, crop_from_box, landmark_box, warp_to_crop
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -180,6 +180,65 @@ def test_small_face_is_found_by_the_full_range_fallback_and_calibrated_as_full_r
     expected = Box(expected.x0 * scale + dx, expected.y0 * scale + dy, expected.x1 * scale + dx,
                    expected.y1 * scale + dy)
     assert calibrated_box(found).iou(expected) > 0.6
+
+
+def test_a_face_too_small_for_short_range_in_the_frame_is_found_in_its_half(
+        mediapipe_detector: FaceDetector, video_frame: np.ndarray) -> None:
+    """The video frame shrunk so its face is about 50 px, pasted near the left edge of a 680 x 360 black
+    frame (the made crowd clip's size): short range misses it there, and finds it in the left half, the
+    box in frame pixels where the shrunk face box lands; the right half, next call, holds no face."""
+    (big,) = mediapipe_detector.detect(video_frame)
+    scale = 50.0 / big.box.width
+    small = cv2.resize(video_frame, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    frame = np.zeros((360, 680, 3), np.uint8)
+    x, y = 60, (360 - small.shape[0]) // 2
+    frame[y:y + small.shape[0], x:x + small.shape[1]] = small
+    assert mediapipe_detector.detect(frame) == []
+    tiles = TileSweep(mediapipe_detector)
+    (found,) = tiles.detect(frame)
+    expected = Box(big.box.x0 * scale + x, big.box.y0 * scale + y, big.box.x1 * scale + x, big.box.y1 * scale + y)
+    assert found.detector == "mediapipe" and found.box.iou(expected) > 0.6
+    assert tiles.detect(frame) == [], "the right half shows no face"
+    assert tiles.detect(frame) != [], "the halves take turns"
+
+
+@pytest.mark.parametrize("width, height", [(680, 360), (360, 640)])
+def test_the_halves_split_the_longer_side_and_overlap_by_the_share_asked_for(width: int, height: int) -> None:
+    first, second = TileSweep(make_detector("haar"), overlap=0.25).halves(width, height)
+    axis = 0 if width >= height else 1
+    long_side, short_side = max(width, height), min(width, height)
+    part = round(long_side / 1.75)
+    assert first[axis] == 0 and second[axis + 2] == long_side, "together they cover the frame"
+    assert first[axis + 2] - first[axis] == part == second[axis + 2] - second[axis]
+    assert abs((first[axis + 2] - second[axis]) - 0.25 * part) <= 1
+    assert first[1 - axis] == second[1 - axis] == 0 and first[3 - axis] == second[3 - axis] == short_side
+
+
+class FixedBoxes:
+    """A detector reporting the same boxes (in the coordinates of the image it is given) on any image:
+    for the bookkeeping of boxes a real detector would return from a half."""
+
+    name = "mediapipe"
+
+    def __init__(self, *boxes: Box) -> None:
+        self.boxes = boxes
+
+    def detect(self, frame_bgr: np.ndarray) -> list[Detection]:
+        return [Detection(box, 0.9, self.name) for box in self.boxes]
+
+
+def test_boxes_from_a_half_move_to_frame_pixels_and_those_cut_by_its_inner_edge_are_dropped() -> None:
+    """Each box touches one edge of the half it comes from: kept where that edge is the frame's,
+    dropped where it is the cut between the halves."""
+    frame = np.zeros((360, 680, 3), np.uint8)
+    tiles = TileSweep(FixedBoxes(Box(0, 10, 50, 70), Box(340, 100, 389, 160)), overlap=0.25)
+    (left, right) = tiles.halves(680, 360)
+    assert left == (0, 0, 389, 360) and right == (291, 0, 680, 360)
+    (kept,) = tiles.detect(frame)  # the left half: the second box ends on its cut (right) edge
+    assert kept.box == Box(0, 10, 50, 70) and kept.detector == "mediapipe"
+    (kept,) = tiles.detect(frame)  # the right half: the first box starts on its cut (left) edge
+    assert kept.box == Box(631, 100, 680, 160), "moved by the half's left edge"
+    assert [d.box for d in tiles.detect(frame)] == [Box(0, 10, 50, 70)], "the left half again"
 
 
 def test_calibration_file_loads() -> None:
