@@ -214,17 +214,12 @@ def _loop(stream: VideoSource, session: Session, max_frames: int | None, progres
     info = stream.info
     total = min(info.frame_count, max_frames) if info.frame_count and max_frames else (max_frames or info.frame_count)
     frames = faces = non_finite = 0
-    busy = 0.0
-    stage_totals: dict[str, float] = {}
     started = time.perf_counter()
     try:
         with tqdm(total=total, desc=f"processing {Path(info.name).name}", unit="frame", disable=not progress) as bar, \
                 contextlib.closing(prefetch(stream, QUEUE_DEPTH, name="decoder")) as frames_in:
             for frame in frames_in:
                 result = session.process(frame).result
-                busy += result.total_seconds
-                for stage, seconds in result.timings.items():
-                    stage_totals[stage] = stage_totals.get(stage, 0.0) + seconds
                 frames += 1
                 faces += len(result.faces)
                 non_finite += result.non_finite > 0
@@ -241,5 +236,7 @@ def _loop(stream: VideoSource, session: Session, max_frames: int | None, progres
     wall = time.perf_counter() - started
     if frames == 0:
         raise HeadlessError(f"no frame could be read from {info.name}")
+    stages = session.stage_seconds  # complete now: closing the sinks waited for the writer thread
+    busy = sum(stages.values())
     return RunSummary(frames, faces / frames, frames / busy if busy else 0.0, frames / wall, provider,
-                      report.missing, {k: 1000 * v / frames for k, v in stage_totals.items()}, report, non_finite)
+                      report.missing, {k: 1000 * v / frames for k, v in stages.items()}, report, non_finite)

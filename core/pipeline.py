@@ -89,6 +89,7 @@ class FrameResult:
     detected: bool
     timings: dict[str, float]
     non_finite: int = 0
+    followed: frozenset[int] = frozenset()  # every track's id, the faces lost for this frame included
 
     @property
     def total_seconds(self) -> float:
@@ -163,7 +164,13 @@ class FramePipeline:
         self.frame_index = 0
 
     def process(self, frame: np.ndarray, timestamp: float | None = None) -> FrameResult:
-        """Run one BGR frame through the pipeline and return its visible faces in image pixels.
+        """Run one BGR frame through the pipeline and return its visible faces in image pixels, each
+        with its head pose and face state: :meth:`track`, then :meth:`describe`."""
+        return self.describe(self.track(frame, timestamp), frame)
+
+    def track(self, frame: np.ndarray, timestamp: float | None = None) -> FrameResult:
+        """Find and follow the faces of one BGR frame: their smoothed landmarks in image pixels, without
+        pose or state yet (:meth:`describe`).
 
         Detection, when due (:meth:`_stages_due`), walks the detector's stages: each stage's boxes and
         the tracks' crops go through the model, and the next stage runs only when no face was accepted
@@ -200,21 +207,31 @@ class FramePipeline:
                 self.tracker.update(request, found.landmarks, found.confidence, timestamp, found.uncertainty)
             self.tracker.prune()
             clock = _lap(timings, "smooth", clock)
-        detected = bool(stages)
-        faces = []
-        height, width = frame.shape[:2]
-        for track in self.tracker.tracks:
-            if track.lost_frames:
-                continue
-            pose = estimate_pose(track.smoothed, (width, height), info.scheme) if self.config.estimate_pose else None
-            state = self.face_states.update(track.track_id, track.smoothed, info.scheme, timestamp, frame)
-            faces.append(FaceResult(track.track_id, track.smoothed, track.confidence, landmark_box(track.smoothed),
-                                    pose, info.scheme, track.uncertainty, state))
-        self.face_states.keep({t.track_id for t in self.tracker.tracks})
-        _lap(timings, "pose", clock)
+        faces = [FaceResult(track.track_id, track.smoothed, track.confidence, landmark_box(track.smoothed), None,
+                            info.scheme, track.uncertainty) for track in self.tracker.tracks if not track.lost_frames]
+        _lap(timings, "smooth", clock)
         non_finite = sum(not estimate.finite for estimate in estimates.values())
-        result = FrameResult(self.frame_index, timestamp, faces, detected, timings, non_finite)
+        result = FrameResult(self.frame_index, timestamp, faces, bool(stages), timings, non_finite,
+                             frozenset(t.track_id for t in self.tracker.tracks))
         self.frame_index += 1
+        return result
+
+    def describe(self, result: FrameResult, frame: np.ndarray) -> FrameResult:
+        """Add each face's head pose and face state (eye and mouth openness, blinks) to ``result``, the
+        :meth:`track` of ``frame``; returns it. Nothing the tracker needs comes from here, so a caller
+        may run it on another thread, while the model runs on the next frame, as long as it describes
+        the frames in order (each track's blink detector carries state) and leaves ``frame`` unchanged
+        until then (the blink cue reads its pixels)."""
+        clock = time.perf_counter()
+        scheme = self.model.info.scheme
+        height, width = frame.shape[:2]
+        result.faces = [replace(face, pose=estimate_pose(face.landmarks, (width, height), scheme)
+                                if self.config.estimate_pose else None,
+                                state=self.face_states.update(face.track_id, face.landmarks, scheme, result.timestamp,
+                                                              frame))
+                        for face in result.faces]
+        self.face_states.keep(result.followed)
+        _lap(result.timings, "pose", clock)
         return result
 
     def _stages(self, searching: bool) -> tuple[FaceDetector, ...]:

@@ -9,12 +9,13 @@ recording sidecar (:func:`sidecar_metadata`, the one builder of its keys).
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from typing import Any, Callable, Mapping
 
 from core.draw import DrawOptions, draw_faces
 from core.io.video import Frame
-from core.pipeline import FramePipeline, PipelineConfig
+from core.pipeline import FramePipeline, FrameResult, PipelineConfig
 from core.pose import CAMERA_MODEL
 from core.rate import RateMeter
 from core.runtime import LandmarkModel
@@ -51,24 +52,46 @@ class Session:
         self.rate = RateMeter()
         self.sinks: list[Sink] = []
         self._failed: dict[Sink, Exception] = {}
-        self._writer: OrderedWriter[tuple[Processed, tuple[Sink, ...]]] | None = None
+        self._writer: OrderedWriter[tuple[Processed, tuple[Sink, ...], bool]] | None = None
+        self._behind = False  # frames queued for the writer thread still to be described there
+        self._stage_lock = threading.Lock()
+        self.stage_seconds: dict[str, float] = {}  # pipeline seconds per stage, summed over described frames
 
     def process(self, frame: Frame) -> Processed:
         """Run the pipeline on ``frame``, draw its faces onto ``frame.image`` (in place) if needed, and
-        queue the result for every open sink (never waits for them, beyond the queue's bound)."""
-        result = self.pipeline.process(frame.image, frame.timestamp)
+        queue the result for every open sink (never waits for them, beyond the queue's bound).
+
+        When nothing needs the faces drawn now (no view, no video sink) but sinks do receive them, their
+        pose and state (``FramePipeline.describe``) are worked out on the writer thread, before the sinks
+        get them: there that work overlaps the model's run on the next frame, which releases the GIL.
+        The returned faces then get them only later; :attr:`stage_seconds` counts them once described."""
+        result = self.pipeline.track(frame.image, frame.timestamp)
+        needs_image = self.show or any(sink.needs_image for sink in self.sinks)
+        behind = bool(self.sinks) and not needs_image
+        if not behind:
+            if self._behind:
+                self.flush()  # the frames before this one are described first: blinks are followed in order
+                self._behind = False
+            self._described(self.pipeline.describe(result, frame.image))
         now = self.clock()
         self.rate.tick(now)
         fps = self.rate.rate(now)
         image = None
-        if self.show or any(sink.needs_image for sink in self.sinks):
+        if needs_image:
             image = draw_faces(frame.image, result.faces, self.pipeline.model.scheme, self.draw, fps or None)
         processed = Processed(frame, result, image, fps)
         if self.sinks:
             if self._writer is None:
                 self._writer = OrderedWriter(self._deliver, QUEUE_DEPTH, name="sinks")
-            self._writer.put((processed, tuple(self.sinks)))
+            self._writer.put((processed, tuple(self.sinks), behind))
+            self._behind |= behind
         return processed
+
+    def _described(self, result: FrameResult) -> None:
+        """Count a described frame's stage times (from the thread that finished it)."""
+        with self._stage_lock:
+            for stage, seconds in result.timings.items():
+                self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + seconds
 
     def run_start(self, source: str, fps: float, frame_size: tuple[int, int],
                   timestamps: str | None = None) -> RunStart:
@@ -119,7 +142,9 @@ class Session:
 
     def _deliver(self, item: tuple[Processed, tuple[Sink, ...]]) -> None:
         """The writer thread: one frame to the sinks that were open when it was processed."""
-        processed, sinks = item
+        processed, sinks, behind = item
+        if behind:
+            self._described(self.pipeline.describe(processed.result, processed.frame.image))
         for sink in sinks:
             if sink not in self._failed:
                 try:
@@ -129,5 +154,7 @@ class Session:
 
     def reset(self) -> None:
         """A new source: forget the faces and the frame rate."""
+        self.flush()  # frames still to be described belong to the old source's faces
+        self._behind = False
         self.pipeline.reset()
         self.rate = RateMeter()

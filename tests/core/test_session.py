@@ -10,7 +10,7 @@ import pytest
 
 from core.draw import DrawOptions
 from core.io.video import Frame
-from core.pipeline import FramePipeline, PipelineConfig
+from core.pipeline import STAGES, FramePipeline, PipelineConfig
 from core.run_options import OutputPaths
 from core.session import Session
 from core.sinks import RecorderSink
@@ -89,3 +89,47 @@ def test_a_failing_sink_is_reported_and_the_others_get_every_frame_in_order(bund
     assert counting.frames == [0, 1, 2, 3, 4] and counting.closed_with == {"frames_read": 5}
     assert session.failure() is None and session.sinks == []
     session.close()
+
+
+class KeepingSink(CountingSink):
+    """Keeps what each frame's faces looked like when they reached the sink."""
+
+    def __init__(self, needs_image: bool = False) -> None:
+        super().__init__()
+        self.needs_image = needs_image
+        self.faces: list[list] = []
+
+    def write(self, processed) -> None:
+        self.faces.append([(f.track_id, f.pose, f.state) for f in processed.result.faces])
+
+
+def same_faces(a: list, b: list) -> bool:
+    return len(a) == len(b) and all(
+        i == j and s == t and (p is None) == (q is None)
+        and (p is None or all(np.array_equal(getattr(p, k), getattr(q, k)) for k in vars(p)))
+        for (i, p, s), (j, q, t) in zip(a, b))
+
+
+def test_csv_only_faces_are_described_on_the_writer_thread_as_they_would_be_in_line(bundled_model, clip_frames) -> None:
+    """Without a view or a video sink, pose and face state are worked out on the writer thread (while
+    the model runs on the next frame); the sinks get exactly what describing each frame at once gives,
+    also across a switch to a sink that needs the picture, whose frames are described at once again
+    only after the frames still behind (the blink detector follows frames in order)."""
+    inline = FramePipeline(bundled_model, PipelineConfig(detector="haar"))
+    expected = [[(f.track_id, f.pose, f.state) for f in inline.process(frame, i / 30).faces]
+                for i, frame in enumerate(clip_frames)]
+    session = Session(FramePipeline(bundled_model, PipelineConfig(detector="haar")), show=False)
+    run = session.run_start("clip", 30.0, (640, 360))
+    csv, video = KeepingSink(), KeepingSink(needs_image=True)
+    session.open_sink(csv, run)
+    half = len(clip_frames) // 2
+    for i, frame in enumerate(clip_frames):
+        if i == half:
+            session.open_sink(video, run)
+        session.process(Frame(i, i / 30, frame.copy()))
+    session.close_sinks()
+    session.close()
+    assert all(faces and faces[0][1] is not None and faces[0][2] is not None for faces in csv.faces)
+    assert all(same_faces(a, b) for a, b in zip(csv.faces, expected)) and len(csv.faces) == len(expected)
+    assert all(same_faces(a, b) for a, b in zip(video.faces, expected[half:])) and len(video.faces) == half
+    assert set(session.stage_seconds) == set(STAGES) and session.stage_seconds["pose"] > 0
