@@ -191,3 +191,29 @@ def test_uncertainty_layer_without_uncertainty_draws_plain_points() -> None:
     with_layer, _ = drawn_colours(None, on=True)
     without, _ = drawn_colours(None, on=False)
     np.testing.assert_array_equal(with_layer, without)
+
+
+def moved(f: FaceResult, dx: float, dy: float, track_id: int) -> FaceResult:
+    pts = f.landmarks + np.array([dx, dy])
+    return FaceResult(track_id, pts, f.confidence, landmark_box(pts), estimate_pose(pts, SIZE), f.scheme)
+
+
+@pytest.mark.parametrize("gap, drawn", [(150, "short"), (40, "none")])
+def test_a_face_text_that_would_cover_a_neighbour_is_shortened_or_left_out(gap: int, drawn: str) -> None:
+    """Face A's angles line goes under its box, over the row where face B (to its right and lower)
+    stands. On its own A gets the long line; beside B the short one ("y+15 p-5 r+0") where that clears
+    B's box, and no line where neither form does; B is never drawn over."""
+    a = face(track_id=1)
+    b = moved(a, a.box.x0 + gap - a.box.x0, a.box.height + 8, track_id=2)
+    assert a.box.iou(b.box) == 0 and b.box.y0 < a.box.y1 + 10 < b.box.y1
+    row = slice(int(a.box.y1 + 4), int(a.box.y1 + 18))  # the text's rows, below A's box and its axes
+    x0, bx0 = int(a.box.x0), int(b.box.x0)
+    blank = np.zeros((SIZE[1], SIZE[0], 3), np.uint8)
+    alone = changed(blank, draw_faces(blank.copy(), [a], "ibug68", only(pose_axes=True)))[row]
+    both = changed(blank, draw_faces(blank.copy(), [a, b], "ibug68", only(pose_axes=True)))[row]
+    assert alone[:, x0 + 150:x0 + 180].any(), "alone, the long line reaches past 150 px"
+    left_of_b = both[:, x0:bx0]
+    if drawn == "short":
+        assert left_of_b[:, :60].any() and not left_of_b[:, 125:].any()  # the short form is 120 px wide
+    else:
+        assert not left_of_b.any()
