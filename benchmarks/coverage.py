@@ -1,7 +1,7 @@
 """Coverage: on how many frames is a face found and tracked, per detector choice, how many faces per
 frame against MediaPipe Face Mesh — and what it costs.
 
-    python -m benchmarks.coverage [--model FILE] [--video CLIP ...] [--made DIR] [--frames N]
+    python -m benchmarks.coverage [--model FILE] [--video CLIP ...] [--made DIR] [--frames N] [--max-faces N]
 
 Clips: the seven shared clips as they are, and the clips ``tools.make_clips`` derives from them into
 ``--made DIR`` (made there first when the folder holds none; its docstring and benchmarks/RESULTS.md say
@@ -12,7 +12,8 @@ shared MERL-RAV photos a turn to profile and back and faces that first appear in
 Rows: our pipeline (detect + track, :class:`core.pipeline.FramePipeline`) with each choice of
 ``core.detection.DETECTORS`` (``auto`` = short range, then full range when no face was accepted),
 MediaPipe's own detectors run alone on every frame, and MediaPipe Face Mesh in video mode with
-``max_num_faces`` = :data:`MESH_MAX_FACES` (at least the most faces of any clip). Coverage = frames with
+``max_num_faces`` = :data:`MESH_MAX_FACES` (the most faces of any clip but the crowd), or both ours and
+Face Mesh at ``--max-faces`` (the crowd: ``--video crowd_6.mp4 --max-faces 6``). Coverage = frames with
 at least one face / frames; faces per frame = faces reported / frames; detector runs = frames on which
 our pipeline ran a detector (the cost of finding faces). Time = mean milliseconds per
 frame of the whole pipeline (or of the detector or Face Mesh alone), measured in the same run, so
@@ -23,7 +24,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -59,8 +60,11 @@ class Runner:
     detections: int | None = None  # frames on which our pipeline ran its detector (None: not ours)
 
 
-def pipeline_runner(model: LandmarkModel, detector: str) -> Runner:
-    pipeline = FramePipeline(model, PipelineConfig(detector=detector))
+def pipeline_runner(model: LandmarkModel, detector: str, max_faces: int | None = None) -> Runner:
+    config = PipelineConfig(detector=detector)
+    if max_faces is not None:
+        config = replace(config, tracker=replace(config.tracker, max_faces=max_faces))
+    pipeline = FramePipeline(model, config)
     runner = Runner(f"ours, --detector {detector}", lambda frame, t: set(), detections=0)
 
     def step(frame: np.ndarray, t: float) -> set[int]:
@@ -78,17 +82,20 @@ def detector_runner(full_range: bool) -> Runner:
                   lambda frame, t: set(range(len(detector.detect(frame)))))
 
 
-def mesh_runner() -> Runner:
-    mesh = FaceMeshPeer(max_faces=MESH_MAX_FACES)
-    return Runner(f"MediaPipe Face Mesh (max_num_faces {MESH_MAX_FACES})",
+def mesh_runner(max_faces: int = MESH_MAX_FACES) -> Runner:
+    mesh = FaceMeshPeer(max_faces=max_faces)
+    return Runner(f"MediaPipe Face Mesh (max_num_faces {max_faces})",
                   lambda frame, t: set(range(len(mesh.faces(frame)))))
 
 
-def measure_clip(model: LandmarkModel, frames: list[np.ndarray], fps: float, label: str, use_mesh: bool) -> list[Runner]:
+def measure_clip(model: LandmarkModel, frames: list[np.ndarray], fps: float, label: str, use_mesh: bool,
+                 max_faces: int | None = None) -> list[Runner]:
     """Every row on every frame, in turn frame by frame, so a load change on the (shared) machine
-    slows all rows alike and their time ratios stay comparable."""
-    runners = [pipeline_runner(model, d) for d in PIPELINE_DETECTORS] + [detector_runner(f) for f in (False, True)]
-    runners += [mesh_runner()] if use_mesh else []
+    slows all rows alike and their time ratios stay comparable. ``max_faces``: ours and Face Mesh follow
+    at most that many (None: ours its default, Face Mesh :data:`MESH_MAX_FACES`)."""
+    runners = [pipeline_runner(model, d, max_faces) for d in PIPELINE_DETECTORS]
+    runners += [detector_runner(f) for f in (False, True)]
+    runners += [mesh_runner(max_faces or MESH_MAX_FACES)] if use_mesh else []
     for index, frame in enumerate(tqdm(frames, desc=label, unit="frame", leave=False)):
         for runner in runners:
             start = time.perf_counter()
@@ -106,6 +113,8 @@ def build_parser():
     p.add_argument("--made", type=Path, help="folder of tools.make_clips' clips, made there if it holds none")
     p.add_argument("--frames", type=int, default=None, help="use at most N frames of each clip")
     p.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: physical cores)")
+    p.add_argument("--max-faces", type=int, default=None,
+                   help=f"ours and Face Mesh follow at most N faces (default: ours its own, Face Mesh {MESH_MAX_FACES})")
     return p
 
 
@@ -124,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         for clip in clips:
             frames, fps = read_frames(clip)
             frames = frames[:args.frames]
-            for runner in measure_clip(model, frames, fps, clip.name, reason is None):
+            for runner in measure_clip(model, frames, fps, clip.name, reason is None, args.max_faces):
                 ours = runner.label.startswith("ours")
                 rows.append([clip.name, runner.label, f"{len(frames)}", f"{100 * runner.covered / len(frames):.1f}",
                              f"{runner.faces / len(frames):.2f}", f"{1000 * runner.seconds / len(frames):.2f}",

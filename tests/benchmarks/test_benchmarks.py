@@ -168,6 +168,9 @@ def test_coverage_smoke(model_path: Path, videos: dict[str, Path], tmp_path: Pat
     for detector in coverage.PIPELINE_DETECTORS:
         assert f"ours, --detector {detector} |" in text
     assert "MediaPipe Face Mesh (max_num_faces 3)" in text
+    six = tmp_path / "six.md"
+    assert coverage.main(argv[:-1] + [str(six), "--max-faces", "6"]) == 0
+    assert "MediaPipe Face Mesh (max_num_faces 6)" in section_of(six, "Coverage: frames with a face per detector")
 
 
 def sway_sequence(reference: np.ndarray, motion: stability.Motion, centre: tuple[float, float], size: float,
