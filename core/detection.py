@@ -154,9 +154,10 @@ class TileSweep:
 
     BlazeFace sees a frame shrunk to its input (128 px for short range), so a 50 px face in a 680 px
     wide frame becomes about 10 px there and is missed; in a half that overlaps the other by
-    ``overlap`` of its side it becomes about 17 px and is found. On the made six-face crowd clip
-    (``benchmarks/RESULTS.md``) short range on both halves found all six faces on every sampled frame,
-    full range on the whole frame 5.3 of them, short range on the whole frame 4.3. One half per call
+    ``overlap`` of its side it becomes about 17 px and is found. On the made six-face crowd clip short
+    range on both halves found all six faces on each of 88 frames checked (every second one), while on
+    the whole frame full range finds 5.3 faces per frame and short range 4.3 (``benchmarks.coverage
+    --max-faces 6``, ``benchmarks/RESULTS.md``). One half per call
     keeps each call's cost at one detector run; the pipeline calls it on its widened sweeps.
 
     The halves split the longer side. A box touching a half's inner edge is dropped: it may be part of
