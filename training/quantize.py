@@ -15,10 +15,15 @@ The fp32 file is left as it is; the INT8 file carries the same metadata with ``_
 the fp32 file's SHA-256 (``quantized_from``), so the runtime runs it in the fp32 file's place only while
 the two belong together (``core.runtime.precision``).
 
-The head stays in fp32: the two 1×1 output convolutions and the decoding tail (offset scaling, adding
-the placed templates, the sigmoid, the reshapes). Offsets are fractions of the crop, so one uint8 step
-of the regression output is about a pixel. Measured on v3 (180 validation faces): everything quantised,
-+0.52 NME points and 1.24 px drift; with only the tail in fp32, +0.51 and 1.22 px — both refused.
+The head's outputs stay in fp32: the two 1×1 output convolutions and the decoding tail (offset scaling,
+adding the placed templates, the sigmoid, the reshapes). Offsets are fractions of the crop, so one uint8
+step of the regression output is about a pixel. Measured on v3 (180 validation faces): everything
+quantised, +0.52 NME points and 1.24 px drift; with only the tail in fp32, +0.51 and 1.22 px — both refused.
+The regression convolution (256 → 3264 channels on a 5×5 grid) was then the costliest single node, 0.26 of
+v5's 1.5 ms a crop in fp32, so :func:`integer_head` makes it a matrix product whose weights are int8 (per
+output channel) and whose input is quantised on each call from its own range, with an fp32 output:
+no output step, and 0.09 ms. On v5's 180 validation faces: NME 5.07 against 5.06 %, 1.35 instead of 1.57
+ms a real crop (``benchmarks/RESULTS.md``, model card).
 
 So does the input end: the stem convolution and the first (downsampling) block. Quantisation noise
 shows as jitter — on a still face with camera noise v5's points shook 0.37 % of the inter-ocular distance
@@ -37,7 +42,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_dynamic,
+                                      quantize_static)
 
 from core.offline.datasets import FaceRecord
 from core.decode import aggregate
@@ -123,6 +129,51 @@ def _mark_int8(path: Path, fp32_path: Path, fp32_nme: float, int8_nme: float) ->
     onnx.save(graph, str(path))
 
 
+#: The regression output convolution's weight, and the layout the decoding tail reads its output in.
+_REGRESSION_WEIGHT = "model.regression.weight"
+_TO_CHANNELS_LAST = [0, 2, 3, 1]
+
+
+def integer_head(path: Path) -> bool:
+    """Rewrite, in place, the regression head of a statically quantised file as an int8 matrix product
+    with an fp32 output (see the module docstring); False, the file untouched, where the head is not a
+    1×1 convolution read channels-last by the decoding tail (another architecture keeps it in fp32).
+
+    The convolution and the tail's transpose to channels-last become: transpose the (small) input to
+    channels-last, ``MatMul`` by the transposed weight, add the bias, under the transpose's output name;
+    ONNX Runtime's dynamic quantiser then turns that ``MatMul`` alone into ``DynamicQuantizeLinear`` +
+    ``MatMulInteger``, which it runs as one fused kernel."""
+    model = onnx.load(str(path))
+    graph = model.graph
+    weights = {i.name: i for i in graph.initializer}
+    conv = next((n for n in graph.node if n.op_type == "Conv" and _REGRESSION_WEIGHT in n.input), None)
+    after = [n for n in graph.node if conv is not None and conv.output[0] in n.input]
+    if conv is None or len(after) != 1 or after[0].op_type != "Transpose" or len(conv.input) != 3 \
+            or list(onnx.helper.get_attribute_value(after[0].attribute[0])) != _TO_CHANNELS_LAST:
+        return False
+    weight = onnx.numpy_helper.to_array(weights[_REGRESSION_WEIGHT])
+    if weight.shape[2:] != (1, 1):
+        return False
+    features, transposed, product = conv.name + "/input_channels_last", _REGRESSION_WEIGHT + "_t", conv.name + "/product"
+    at = list(graph.node).index(conv)
+    for node in (conv, after[0]):
+        graph.node.remove(node)
+    graph.initializer.remove(weights[_REGRESSION_WEIGHT])
+    graph.initializer.append(onnx.numpy_helper.from_array(np.ascontiguousarray(weight[:, :, 0, 0].T), transposed))
+    graph.node.insert(at, onnx.helper.make_node("Transpose", [conv.input[0]], [features], name=conv.name + "/to_channels_last",
+                                                perm=_TO_CHANNELS_LAST))
+    graph.node.insert(at + 1, onnx.helper.make_node("MatMul", [features, transposed], [product], name=conv.name + "/matmul"))
+    graph.node.insert(at + 2, onnx.helper.make_node("Add", [product, conv.input[2]], [after[0].output[0]],
+                                                    name=conv.name + "/bias"))
+    onnx.checker.check_model(model)
+    rewritten = path.with_name(path.stem + "_matmul.onnx")
+    onnx.save(model, str(rewritten))
+    quantize_dynamic(str(rewritten), str(path), weight_type=QuantType.QInt8, per_channel=True,
+                     nodes_to_quantize=[conv.name + "/matmul"])
+    rewritten.unlink()
+    return True
+
+
 def mean_drift(a: OnnxPredictor, b: OnnxPredictor, crops: np.ndarray, batch: int = 32) -> float:
     """Mean distance in crop pixels between the two models' aggregated landmarks on the same crops."""
     dists = []
@@ -145,6 +196,7 @@ def quantize_int8(fp32_path: str | Path, out: str | Path, calibration: list[Face
         quantize_static(str(fp32_path), str(staged), _CropReader(calib), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                         nodes_to_exclude=fp32_nodes(fp32_path), calibrate_method=CALIBRATION_METHODS[method])
+        integer_head(staged)
         int8 = OnnxPredictor.from_file(staged, "cpu")
         fp32_nme = float(evaluate(fp32, validation).nmes.mean())
         int8_nme = float(evaluate(int8, validation).nmes.mean())
