@@ -34,9 +34,10 @@ CANDIDATE_CONFIDENCE = 0.45
 #: The refined crop is reported as a face only at this confidence, above the tracker's 0.5 (on MERL-RAV
 #: profiles refined crops reach 0.47–0.77). It does not keep every background out: on the three made faceless
 #: clips' backgrounds refined crops reached 0.64 with the fp32 model (0.65 with INT8), on 10 of 115 sampled
-#: frames above 0.6. The pipeline crops such a proposal again and keeps it only if the tracker accepts that
-#: crop: through the whole pipeline the shipped INT8 model reports no face on any of those backgrounds, the
-#: fp32 file one frame of the webcam clip's, at 0.508 (``tests/core/test_profiles.py``, faceless stretches).
+#: frames above 0.6. The pipeline crops such a proposal again and starts a track only if that crop reaches
+#: this confidence too (``CropRequest.start_confidence``): at the tracker's 0.5 a blurred shelf of the webcam
+#: clip was followed for a few frames at 0.505–0.535 (``tests/core/test_profiles.py``, faceless stretches),
+#: while the profiles it finds on the made profile-start clip reach 0.65–0.67 there.
 FACE_CONFIDENCE = 0.6
 #: A grid crop runs again only when this share of its cells (``core.shots.watch_image``) changed by
 #: more than ``core.shots.CHANGE_LEVEL`` since it last scored below the candidate confidence. A face of

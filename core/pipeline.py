@@ -196,6 +196,9 @@ class FramePipeline:
             if not self.tracker.tracks:
                 self.schedule.ran(index, timestamp)
             requests = self.tracker.plan(boxes, info.input_size, info.crop_margin)
+            if isinstance(stage, LandmarkSearch):  # its faces must hold its own bar at the tracker's crop too
+                requests = [r if r.track_id is not None else replace(r, start_confidence=stage.face_confidence)
+                            for r in requests]
             clock = self._infer(frame, requests, estimates, timings, _lap(timings, "detect", clock))
             if any(self.tracker.accepts(estimates[_key(r)].landmarks, estimates[_key(r)].confidence)
                    for r in requests if r.track_id is None or not widened):

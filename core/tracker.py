@@ -101,6 +101,9 @@ class CropRequest:
     track_id: int | None
     matrix: np.ndarray
     from_detection: bool
+    #: A new face from this crop is followed only at this confidence or above, when it is higher than the
+    #: tracker's own ``lost_confidence`` (a proposal of the landmark search: ``core.landmark_search``).
+    start_confidence: float = 0.0
 
 
 @dataclass
@@ -161,7 +164,7 @@ class Tracker:
             self.tracks.remove(track)
             track = None
         if track is None:
-            if not believed:
+            if not believed or confidence < request.start_confidence:
                 return None  # a detection the model does not believe is a face
             smoother = self.make_smoother()
             track = Track(next(self._ids), landmarks, smoother.update(landmarks, confidence, timestamp, uncertainty), confidence,

@@ -87,6 +87,22 @@ def test_unconvincing_new_detection_is_discarded_and_duplicates_merge() -> None:
     assert [t.track_id for t in tracker.tracks] == [1]
 
 
+def test_a_new_face_is_followed_only_at_its_requests_start_confidence() -> None:
+    """A landmark-search proposal carries the search's own bar (0.6): at 0.55 the tracker, whose bar is
+    0.5, still starts no track from it; a track it follows keeps the tracker's bar."""
+    from dataclasses import replace
+
+    tracker = make_tracker()
+    face = face_at(200, 200)
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    assert tracker.update(replace(req, start_confidence=0.6), face, 0.55, 0.0) is None and tracker.tracks == []
+    (req,) = tracker.plan([landmark_box(face)], 224, 1.5)
+    track = tracker.update(replace(req, start_confidence=0.6), face, 0.65, 0.0)
+    assert track is not None and track.lost_frames == 0
+    (req,) = tracker.plan(None, 224, 1.5)
+    assert tracker.update(req, face, 0.55, 0.03) is track and track.lost_frames == 0
+
+
 def test_max_faces_caps_new_tracks() -> None:
     tracker = make_tracker(max_faces=2)
     boxes = [landmark_box(face_at(100 + 150 * i, 100)) for i in range(4)]
