@@ -3,6 +3,7 @@ memory bounded, and a flush that waits for what was handed over."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -21,6 +22,19 @@ def test_prefetch_keeps_order_and_stops_early() -> None:
     assert [next(stream) for _ in range(10)] == list(range(10))
     stream.close()  # joins the producer
     assert len(produced) <= 10 + 3 + 1, "never more than the queue depth ahead"
+
+
+def test_closing_early_does_not_wait_for_the_producers_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A producer blocked on the full queue is released by the close itself: with a poll of a minute,
+    closing still returns at once (a --max-frames run used to wait up to one poll, 0.1 s)."""
+    monkeypatch.setattr("core.background._POLL_S", 60.0)
+    stream = prefetch(iter(range(100)), depth=2)
+    assert next(stream) == 0
+    time.sleep(0.2)  # the producer fills the queue and waits for room
+    closer = threading.Thread(target=stream.close)
+    closer.start()
+    closer.join(timeout=10)
+    assert not closer.is_alive(), "close waited for the producer's poll"
 
 
 def test_prefetch_and_writer_hand_errors_to_the_caller() -> None:
