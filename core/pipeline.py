@@ -139,7 +139,7 @@ class FramePipeline:
         old, self.config = self.config, config
         if config.detector != old.detector:
             previous, self.detector = self.detector, make_detector(config.detector)
-            _close(previous)
+            close_detector(previous)
         self._new_schedule()
         searching = {"detection_interval": 0, "search_delay": 0.0, "max_faces": 0}
         if config.smoother != old.smoother or replace(config.tracker, **searching) != replace(old.tracker, **searching):
@@ -150,7 +150,7 @@ class FramePipeline:
 
     def close(self) -> None:
         """Release the detector (MediaPipe holds a graph and its threads)."""
-        _close(self.detector)
+        close_detector(self.detector)
 
     def set_model(self, model: LandmarkModel) -> None:
         """Swap the model (e.g. a custom file from settings); tracks restart since crops may differ."""
@@ -315,7 +315,8 @@ def _key(request: CropRequest) -> bytes:
     return np.asarray(request.matrix, dtype=np.float64).tobytes()
 
 
-def _close(detector: FaceDetector) -> None:
+def close_detector(detector: FaceDetector) -> None:
+    """Release a detector's resources, if it holds any."""
     close = getattr(detector, "close", None)  # the Haar cascade holds nothing to release
     if close is not None:
         close()
