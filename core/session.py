@@ -140,8 +140,9 @@ class Session:
         if writer is not None:
             writer.close()
 
-    def _deliver(self, item: tuple[Processed, tuple[Sink, ...]]) -> None:
-        """The writer thread: one frame to the sinks that were open when it was processed."""
+    def _deliver(self, item: tuple[Processed, tuple[Sink, ...], bool]) -> None:
+        """The writer thread: one frame to the sinks that were open when it was processed, described
+        first when it was left to this thread (``behind``)."""
         processed, sinks, behind = item
         if behind:
             self._described(self.pipeline.describe(processed.result, processed.frame.image))

@@ -22,8 +22,8 @@ quantised, +0.52 NME points and 1.24 px drift; with only the tail in fp32, +0.51
 The regression convolution (256 → 3264 channels on a 5×5 grid) was then the costliest single node, 0.26 of
 v5's 1.5 ms a crop in fp32, so :func:`integer_head` makes it a matrix product whose weights are int8 (per
 output channel) and whose input is quantised on each call from its own range, with an fp32 output:
-no output step, and 0.09 ms. On v5's 180 validation faces: NME 5.07 against 5.06 %, 1.35 instead of 1.57
-ms a real crop (``benchmarks/RESULTS.md``, model card).
+no output step, and 0.09 ms. On v5's 180 validation faces the shipped file scores NME 5.08 against fp32's
+5.06 %, and takes 1.35 instead of 1.57 ms a real crop (assets/MODEL_CARD.md, "INT8").
 
 So does the input end: the stem convolution and the first (downsampling) block. Quantisation noise
 shows as jitter — on a still face with camera noise v5's points shook 0.37 % of the inter-ocular distance
