@@ -16,11 +16,16 @@ Ours and the yardstick run in turn (A B A B …, one unmeasured warm-up each fir
 is taken pair by pair (yardstick seconds / ours: above 1 means ours is faster), so a drift of the
 machine's load falls on both sides of a pair. The table gives medians: wall seconds, CPU seconds
 (user + system of the finished process, from the operating system) and the ratios.
+
+``--ours-options '--detector short --max-faces 1'`` times our job with capabilities Face Mesh lacks
+switched off (full range, the landmark search for profiles, more than one face): the bound that the
+default schedule's cost is measured against, and what a user who needs none of them gets.
 """
 from __future__ import annotations
 
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -62,12 +67,11 @@ def timed_run(command: list[str], env: dict[str, str]) -> tuple[float, float]:
 
 
 def commands(mode: str, clip: Path, scratch: Path, run: int, model: str,
-             mesh_faces: int = 1, max_faces: int | None = None) -> tuple[list[str], list[str] | None]:
-    """(ours, the yardstick or None) for one run, writing into ``scratch`` under fresh names; ours follows
-    at most ``max_faces`` faces (None: its default)."""
+             mesh_faces: int = 1, options: tuple[str, ...] = ()) -> tuple[list[str], list[str] | None]:
+    """(ours, the yardstick or None) for one run, writing into ``scratch`` under fresh names; ``options``
+    are main.py options of ours (e.g. ``--max-faces 6``)."""
     python = sys.executable
-    ours = [python, "main.py", "--source", str(clip), "--model", model]
-    ours += [] if max_faces is None else ["--max-faces", str(max_faces)]
+    ours = [python, "main.py", "--source", str(clip), "--model", model, *options]
     mesh = [python, "-m", "benchmarks.mesh_job", "--source", str(clip), "--max-faces", str(mesh_faces)]
     a, b = scratch / f"ours_{mode}_{run}", scratch / f"mesh_{mode}_{run}"
     if mode == "window":
@@ -84,13 +88,13 @@ def commands(mode: str, clip: Path, scratch: Path, run: int, model: str,
 
 
 def measure(mode: str, clip: Path, runs: int, model: str, bar: tqdm, mesh_faces: int = 1,
-            max_faces: int | None = None) -> tuple[Timing, Timing]:
+            options: tuple[str, ...] = ()) -> tuple[Timing, Timing]:
     """``runs`` counted pairs (after one warm-up pair) of ours and the yardstick."""
     env = {**os.environ, "QT_QPA_PLATFORM": os.environ.get("QT_QPA_PLATFORM", "offscreen")}
     ours, mesh = Timing(), Timing()
     with tempfile.TemporaryDirectory(prefix="whole_job_") as scratch:
         for run in range(runs + 1):
-            a, b = commands(mode, clip, Path(scratch), run, model, mesh_faces, max_faces)
+            a, b = commands(mode, clip, Path(scratch), run, model, mesh_faces, options)
             for command, timing in ((a, ours), (b, mesh)):
                 if command is None:
                     continue
@@ -125,7 +129,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="Face Mesh's max_num_faces (default 1; give at least the clips' number of faces)")
     parser.add_argument("--max-faces", type=int, default=None,
                         help="ours: faces followed at most (main.py --max-faces; default: its own, 4)")
+    parser.add_argument("--ours-options", default="", metavar="'OPTIONS'",
+                        help="more main.py options for ours, one quoted string (e.g. '--detector short': what our "
+                             "job costs with a capability switched off)")
     args = parser.parse_args(argv)
+    options = tuple(([] if args.max_faces is None else ["--max-faces", str(args.max_faces)])
+                    + shlex.split(args.ours_options))
     missing = [str(c) for c in args.clips if not c.is_file()]
     if missing:
         print(f"error: clip not found: {', '.join(missing)}", file=sys.stderr)
@@ -137,14 +146,14 @@ def main(argv: list[str] | None = None) -> int:
             for clip in args.clips:
                 for mode in args.modes:
                     rows.append(row(clip, mode, *measure(mode, clip, args.runs, args.model, bar, args.mesh_faces,
-                                                         args.max_faces)))
+                                                         options)))
     except RuntimeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     table = markdown_table(["clip", "job", "pairs", "ours wall s", "Face Mesh wall s", "speed (wall)",
                             "ours CPU s", "Face Mesh CPU s", "speed (CPU)"], rows)
     print(table)
-    faces = "" if args.max_faces is None else f" --max-faces {args.max_faces}"
+    faces = "".join(f" {shlex.quote(option)}" for option in options)
     notes = [f"ours: `python main.py --source CLIP{faces} --headless --landmarks OUT.csv [--output OUT.mp4] "
              "[--max-frames 1]`; window: `python main.py --source CLIP --screenshot OUT.png --frames 1`",
              f"Face Mesh: `python -m benchmarks.mesh_job --source CLIP --max-faces {args.mesh_faces} --landmarks "

@@ -297,3 +297,12 @@ def test_threads_benchmark_smoke(model_path: Path, videos: dict[str, Path], tmp_
     text = section_of(results, "Inference threads")
     assert text.count("threads, spinning on |") == 2 and text.count("threads, spinning off |") == 2
     assert sum(line.startswith(("| 1 thread ", "| 2 threads ")) for line in text.splitlines()) >= 2
+
+
+def test_whole_job_passes_our_options_to_our_command_only(tmp_path: Path) -> None:
+    from benchmarks import whole_job
+
+    ours, mesh = whole_job.commands("csv", Path("clip.mp4"), tmp_path, 0, "m.onnx", 1,
+                                    ("--max-faces", "1", "--detector", "short"))
+    assert ours[ours.index("--detector") + 1] == "short" and ours[ours.index("--max-faces") + 1] == "1"
+    assert "--detector" not in mesh and mesh[mesh.index("--max-faces") + 1] == "1"
