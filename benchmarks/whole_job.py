@@ -87,6 +87,18 @@ def commands(mode: str, clip: Path, scratch: Path, run: int, model: str,
     return ours, mesh
 
 
+def faces_followed(options: tuple[str, ...]) -> int:
+    """The ``--max-faces`` that main.py takes from ``options`` (its last one, as argparse does), else its
+    default: what the table's note says ours followed."""
+    followed = TrackerConfig().max_faces
+    for k, option in enumerate(options):
+        if option == "--max-faces" and k + 1 < len(options):
+            followed = int(options[k + 1])
+        elif option.startswith("--max-faces="):
+            followed = int(option.split("=", 1)[1])
+    return followed
+
+
 def measure(mode: str, clip: Path, runs: int, model: str, bar: tqdm, mesh_faces: int = 1,
             options: tuple[str, ...] = ()) -> tuple[Timing, Timing]:
     """``runs`` counted pairs (after one warm-up pair) of ours and the yardstick."""
@@ -153,12 +165,13 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown_table(["clip", "job", "pairs", "ours wall s", "Face Mesh wall s", "speed (wall)",
                             "ours CPU s", "Face Mesh CPU s", "speed (CPU)"], rows)
     print(table)
-    faces = "".join(f" {shlex.quote(option)}" for option in options)
-    notes = [f"ours: `python main.py --source CLIP{faces} --headless --landmarks OUT.csv [--output OUT.mp4] "
+    extra = "".join(f" {shlex.quote(option)}" for option in options)
+    followed = faces_followed(options)
+    notes = [f"ours: `python main.py --source CLIP{extra} --headless --landmarks OUT.csv [--output OUT.mp4] "
              "[--max-frames 1]`; window: `python main.py --source CLIP --screenshot OUT.png --frames 1`",
              f"Face Mesh: `python -m benchmarks.mesh_job --source CLIP --max-faces {args.mesh_faces} --landmarks "
              f"OUT.csv [--output OUT.mp4] [--max-frames 1]` (same encoder settings as ours; ours follows up to "
-             f"{args.max_faces or TrackerConfig().max_faces} faces and always looks for new ones)",
+             + (f"{followed} faces and always looks for new ones)" if followed > 1 else "1 face)"),
              "speed = Face Mesh seconds / ours, the median of per-pair ratios (min–max in brackets); "
              "wall and CPU seconds are medians of whole processes"]
     for note in notes:

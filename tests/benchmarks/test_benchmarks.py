@@ -306,3 +306,12 @@ def test_whole_job_passes_our_options_to_our_command_only(tmp_path: Path) -> Non
                                     ("--max-faces", "1", "--detector", "short"))
     assert ours[ours.index("--detector") + 1] == "short" and ours[ours.index("--max-faces") + 1] == "1"
     assert "--detector" not in mesh and mesh[mesh.index("--max-faces") + 1] == "1"
+
+
+def test_whole_job_notes_the_faces_our_options_let_it_follow() -> None:
+    from benchmarks import whole_job
+    from core.tracker import TrackerConfig
+
+    assert whole_job.faces_followed(()) == TrackerConfig().max_faces
+    assert whole_job.faces_followed(("--max-faces", "6", "--detector", "short", "--max-faces", "1")) == 1
+    assert whole_job.faces_followed(("--max-faces=3",)) == 3
