@@ -38,7 +38,7 @@ from tqdm import tqdm
 
 from benchmarks.reporting import Section, append_section, benchmark_parser, command_line, markdown_table
 from core.paths import REPO_ROOT, SHARED_VIDEOS as VIDEO_DIR
-from core.tracker import TrackerConfig
+from main import build_parser, run_options
 
 SHARED_CLIPS = (VIDEO_DIR / "pyfeat_WolfgangLanger_Pexels.mp4", VIDEO_DIR / "pyfeat_single_face.mp4")
 DEFAULT_CLIPS = SHARED_CLIPS if all(c.is_file() for c in SHARED_CLIPS) else (REPO_ROOT / "assets" / "demo.mp4",)
@@ -88,15 +88,9 @@ def commands(mode: str, clip: Path, scratch: Path, run: int, model: str,
 
 
 def faces_followed(options: tuple[str, ...]) -> int:
-    """The ``--max-faces`` that main.py takes from ``options`` (its last one, as argparse does), else its
-    default: what the table's note says ours followed."""
-    followed = TrackerConfig().max_faces
-    for k, option in enumerate(options):
-        if option == "--max-faces" and k + 1 < len(options):
-            followed = int(options[k + 1])
-        elif option.startswith("--max-faces="):
-            followed = int(option.split("=", 1)[1])
-    return followed
+    """The faces ours follows at most under main.py ``options``, as main.py's own parser reads them
+    (the table's note says it); an option main.py refuses ends the benchmark before any run."""
+    return run_options(build_parser().parse_args(["--headless", *options])).pipeline.tracker.max_faces
 
 
 def measure(mode: str, clip: Path, runs: int, model: str, bar: tqdm, mesh_faces: int = 1,
@@ -147,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     options = tuple(([] if args.max_faces is None else ["--max-faces", str(args.max_faces)])
                     + shlex.split(args.ours_options))
+    followed = faces_followed(options)
     missing = [str(c) for c in args.clips if not c.is_file()]
     if missing:
         print(f"error: clip not found: {', '.join(missing)}", file=sys.stderr)
@@ -166,7 +161,6 @@ def main(argv: list[str] | None = None) -> int:
                             "ours CPU s", "Face Mesh CPU s", "speed (CPU)"], rows)
     print(table)
     extra = "".join(f" {shlex.quote(option)}" for option in options)
-    followed = faces_followed(options)
     notes = [f"ours: `python main.py --source CLIP{extra} --headless --landmarks OUT.csv [--output OUT.mp4] "
              "[--max-frames 1]`; window: `python main.py --source CLIP --screenshot OUT.png --frames 1`",
              f"Face Mesh: `python -m benchmarks.mesh_job --source CLIP --max-faces {args.mesh_faces} --landmarks "
