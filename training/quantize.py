@@ -168,9 +168,11 @@ def integer_head(path: Path) -> bool:
     onnx.checker.check_model(model)
     rewritten = path.with_name(path.stem + "_matmul.onnx")
     onnx.save(model, str(rewritten))
-    quantize_dynamic(str(rewritten), str(path), weight_type=QuantType.QInt8, per_channel=True,
-                     nodes_to_quantize=[conv.name + "/matmul"])
-    rewritten.unlink()
+    try:
+        quantize_dynamic(str(rewritten), str(path), weight_type=QuantType.QInt8, per_channel=True,
+                         nodes_to_quantize=[conv.name + "/matmul"])
+    finally:
+        rewritten.unlink()  # a failed quantisation leaves no stray file beside the model
     return True
 
 
