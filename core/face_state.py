@@ -128,7 +128,8 @@ def measure(landmarks: np.ndarray, scheme: LandmarkScheme | str, frame_bgr: np.n
 class BlinkDetector:
     """Blink events for one tracked face, with hysteresis (see the module docstring).
 
-    The open level is the median mean-EAR over the previous ``window_s`` seconds: a blink (a few
+    The signal is the eye contrast, or the mean EAR for a state measured without a frame (:meth:`update`).
+    The open level is the signal's median over the previous ``window_s`` seconds: a blink (a few
     frames) barely moves it, a lasting change (a smile narrows the eyes) is followed within the window.
     The window is 0.6 s, not longer: a smile can narrow the eyes by half within a third of a second, and
     a blink that follows at once (the single-face clip: a smile over frames 17-25, the lids shut at 26-28)
@@ -155,28 +156,28 @@ class BlinkDetector:
 
     @property
     def open_level(self) -> float | None:
-        """The current open-eye EAR (None until a frame was seen)."""
+        """The current open-eye signal (None until a frame was seen)."""
         return statistics.median(e for _, e in self._history) if self._history else None
 
     def update(self, state: FaceState, t: float) -> FaceState:
         """Feed one frame's measured state at time ``t`` (s); returns it with the blink fields set. The
         signal is the eye contrast, or the mean EAR for a state measured without a frame; a frame whose
         contrast could not be read (NaN) changes nothing."""
-        ear = state.eyes if state.eye_contrast is None else state.eye_contrast
-        if not math.isfinite(ear):
+        signal = state.eyes if state.eye_contrast is None else state.eye_contrast
+        if not math.isfinite(signal):
             return replace(state, eyes_closed=self._closed_since is not None, blink=False, blinks=self.blinks)
         t, level = float(t), self.open_level
         blink = False
         if level is not None:
-            if self._closed_since is None and ear < self.close_ratio * level:
-                self._closed_since, self._closed_min = t, ear
+            if self._closed_since is None and signal < self.close_ratio * level:
+                self._closed_since, self._closed_min = t, signal
             elif self._closed_since is not None:
-                self._closed_min = min(self._closed_min, ear)
-                if ear > self.open_ratio * level and ear > self.reopen_rise * self._closed_min:
+                self._closed_min = min(self._closed_min, signal)
+                if signal > self.open_ratio * level and signal > self.reopen_rise * self._closed_min:
                     blink = t - self._closed_since <= self.max_blink_s
                     self.blinks += blink
                     self._closed_since = None
-        self._history.append((t, ear))
+        self._history.append((t, signal))
         while self._history and self._history[0][0] < t - self.window_s:
             self._history.popleft()
         return replace(state, eyes_closed=self._closed_since is not None, blink=blink, blinks=self.blinks)
